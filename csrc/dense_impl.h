@@ -1,0 +1,153 @@
+/* dense_impl.h -- template body of dense.c, instantiated per REAL by fastnn_real.h.
+ *
+ * Every output element is a sum taken in a fixed order (bias first, then p = 0, 1, ..., d_in - 1), whatever
+ * the blocking or the number of threads, so results do not depend on n_threads. */
+#include "act_rows.h"
+
+#ifndef FASTNN_DENSE_CONSTANTS
+#define FASTNN_DENSE_CONSTANTS
+#define DENSE_ROW_BLOCK 4   /* rows of the output updated together: each loaded weight is used 4 times */
+#define DENSE_COL_BLOCK 512 /* columns per tile: 4 x 512 outputs stay in L1/L2 while d_in streams past */
+#define DOT_LANES 8         /* independent partial sums, so the dot product vectorises without -ffast-math */
+#endif
+
+/* C[r, :m] += sum_p A(r, p) * B[p, :m] for the `rows` (<= DENSE_ROW_BLOCK) rows of C starting at C (row
+ * length m), where A(r, p) = A[r * a_rs + p * a_cs]. B is row-major (k, m). */
+static void SFX(gemm_block)(REAL *C, const REAL *A, int64_t a_rs, int64_t a_cs, const REAL *B,
+                            int64_t rows, int64_t k, int64_t m)
+{
+    int64_t j0, j, p, r;
+    for (j0 = 0; j0 < m; j0 += DENSE_COL_BLOCK) {
+        int64_t cols = m - j0 < DENSE_COL_BLOCK ? m - j0 : DENSE_COL_BLOCK;
+        if (rows == DENSE_ROW_BLOCK) {
+            REAL *FASTNN_RESTRICT c0 = C + j0, *FASTNN_RESTRICT c1 = c0 + m;
+            REAL *FASTNN_RESTRICT c2 = c1 + m, *FASTNN_RESTRICT c3 = c2 + m;
+            for (p = 0; p < k; p++) {
+                const REAL *FASTNN_RESTRICT w = B + p * m + j0;
+                const REAL *a = A + p * a_cs;
+                REAL a0 = a[0], a1 = a[a_rs], a2 = a[2 * a_rs], a3 = a[3 * a_rs];
+                for (j = 0; j < cols; j++) {
+                    c0[j] += a0 * w[j];
+                    c1[j] += a1 * w[j];
+                    c2[j] += a2 * w[j];
+                    c3[j] += a3 * w[j];
+                }
+            }
+        } else {
+            for (r = 0; r < rows; r++) {
+                REAL *FASTNN_RESTRICT c = C + r * m + j0;
+                for (p = 0; p < k; p++) {
+                    const REAL *FASTNN_RESTRICT w = B + p * m + j0;
+                    REAL a = A[r * a_rs + p * a_cs];
+                    for (j = 0; j < cols; j++) c[j] += a * w[j];
+                }
+            }
+        }
+    }
+}
+
+static REAL SFX(dot)(const REAL *FASTNN_RESTRICT u, const REAL *FASTNN_RESTRICT v, int64_t len)
+{
+    REAL lane[DOT_LANES] = {0};
+    int64_t j, l, full = len - len % DOT_LANES;
+    for (j = 0; j < full; j += DOT_LANES)
+        for (l = 0; l < DOT_LANES; l++) lane[l] += u[j + l] * v[j + l];
+    for (; j < len; j++) lane[0] += u[j] * v[j];
+    REAL s = 0;
+    for (l = 0; l < DOT_LANES; l++) s += lane[l];
+    return s;
+}
+
+/* Rows [lo, hi) of y = act(x @ W + b). */
+static void SFX(dense_forward_rows)(REAL *y, const REAL *x, const REAL *W, const REAL *b, int64_t lo,
+                                    int64_t hi, int64_t d_in, int64_t d_out, int act, REAL alpha)
+{
+    int64_t i0, r, j;
+    for (i0 = lo; i0 < hi; i0 += DENSE_ROW_BLOCK) {
+        int64_t rows = hi - i0 < DENSE_ROW_BLOCK ? hi - i0 : DENSE_ROW_BLOCK;
+        REAL *yb = y + i0 * d_out;
+        for (r = 0; r < rows; r++)
+            for (j = 0; j < d_out; j++) yb[r * d_out + j] = b ? b[j] : (REAL)0;
+        SFX(gemm_block)(yb, x + i0 * d_in, d_in, 1, W, rows, d_in, d_out);
+        /* fused activation while the rows are still in cache */
+        if (act == FASTNN_ACT_SOFTMAX)
+            for (r = 0; r < rows; r++) SFX(softmax_row)(yb + r * d_out, d_out);
+        else if (act != FASTNN_ACT_LINEAR)
+            SFX(act_apply)(yb, rows * d_out, act, alpha);
+    }
+}
+
+static int SFX(check_dense)(const REAL *y, const REAL *x, const REAL *W, int64_t n, int64_t d_in,
+                            int64_t d_out)
+{
+    if (n < 0 || d_in < 1 || d_out < 1) return FASTNN_ESHAPE;
+    if (n > 0 && (y == NULL || x == NULL)) return FASTNN_EINVAL;
+    if (W == NULL) return FASTNN_EINVAL;
+    return FASTNN_OK;
+}
+
+static int SFX(check_act_code)(int act, double alpha)
+{
+    if (act < FASTNN_ACT_LINEAR || act > FASTNN_ACT_SOFTMAX) return FASTNN_EINVAL;
+    if (act == FASTNN_ACT_LEAKY_RELU && !(alpha > 0)) return FASTNN_EINVAL;
+    return FASTNN_OK;
+}
+
+int SFX(fastnn_dense_forward)(REAL *y, const REAL *x, const REAL *W, const REAL *b, int64_t n, int64_t d_in,
+                              int64_t d_out, int act, double alpha, int n_threads)
+{
+    int rc = SFX(check_dense)(y, x, W, n, d_in, d_out);
+    if (rc == FASTNN_OK) rc = SFX(check_act_code)(act, alpha);
+    if (rc != FASTNN_OK) return rc;
+    REAL alpha_r = (REAL)alpha;
+    FASTNN_FOR_RANGE(n, n * d_in * d_out, n_threads, lo, hi,
+                     SFX(dense_forward_rows)(y, x, W, b, lo, hi, d_in, d_out, act, alpha_r));
+    return FASTNN_OK;
+}
+
+int SFX(fastnn_dense_forward_single)(REAL *y, const REAL *x, const REAL *W, const REAL *b, int64_t d_in,
+                                     int64_t d_out, int act, double alpha)
+{
+    int rc = SFX(check_dense)(y, x, W, 1, d_in, d_out);
+    if (rc == FASTNN_OK) rc = SFX(check_act_code)(act, alpha);
+    if (rc != FASTNN_OK) return rc;
+    SFX(dense_forward_rows)(y, x, W, b, 0, 1, d_in, d_out, act, (REAL)alpha);
+    return FASTNN_OK;
+}
+
+int SFX(fastnn_dense_backward)(REAL *dx, REAL *dW, REAL *db, const REAL *dz, const REAL *x, const REAL *W,
+                               int64_t n, int64_t d_in, int64_t d_out, int n_threads)
+{
+    if (n < 1 || d_in < 1 || d_out < 1) return FASTNN_ESHAPE;
+    if (dW == NULL || db == NULL || dz == NULL || x == NULL || (dx != NULL && W == NULL)) return FASTNN_EINVAL;
+
+    /* dW = x^T dz, split over rows of dW (inputs), so each thread owns whole rows */
+    FASTNN_FOR_RANGE(d_in, n * d_in * d_out, n_threads, lo, hi, {
+        int64_t p0, j;
+        for (p0 = lo; p0 < hi; p0 += DENSE_ROW_BLOCK) {
+            int64_t rows = hi - p0 < DENSE_ROW_BLOCK ? hi - p0 : DENSE_ROW_BLOCK;
+            for (j = 0; j < rows * d_out; j++) dW[p0 * d_out + j] = 0;
+            SFX(gemm_block)(dW + p0 * d_out, x + p0, 1, d_in, dz, rows, n, d_out);
+        }
+    });
+
+    /* db = column sums of dz, split over columns */
+    FASTNN_FOR_RANGE(d_out, n * d_out, n_threads, lo, hi, {
+        int64_t i, j;
+        for (j = lo; j < hi; j++) db[j] = 0;
+        for (i = 0; i < n; i++) {
+            const REAL *dzi = dz + i * d_out;
+            for (j = lo; j < hi; j++) db[j] += dzi[j];
+        }
+    });
+
+    /* dx = dz W^T, split over samples */
+    if (dx != NULL) {
+        FASTNN_FOR_RANGE(n, n * d_in * d_out, n_threads, lo, hi, {
+            int64_t i, p;
+            for (i = lo; i < hi; i++)
+                for (p = 0; p < d_in; p++) dx[i * d_in + p] = SFX(dot)(dz + i * d_out, W + p * d_out, d_out);
+        });
+    }
+    return FASTNN_OK;
+}

@@ -1,0 +1,58 @@
+/* fastnn_internal.h -- helpers shared by the kernel files; not seen by Cython. */
+#ifndef FASTNN_INTERNAL_H
+#define FASTNN_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "fastnn.h"
+#include "fastnn_omp.h"
+
+#if defined(_MSC_VER)
+#define FASTNN_RESTRICT __restrict
+#define FASTNN_PRAGMA(x) __pragma(x)
+#else
+#define FASTNN_RESTRICT restrict
+#define FASTNN_PRAGMA(x) _Pragma(#x)
+#endif
+
+/* A fork/join costs microseconds (milliseconds when the other cores are busy), so a thread is only worth it
+ * for this much work (in multiply-adds or element operations). */
+#define FASTNN_MIN_WORK_PER_THREAD ((int64_t)1 << 16)
+
+/* How many threads to use for `work` operations split over `n_items` independent items. */
+static inline int fastnn_threads_for(int64_t work, int64_t n_items, int n_threads)
+{
+    int64_t by_work = work / FASTNN_MIN_WORK_PER_THREAD;
+    int64_t nt = n_threads;
+    if (nt > by_work) nt = by_work;
+    if (nt > n_items) nt = n_items;
+    return nt < 1 ? 1 : (int)nt;
+}
+
+/* The static chunk [*lo, *hi) of [0, n) that thread `t` of `nt` owns. */
+static inline void fastnn_chunk(int64_t n, int t, int nt, int64_t *lo, int64_t *hi)
+{
+    int64_t base = n / nt, extra = n % nt;
+    *lo = t * base + (t < extra ? t : extra);
+    *hi = *lo + base + (t < extra ? 1 : 0);
+}
+
+/* Runs the body (the variadic tail, so it may hold commas) with int64_t LO, HI bound to a range of [0, N):
+ * the whole range serially when the work is small, otherwise one static chunk per thread. Chunks are disjoint, so the body must only write what its range owns. */
+#define FASTNN_FOR_RANGE(N, WORK, N_THREADS, LO, HI, ...)                                   \
+    do {                                                                                     \
+        int fastnn_nt_ = fastnn_threads_for((WORK), (N), (N_THREADS));                       \
+        if (fastnn_nt_ <= 1) {                                                               \
+            int64_t LO = 0, HI = (N);                                                        \
+            __VA_ARGS__;                                                                     \
+        } else {                                                                             \
+            FASTNN_PRAGMA(omp parallel num_threads(fastnn_nt_))                              \
+            {                                                                                \
+                int64_t LO, HI;                                                              \
+                fastnn_chunk((N), omp_get_thread_num(), omp_get_num_threads(), &LO, &HI);    \
+                __VA_ARGS__;                                                                 \
+            }                                                                                \
+        }                                                                                    \
+    } while (0)
+
+#endif /* FASTNN_INTERNAL_H */

@@ -1,0 +1,67 @@
+/* losses_impl.h -- template body of losses.c, instantiated per REAL by fastnn_real.h.
+ *
+ * The loss value is summed serially in double: it is O(n * d), cheap next to the layers, and a serial sum
+ * keeps it independent of the thread count. The per-element terms are computed in REAL. */
+
+int SFX(fastnn_loss)(double *loss, REAL *grad, const REAL *out, const REAL *target, int64_t n, int64_t d,
+                     int loss_kind, int n_threads)
+{
+    int64_t i, j;
+    double total = 0.0;
+    (void)n_threads;
+    if (n < 1 || d < 1) return FASTNN_ESHAPE;
+    if (loss == NULL || out == NULL || target == NULL) return FASTNN_EINVAL;
+
+    switch (loss_kind) {
+    case FASTNN_LOSS_MSE: {
+        REAL scale = (REAL)(2.0 / ((double)n * (double)d));
+        for (j = 0; j < n * d; j++) {
+            REAL diff = out[j] - target[j];
+            total += (double)(diff * diff);
+            if (grad) grad[j] = scale * diff;
+        }
+        *loss = total / ((double)n * (double)d);
+        return FASTNN_OK;
+    }
+    case FASTNN_LOSS_CROSS_ENTROPY: {
+        /* loss_i = sum_j t_j (lse_i - z_j), lse = log sum exp z; d loss_i / d z_j = p_j sum(t) - t_j */
+        REAL inv_n = (REAL)(1.0 / (double)n);
+        for (i = 0; i < n; i++) {
+            const REAL *z = out + i * d, *t = target + i * d;
+            REAL *g = grad ? grad + i * d : NULL;
+            REAL m = z[0], t_sum = 0;
+            double s = 0.0, row = 0.0;
+            for (j = 1; j < d; j++) m = z[j] > m ? z[j] : m;
+            for (j = 0; j < d; j++) s += (double)R_EXP(z[j] - m);
+            REAL lse = m + (REAL)log(s);
+            for (j = 0; j < d; j++) {
+                row += (double)(t[j] * (lse - z[j]));
+                t_sum += t[j];
+            }
+            total += row;
+            if (g)
+                for (j = 0; j < d; j++) g[j] = (R_EXP(z[j] - lse) * t_sum - t[j]) * inv_n;
+        }
+        *loss = total / (double)n;
+        return FASTNN_OK;
+    }
+    case FASTNN_LOSS_BINARY_CROSS_ENTROPY: {
+        /* with logits: max(z, 0) - z t + log1p(exp(-|z|)); gradient sigmoid(z) - t */
+        REAL scale = (REAL)(1.0 / ((double)n * (double)d));
+        for (j = 0; j < n * d; j++) {
+            REAL z = out[j], t = target[j];
+            REAL abs_z = z < 0 ? -z : z;
+            REAL e = R_EXP(-abs_z);
+            total += (double)((z > 0 ? z : (REAL)0) - z * t + R_LOG1P(e));
+            if (grad) {
+                REAL sig = z >= 0 ? (REAL)1 / ((REAL)1 + e) : e / ((REAL)1 + e);
+                grad[j] = (sig - t) * scale;
+            }
+        }
+        *loss = total / ((double)n * (double)d);
+        return FASTNN_OK;
+    }
+    default:
+        return FASTNN_EINVAL;
+    }
+}

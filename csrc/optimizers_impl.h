@@ -1,0 +1,52 @@
+/* optimizers_impl.h -- template body of optimizers.c, instantiated per REAL by fastnn_real.h.
+ *
+ * All parameters of a network live in one buffer, weights first, so the first n_decay entries are exactly the
+ * weights that get L2 weight decay (biases do not) and each update is a single loop. */
+
+int SFX(fastnn_sgd_step)(REAL *params, const REAL *grads, REAL *velocity, int64_t n, int64_t n_decay, double lr,
+                         double momentum, int nesterov, double weight_decay, int n_threads)
+{
+    if (n < 0 || n_decay < 0 || n_decay > n) return FASTNN_ESHAPE;
+    if (params == NULL || grads == NULL || (momentum != 0 && velocity == NULL)) return FASTNN_EINVAL;
+    REAL lr_r = (REAL)lr, mu = (REAL)momentum, wd = (REAL)weight_decay;
+    FASTNN_FOR_RANGE(n, 4 * n, n_threads, lo, hi, {
+        int64_t k;
+        for (k = lo; k < hi; k++) {
+            REAL g = grads[k];
+            if (k < n_decay) g += wd * params[k];
+            if (momentum != 0) {
+                REAL v = mu * velocity[k] + g;
+                velocity[k] = v;
+                g = nesterov ? g + mu * v : v;
+            }
+            params[k] -= lr_r * g;
+        }
+    });
+    return FASTNN_OK;
+}
+
+int SFX(fastnn_adam_step)(REAL *params, const REAL *grads, REAL *m, REAL *v, int64_t n, int64_t n_decay,
+                          double lr, double beta1, double beta2, double eps, double weight_decay, int64_t t,
+                          int n_threads)
+{
+    if (n < 0 || n_decay < 0 || n_decay > n) return FASTNN_ESHAPE;
+    if (params == NULL || grads == NULL || m == NULL || v == NULL || t < 1) return FASTNN_EINVAL;
+    double c2 = sqrt(1.0 - pow(beta2, (double)t));
+    REAL lr_t = (REAL)(lr * c2 / (1.0 - pow(beta1, (double)t)));
+    REAL eps_t = (REAL)(eps * c2);
+    REAL b1 = (REAL)beta1, b2 = (REAL)beta2, wd = (REAL)weight_decay;
+    REAL one_b1 = (REAL)(1.0 - beta1), one_b2 = (REAL)(1.0 - beta2);
+    FASTNN_FOR_RANGE(n, 8 * n, n_threads, lo, hi, {
+        int64_t k;
+        for (k = lo; k < hi; k++) {
+            REAL g = grads[k];
+            if (k < n_decay) g += wd * params[k];
+            REAL mk = b1 * m[k] + one_b1 * g;
+            REAL vk = b2 * v[k] + one_b2 * (g * g);
+            m[k] = mk;
+            v[k] = vk;
+            params[k] -= lr_t * mk / (R_SQRT(vk) + eps_t);
+        }
+    });
+    return FASTNN_OK;
+}

@@ -1,0 +1,36 @@
+"""fastnn: fast dense neural networks on the CPU.
+
+The hot loops are C99 with OpenMP (csrc/), wrapped by Cython (fastnn._core); a NumPy twin (fastnn._py) gives the
+same numbers where the extension cannot build. See README.md.
+"""
+from . import _backend, datasets
+from ._threads import get_num_threads, set_num_threads
+from .io import load
+from .layers import Dense
+from .network import History, Network
+
+__version__ = "0.1.0"
+
+BACKEND = _backend.DEFAULT
+
+
+def show_config(file=None):
+    """Print (and return as a dict) the backend, OpenMP, threads and BLAS in use."""
+    kernels = _backend.get(None)
+    config = {
+        "fastnn": __version__,
+        "backend": BACKEND,
+        "c_extension": "available" if _backend.c_available() else f"unavailable ({_backend._CORE_ERROR})",
+        "openmp": bool(kernels.openmp_enabled()),
+        "threads": get_num_threads(),
+        "blas": "numpy" if BACKEND == "python" else None,
+    }
+    import numpy
+    config["numpy"] = numpy.__version__
+    for key, value in config.items():
+        print(f"{key:>12}: {value}", file=file)
+    return config
+
+
+__all__ = ["BACKEND", "Dense", "History", "Network", "datasets", "get_num_threads", "load", "set_num_threads",
+           "show_config"]

@@ -1,0 +1,52 @@
+"""Backend selection: the C extension when it imports, else the NumPy twin with one clear warning.
+
+FASTNN_BACKEND=python forces the NumPy backend; FASTNN_BACKEND=c makes a missing extension an ImportError.
+"""
+import os
+import warnings
+
+from . import _py
+
+try:
+    from . import _core
+    _CORE_ERROR = None
+except ImportError as exc:  # not built, failed to build, or an unusual platform
+    _core = None
+    _CORE_ERROR = exc
+
+BACKENDS = ("c", "python")
+
+
+def _default_name():
+    forced = os.environ.get("FASTNN_BACKEND", "").strip().lower()
+    if forced not in ("", "c", "python"):
+        raise ImportError(f"FASTNN_BACKEND must be 'c' or 'python', got {forced!r}")
+    if forced == "python":
+        return "python"
+    if _core is None:
+        if forced == "c":
+            raise ImportError(f"FASTNN_BACKEND=c but the C extension fastnn._core does not import: {_CORE_ERROR}")
+        warnings.warn(f"fastnn: the C extension is not available ({_CORE_ERROR}); using the NumPy backend, "
+                      "which gives the same results more slowly.", RuntimeWarning, stacklevel=3)
+        return "python"
+    return "c"
+
+
+DEFAULT = _default_name()
+
+
+def get(name=None):
+    """The kernel module for a backend name (None: the default one)."""
+    if name is None:
+        name = DEFAULT
+    if name == "c":
+        if _core is None:
+            raise ImportError(f"backend 'c' is not available: the C extension does not import ({_CORE_ERROR})")
+        return _core
+    if name == "python":
+        return _py
+    raise ValueError(f"backend must be None, 'c' or 'python', got {name!r}")
+
+
+def c_available():
+    return _core is not None

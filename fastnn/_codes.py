@@ -1,0 +1,14 @@
+"""Integer codes shared by both backends (the C enums of csrc/fastnn.h) and the public names behind them."""
+
+LINEAR, SIGMOID, TANH, RELU, LEAKY_RELU, SOFTMAX = range(6)
+MSE, CROSS_ENTROPY, BINARY_CROSS_ENTROPY = range(3)
+
+ACTIVATIONS = {"linear": LINEAR, "sigmoid": SIGMOID, "tanh": TANH, "relu": RELU, "leaky_relu": LEAKY_RELU,
+               "softmax": SOFTMAX}
+LOSSES = {"mse": MSE, "cross_entropy": CROSS_ENTROPY, "binary_cross_entropy": BINARY_CROSS_ENTROPY}
+
+# The output activation each loss implies when the caller names only the hidden one; cross_entropy and
+# binary_cross_entropy fuse it into the loss (the network keeps logits while training).
+OUTPUT_ACTIVATION = {"mse": "linear", "cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}
+
+LEAKY_RELU_SLOPE = 0.01

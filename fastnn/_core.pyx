@@ -1,0 +1,235 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""The C backend: a thin layer that checks shapes, takes pointers, releases the GIL around each kernel of
+csrc/ and turns its status code into an exception. The twin of every function is in fastnn/_py/.
+
+Arrays are C-contiguous memoryviews of one dtype (float32 or float64) per call; Network does the argument
+validation and conversion before it gets here.
+"""
+from cython cimport floating
+from libc.stdint cimport int64_t
+
+from fastnn._core cimport *
+
+NAME = "c"
+
+
+cdef int _check(int rc, str where) except -1:
+    if rc == FASTNN_OK:
+        return 0
+    if rc == FASTNN_ENOMEM:
+        raise MemoryError(f"{where}: out of memory")
+    if rc == FASTNN_ESHAPE:
+        raise ValueError(f"{where}: inconsistent or empty sizes")
+    raise ValueError(f"{where}: invalid argument (status {rc})")
+
+
+cdef int _same(str where, str what, Py_ssize_t got, Py_ssize_t want) except -1:
+    if got != want:
+        raise ValueError(f"{where}: {what} is {got}, expected {want}")
+    return 0
+
+
+cdef bint _is_float32(array) except -1:
+    cdef str fmt = memoryview(array).format
+    if fmt == "f":
+        return True
+    if fmt == "d":
+        return False
+    raise TypeError(f"expected a float32 or float64 array, got format {fmt!r}")
+
+
+def openmp_enabled():
+    """True when the extension was compiled with OpenMP."""
+    return bool(fastnn_openmp_enabled())
+
+
+def max_threads():
+    """omp_get_max_threads(): the default thread count (follows OMP_NUM_THREADS); 1 without OpenMP."""
+    return fastnn_max_threads()
+
+
+def dense_forward(floating[:, ::1] y, const floating[:, ::1] x, const floating[:, ::1] W,
+                  const floating[::1] b, int act, double alpha, int n_threads):
+    """y = act(x @ W + b) for a batch x of shape (n, d_in); W is (d_in, d_out), y is (n, d_out)."""
+    cdef int64_t n = x.shape[0], d_in = W.shape[0], d_out = W.shape[1]
+    cdef int rc
+    _same("dense_forward", "x.shape[1]", x.shape[1], d_in)
+    _same("dense_forward", "y.shape[0]", y.shape[0], n)
+    _same("dense_forward", "y.shape[1]", y.shape[1], d_out)
+    _same("dense_forward", "b.shape[0]", b.shape[0], d_out)
+    if n == 0:
+        return
+    with nogil:
+        if floating is float:
+            rc = fastnn_dense_forward_f32(&y[0, 0], &x[0, 0], &W[0, 0], &b[0], n, d_in, d_out, act, alpha,
+                                          n_threads)
+        else:
+            rc = fastnn_dense_forward_f64(&y[0, 0], &x[0, 0], &W[0, 0], &b[0], n, d_in, d_out, act, alpha,
+                                          n_threads)
+    _check(rc, "dense_forward")
+
+
+def dense_forward_single(floating[::1] y, const floating[::1] x, const floating[:, ::1] W,
+                         const floating[::1] b, int act, double alpha):
+    """y = act(x @ W + b) for one sample x of shape (d_in,): the matrix-vector path, never threaded."""
+    cdef int64_t d_in = W.shape[0], d_out = W.shape[1]
+    cdef int rc
+    _same("dense_forward_single", "x.shape[0]", x.shape[0], d_in)
+    _same("dense_forward_single", "y.shape[0]", y.shape[0], d_out)
+    _same("dense_forward_single", "b.shape[0]", b.shape[0], d_out)
+    with nogil:
+        if floating is float:
+            rc = fastnn_dense_forward_single_f32(&y[0], &x[0], &W[0, 0], &b[0], d_in, d_out, act, alpha)
+        else:
+            rc = fastnn_dense_forward_single_f64(&y[0], &x[0], &W[0, 0], &b[0], d_in, d_out, act, alpha)
+    _check(rc, "dense_forward_single")
+
+
+def act_forward(floating[:, ::1] a, int act, double alpha, int n_threads):
+    """a <- act(a) in place (softmax normalises each row)."""
+    cdef int64_t n = a.shape[0], d = a.shape[1]
+    cdef int rc
+    if n == 0:
+        return
+    with nogil:
+        if floating is float:
+            rc = fastnn_act_forward_f32(&a[0, 0], n, d, act, alpha, n_threads)
+        else:
+            rc = fastnn_act_forward_f64(&a[0, 0], n, d, act, alpha, n_threads)
+    _check(rc, "act_forward")
+
+
+def act_backward(floating[:, ::1] dz, const floating[:, ::1] da, const floating[:, ::1] a, int act,
+                 double alpha, int n_threads):
+    """dz = da * act'(z), the derivative taken from the activation's output a. dz may be da."""
+    cdef int64_t n = a.shape[0], d = a.shape[1]
+    cdef int rc
+    _same("act_backward", "da.shape[0]", da.shape[0], n)
+    _same("act_backward", "da.shape[1]", da.shape[1], d)
+    _same("act_backward", "dz.shape[0]", dz.shape[0], n)
+    _same("act_backward", "dz.shape[1]", dz.shape[1], d)
+    if n == 0:
+        return
+    with nogil:
+        if floating is float:
+            rc = fastnn_act_backward_f32(&dz[0, 0], &da[0, 0], &a[0, 0], n, d, act, alpha, n_threads)
+        else:
+            rc = fastnn_act_backward_f64(&dz[0, 0], &da[0, 0], &a[0, 0], n, d, act, alpha, n_threads)
+    _check(rc, "act_backward")
+
+
+def loss(grad, out, target, int loss_kind, int n_threads):
+    """Mean loss of out against target; if grad is not None it receives d(mean loss)/d(out). For the fused
+    losses (cross_entropy, binary_cross_entropy) out holds logits and grad is taken w.r.t. them."""
+    # grad may be None, so the dtype is picked from `out` (Cython's fused dispatch would look at grad first)
+    if _is_float32(out):
+        return _loss[float](grad, out, target, loss_kind, n_threads)
+    return _loss[double](grad, out, target, loss_kind, n_threads)
+
+
+cdef double _loss(floating[:, ::1] grad, const floating[:, ::1] out, const floating[:, ::1] target,
+                  int loss_kind, int n_threads) except? -1:
+    cdef int64_t n = out.shape[0], d = out.shape[1]
+    cdef double value = 0.0
+    cdef int rc
+    cdef floating *grad_ptr = NULL
+    _same("loss", "target.shape[0]", target.shape[0], n)
+    _same("loss", "target.shape[1]", target.shape[1], d)
+    if grad is not None:
+        _same("loss", "grad.shape[0]", grad.shape[0], n)
+        _same("loss", "grad.shape[1]", grad.shape[1], d)
+        if n > 0:
+            grad_ptr = &grad[0, 0]
+    if n == 0:
+        raise ValueError("loss: empty batch")
+    with nogil:
+        if floating is float:
+            rc = fastnn_loss_f32(&value, grad_ptr, &out[0, 0], &target[0, 0], n, d, loss_kind, n_threads)
+        else:
+            rc = fastnn_loss_f64(&value, grad_ptr, &out[0, 0], &target[0, 0], n, d, loss_kind, n_threads)
+    _check(rc, "loss")
+    return value
+
+
+def dense_backward(dx, dW, db, dz, x, W, int n_threads):
+    """dW = x^T dz, db = sum of dz over samples and, unless dx is None, dx = dz W^T (all overwritten)."""
+    # dx may be None, so the dtype is picked from dW
+    if _is_float32(dW):
+        _dense_backward[float](dx, dW, db, dz, x, W, n_threads)
+    else:
+        _dense_backward[double](dx, dW, db, dz, x, W, n_threads)
+
+
+cdef int _dense_backward(floating[:, ::1] dx, floating[:, ::1] dW, floating[::1] db, const floating[:, ::1] dz,
+                         const floating[:, ::1] x, const floating[:, ::1] W, int n_threads) except -1:
+    cdef int64_t n = x.shape[0], d_in = W.shape[0], d_out = W.shape[1]
+    cdef int rc
+    cdef floating *dx_ptr = NULL
+    _same("dense_backward", "x.shape[1]", x.shape[1], d_in)
+    _same("dense_backward", "dz.shape[0]", dz.shape[0], n)
+    _same("dense_backward", "dz.shape[1]", dz.shape[1], d_out)
+    _same("dense_backward", "dW.shape[0]", dW.shape[0], d_in)
+    _same("dense_backward", "dW.shape[1]", dW.shape[1], d_out)
+    _same("dense_backward", "db.shape[0]", db.shape[0], d_out)
+    if n == 0:
+        raise ValueError("dense_backward: empty batch")
+    if dx is not None:
+        _same("dense_backward", "dx.shape[0]", dx.shape[0], n)
+        _same("dense_backward", "dx.shape[1]", dx.shape[1], d_in)
+        dx_ptr = &dx[0, 0]
+    with nogil:
+        if floating is float:
+            rc = fastnn_dense_backward_f32(dx_ptr, &dW[0, 0], &db[0], &dz[0, 0], &x[0, 0], &W[0, 0], n, d_in,
+                                           d_out, n_threads)
+        else:
+            rc = fastnn_dense_backward_f64(dx_ptr, &dW[0, 0], &db[0], &dz[0, 0], &x[0, 0], &W[0, 0], n, d_in,
+                                           d_out, n_threads)
+    _check(rc, "dense_backward")
+    return 0
+
+
+def sgd_step(floating[::1] params, const floating[::1] grads, floating[::1] velocity, Py_ssize_t n_decay,
+             double lr, double momentum, bint nesterov, double weight_decay, int n_threads):
+    """One SGD update of the flat parameter buffer (momentum and nesterov as in PyTorch); velocity may be None
+    when momentum is 0. The first n_decay parameters (the weights) get L2 weight decay."""
+    cdef int64_t n = params.shape[0]
+    cdef int rc
+    cdef floating *vel_ptr = NULL
+    _same("sgd_step", "grads.shape[0]", grads.shape[0], n)
+    if velocity is not None:
+        _same("sgd_step", "velocity.shape[0]", velocity.shape[0], n)
+        if n > 0:
+            vel_ptr = &velocity[0]
+    elif momentum != 0:
+        raise ValueError("sgd_step: momentum needs a velocity buffer")
+    if n == 0:
+        return
+    with nogil:
+        if floating is float:
+            rc = fastnn_sgd_step_f32(&params[0], &grads[0], vel_ptr, n, n_decay, lr, momentum, nesterov,
+                                     weight_decay, n_threads)
+        else:
+            rc = fastnn_sgd_step_f64(&params[0], &grads[0], vel_ptr, n, n_decay, lr, momentum, nesterov,
+                                     weight_decay, n_threads)
+    _check(rc, "sgd_step")
+
+
+def adam_step(floating[::1] params, const floating[::1] grads, floating[::1] m, floating[::1] v,
+              Py_ssize_t n_decay, double lr, double beta1, double beta2, double eps, double weight_decay,
+              Py_ssize_t t, int n_threads):
+    """One Adam update (step t >= 1) of the flat parameter buffer, L2 weight decay on the first n_decay."""
+    cdef int64_t n = params.shape[0]
+    cdef int rc
+    _same("adam_step", "grads.shape[0]", grads.shape[0], n)
+    _same("adam_step", "m.shape[0]", m.shape[0], n)
+    _same("adam_step", "v.shape[0]", v.shape[0], n)
+    if n == 0:
+        return
+    with nogil:
+        if floating is float:
+            rc = fastnn_adam_step_f32(&params[0], &grads[0], &m[0], &v[0], n, n_decay, lr, beta1, beta2, eps,
+                                      weight_decay, t, n_threads)
+        else:
+            rc = fastnn_adam_step_f64(&params[0], &grads[0], &m[0], &v[0], n, n_decay, lr, beta1, beta2, eps,
+                                      weight_decay, t, n_threads)
+    _check(rc, "adam_step")

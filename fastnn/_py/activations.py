@@ -1,0 +1,61 @@
+"""Activations and their derivatives (twin of csrc/activations.c). Codes as in fastnn/_codes.py."""
+import numpy as np
+
+from .._codes import LEAKY_RELU, LINEAR, RELU, SIGMOID, SOFTMAX, TANH
+
+
+def sigmoid(z):
+    """Logistic function that never evaluates exp of a large positive number."""
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1 / (1 + e), e / (1 + e)).astype(z.dtype, copy=False)
+
+
+def softmax_rows(z):
+    """Row-wise softmax, shifted by the row maximum; the row sums are taken in float64 as in C."""
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    inv = (1.0 / e.sum(axis=1, keepdims=True, dtype=np.float64)).astype(z.dtype)
+    return e * inv
+
+
+def apply_activation(z, act, alpha):
+    """act(z) as a new array (z is left alone)."""
+    if act == SIGMOID:
+        return sigmoid(z)
+    if act == TANH:
+        return np.tanh(z)
+    if act == RELU:
+        return np.where(z < 0, z.dtype.type(0), z)
+    if act == LEAKY_RELU:
+        return np.where(z < 0, z.dtype.type(alpha) * z, z)
+    if act == SOFTMAX:
+        return softmax_rows(z)
+    if act == LINEAR:
+        return z
+    raise ValueError(f"act_forward: unknown activation code {act}")
+
+
+def act_forward(a, act, alpha, n_threads):
+    """a <- act(a) in place (softmax normalises each row)."""
+    if a.shape[0] == 0 or act == LINEAR:
+        return
+    a[...] = apply_activation(a, act, alpha)
+
+
+def act_backward(dz, da, a, act, alpha, n_threads):
+    """dz = da * act'(z), the derivative taken from the activation's output a. dz may be da."""
+    one = a.dtype.type(1)
+    if act == SIGMOID:
+        dz[...] = da * (a * (one - a))
+    elif act == TANH:
+        dz[...] = da * (one - a * a)
+    elif act == RELU:
+        dz[...] = np.where(a > 0, da, a.dtype.type(0))
+    elif act == LEAKY_RELU:
+        dz[...] = np.where(a > 0, da, a.dtype.type(alpha) * da)
+    elif act == SOFTMAX:
+        dot = np.einsum("ij,ij->i", da.astype(np.float64), a.astype(np.float64))[:, None]
+        dz[...] = a * (da - dot.astype(a.dtype))
+    elif act == LINEAR:
+        dz[...] = da
+    else:
+        raise ValueError(f"act_backward: unknown activation code {act}")

@@ -1,0 +1,41 @@
+"""Parameter updates over one flat buffer, weights first (twin of csrc/optimizers.c).
+
+The first n_decay entries are the weights, which get L2 weight decay (g += wd * p); biases do not.
+"""
+import math
+
+import numpy as np
+
+
+def _decayed(params, grads, n_decay, weight_decay):
+    g = grads.copy()
+    if weight_decay != 0 and n_decay > 0:
+        g[:n_decay] += params.dtype.type(weight_decay) * params[:n_decay]
+    return g
+
+
+def sgd_step(params, grads, velocity, n_decay, lr, momentum, nesterov, weight_decay, n_threads):
+    """p -= lr g, or with momentum (PyTorch's form) v = mu v + g and p -= lr (g + mu v) if nesterov else lr v."""
+    real = params.dtype.type
+    g = _decayed(params, grads, n_decay, weight_decay)
+    if momentum != 0:
+        if velocity is None:
+            raise ValueError("sgd_step: momentum needs a velocity buffer")
+        velocity *= real(momentum)
+        velocity += g
+        g = g + real(momentum) * velocity if nesterov else velocity
+    params -= real(lr) * g
+
+
+def adam_step(params, grads, m, v, n_decay, lr, beta1, beta2, eps, weight_decay, t, n_threads):
+    """Adam, step t >= 1: p -= lr_t m / (sqrt(v) + eps_t), the bias corrections folded into lr_t and eps_t."""
+    real = params.dtype.type
+    c2 = math.sqrt(1.0 - beta2 ** t)
+    lr_t = real(lr * c2 / (1.0 - beta1 ** t))
+    eps_t = real(eps * c2)
+    g = _decayed(params, grads, n_decay, weight_decay)
+    m *= real(beta1)
+    m += real(1.0 - beta1) * g
+    v *= real(beta2)
+    v += real(1.0 - beta2) * (g * g)
+    params -= lr_t * m / (np.sqrt(v) + eps_t)

@@ -1,0 +1,136 @@
+"""Argument checks and conversions, done once in Python before any kernel runs, for both backends.
+
+Each check raises TypeError or ValueError with a message that names the argument and what was expected, and
+none of them touches a network, so a refused call leaves it exactly as it was.
+"""
+import math
+import numbers
+import operator
+
+import numpy as np
+
+from . import _codes
+
+
+def check_choice(name, value, choices):
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
+    return value
+
+
+def check_int(name, value, minimum):
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer, got a bool")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}") from None
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def check_float(name, value, minimum=0.0, maximum=math.inf, include_minimum=True):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    low_ok = value >= minimum if include_minimum else value > minimum
+    if not (math.isfinite(value) and low_ok and value <= maximum):
+        bound = ">=" if include_minimum else ">"
+        raise ValueError(f"{name} must be finite, {bound} {minimum} and <= {maximum}, got {value}")
+    return value
+
+
+def _numeric_array(name, value):
+    """np.asarray with the dtype policy: bools and integers convert, anything else non-real is refused."""
+    arr = np.asarray(value)
+    kind = arr.dtype.kind
+    if kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    return arr
+
+
+def as_input(name, X, n_features, dtype):
+    """X as a C-contiguous array of `dtype`: (n, n_features), or (n_features,) for one sample.
+
+    Non-contiguous, Fortran-order, negative-stride and read-only inputs are copied, not refused."""
+    X = _numeric_array(name, X)
+    if X.ndim not in (1, 2):
+        raise ValueError(f"{name} must be 1-D (one sample) or 2-D (n_samples, n_features), got {X.ndim}-D")
+    if X.shape[-1] != n_features:
+        raise ValueError(f"{name} has {X.shape[-1]} features, the network expects {n_features}")
+    if X.ndim == 2 and X.shape[0] == 0:
+        raise ValueError(f"{name} is empty (0 samples)")
+    X = np.ascontiguousarray(X, dtype=dtype)
+    if not np.isfinite(X).all():
+        raise ValueError(f"{name} contains NaN or infinity")
+    return X
+
+
+def as_targets(name, y, n_samples, n_outputs, loss, dtype):
+    """Targets as a C-contiguous (n_samples, n_outputs) matrix of `dtype`.
+
+    cross_entropy takes integer class labels in [0, n_outputs) (1-D) or rows of class probabilities (2-D);
+    binary_cross_entropy takes values in [0, 1]; mse takes any finite values. A 1-D y is accepted for one output.
+    """
+    y = _numeric_array(name, y)
+    if y.ndim == 0 or y.ndim > 2:
+        raise ValueError(f"{name} must be 1-D or 2-D, got {y.ndim}-D")
+    if y.shape[0] != n_samples:
+        raise ValueError(f"{name} has {y.shape[0]} samples but X has {n_samples}")
+    if not np.isfinite(y).all():
+        raise ValueError(f"{name} contains NaN or infinity")
+    if loss == "cross_entropy" and y.ndim == 1:
+        if y.dtype.kind == "f" and not np.all(y == np.round(y)):
+            raise ValueError(f"{name}: class labels must be integers, got non-integer values")
+        if y.dtype.kind == "b":
+            raise TypeError(f"{name}: class labels must be integers, got bools")
+        if y.size and (y.min() < 0 or y.max() >= n_outputs):
+            raise ValueError(f"{name}: class labels must be in [0, {n_outputs - 1}], "
+                             f"got values in [{y.min()}, {y.max()}]")
+        T = np.zeros((n_samples, n_outputs), dtype=dtype)
+        T[np.arange(n_samples), y.astype(np.intp)] = 1
+        return T
+    if y.ndim == 1:
+        if n_outputs != 1:
+            raise ValueError(f"{name} is 1-D but the network has {n_outputs} outputs; pass (n_samples, "
+                             f"{n_outputs}) targets" + (" or integer labels" if loss == "cross_entropy" else ""))
+        y = y.reshape(-1, 1)
+    if y.shape[1] != n_outputs:
+        raise ValueError(f"{name} has {y.shape[1]} columns, the network has {n_outputs} outputs")
+    if loss in ("cross_entropy", "binary_cross_entropy") and (y.min() < 0 or y.max() > 1):
+        raise ValueError(f"{name}: {loss} targets must lie in [0, 1]")
+    return np.ascontiguousarray(y, dtype=dtype)
+
+
+def parse_activations(activations, n_layers, loss):
+    """One activation name per weight layer. A single string names every hidden layer and the output follows
+    the loss (linear for mse, softmax for cross_entropy, sigmoid for binary_cross_entropy)."""
+    valid = _codes.ACTIVATIONS
+    if isinstance(activations, str):
+        check_choice("activations", activations, valid)
+        names = [activations] * (n_layers - 1) + [_codes.OUTPUT_ACTIVATION[loss]]
+    else:
+        try:
+            names = list(activations)
+        except TypeError:
+            raise TypeError("activations must be a string or a sequence of strings") from None
+        if len(names) != n_layers:
+            raise ValueError(f"activations needs one name per weight layer ({n_layers}), got {len(names)}")
+        for i, name in enumerate(names):
+            check_choice(f"activations[{i}]", name, valid)
+    fused = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}
+    if loss in fused and names[-1] != fused[loss]:
+        raise ValueError(f"loss {loss!r} needs a {fused[loss]!r} output layer (it is fused into the loss), "
+                         f"got {names[-1]!r}")
+    return names
+
+
+def parse_sizes(sizes):
+    try:
+        sizes = list(sizes)
+    except TypeError:
+        raise TypeError("sizes must be a sequence of layer widths, e.g. [784, 256, 10]") from None
+    if len(sizes) < 2:
+        raise ValueError(f"sizes needs at least an input and an output width, got {sizes}")
+    return [check_int(f"sizes[{i}]", s, 1) for i, s in enumerate(sizes)]

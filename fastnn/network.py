@@ -1,0 +1,402 @@
+"""fastnn.Network: a dense feed-forward network trained by backpropagation.
+
+Network owns all memory: one flat parameter buffer (every layer's weights first, then every bias, so one loop
+updates everything and weight decay covers exactly the weights), a gradient buffer of the same layout, optimizer
+state of the same layout, and per-layer activation workspaces reused from batch to batch. The kernels of the
+chosen backend (C or NumPy, the same names and signatures) only ever write into these.
+"""
+import math
+import os
+import warnings
+
+import numpy as np
+
+from . import _backend, _codes
+from . import _validation as check
+from ._threads import get_num_threads
+from .layers import Dense
+
+OPTIMIZERS = ("sgd", "adam")
+DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+class History(dict):
+    """Per-epoch metrics of a fit: history["loss"] (and history["val_loss"] with validation data)."""
+
+    @property
+    def loss(self):
+        return self.get("loss", [])
+
+    @property
+    def val_loss(self):
+        return self.get("val_loss", [])
+
+    @property
+    def epochs(self):
+        return len(self.loss)
+
+
+def _available_memory_bytes():
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+class Network:
+    """A dense feed-forward network, y = f_L(... f_1(x @ W_1 + b_1) ... @ W_L + b_L).
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Layer widths from input to output, e.g. [784, 256, 128, 10].
+    activations : str or sequence of str
+        One of "sigmoid", "tanh", "relu", "leaky_relu", "linear", "softmax" per weight layer, or one name for
+        every hidden layer, the output layer then following the loss (linear for mse, softmax for
+        cross_entropy, sigmoid for binary_cross_entropy).
+    loss : {"mse", "cross_entropy", "binary_cross_entropy"}
+        Means, as in PyTorch and Keras. cross_entropy takes integer labels or one-hot / probability rows.
+    dtype : {"float32", "float64"}
+    seed : int or None
+        Seeds the NumPy Generator used for the initial weights (Glorot uniform for sigmoid/tanh/linear/softmax,
+        He uniform for relu/leaky_relu) and later for shuffling, so both backends see the same numbers.
+    backend : None, "c" or "python"
+        None picks the best available (fastnn.BACKEND).
+    """
+
+    def __init__(self, sizes, activations="relu", loss="mse", dtype="float32", seed=None, backend=None):
+        sizes = check.parse_sizes(sizes)
+        check.check_choice("loss", loss, _codes.LOSSES)
+        check.check_choice("dtype", dtype if isinstance(dtype, str) else np.dtype(dtype).name, DTYPES)
+        dtype = np.dtype(dtype).name
+        names = check.parse_activations(activations, len(sizes) - 1, loss)
+        self._kernels = _backend.get(backend)
+        self.backend = self._kernels.NAME
+        self.loss = loss
+        self.dtype = np.dtype(dtype)
+        self.sizes = sizes
+        self._loss_code = _codes.LOSSES[loss]
+        fused = loss != "mse"
+        self.layers = [Dense(sizes[i], sizes[i + 1], names[i], fused_output=fused and i == len(names) - 1)
+                       for i in range(len(names))]
+        self._allocate()
+        self._rng = np.random.default_rng(seed)
+        self._initialize()
+        self._workspace_rows = 0
+        self._reset_optimizer()
+
+    # ----------------------------------------------------------------------------------------------- memory
+    def _allocate(self):
+        decayed, plain = [], []
+        for layer in self.layers:
+            w_shapes, b_shapes = layer.param_shapes()
+            decayed.append(w_shapes)
+            plain.append(b_shapes)
+        counts = [math.prod(s) for shapes in decayed + plain for s in shapes]
+        n_params = sum(counts)
+        self.n_decay = sum(math.prod(s) for shapes in decayed for s in shapes)
+        nbytes = 2 * n_params * self.dtype.itemsize  # parameters and gradients
+        avail = _available_memory_bytes()
+        if avail is not None and nbytes > avail:
+            raise MemoryError(f"sizes {self.sizes} need {n_params:,} parameters ({nbytes / 2**30:.1f} GiB with "
+                              f"gradients), more than this machine's {avail / 2**30:.1f} GiB of memory")
+        self._params = np.zeros(n_params, dtype=self.dtype)
+        self._grads = np.zeros(n_params, dtype=self.dtype)
+        views = self._views(self._params, decayed, plain)
+        grad_views = self._views(self._grads, decayed, plain)
+        for layer, (w, b), (gw, gb) in zip(self.layers, views, grad_views):
+            layer.bind(w, b, gw, gb)
+
+    @staticmethod
+    def _views(flat, decayed, plain):
+        """Per-layer (weights, biases) views into a flat buffer laid out as [all weights, all biases]."""
+        out, offset = [], 0
+        for group in (decayed, plain):
+            per_layer = []
+            for shapes in group:
+                arrays = []
+                for shape in shapes:
+                    size = math.prod(shape)
+                    arrays.append(flat[offset:offset + size].reshape(shape))
+                    offset += size
+                per_layer.append(arrays)
+            out.append(per_layer)
+        return list(zip(out[0], out[1]))
+
+    def _initialize(self):
+        for layer in self.layers:
+            fan_in, fan_out = layer.d_in, layer.d_out
+            if layer.activation in ("relu", "leaky_relu"):
+                limit = math.sqrt(6.0 / fan_in)  # He uniform
+            else:
+                limit = math.sqrt(6.0 / (fan_in + fan_out))  # Glorot uniform
+            layer.W[...] = self._rng.uniform(-limit, limit, size=layer.W.shape)
+            layer.b[...] = 0
+
+    def _workspace(self, rows):
+        """Per-layer activation and delta buffers for `rows` samples: views into buffers kept between calls."""
+        if rows > self._workspace_rows:
+            self._acts = [np.empty((rows, layer.d_out), dtype=self.dtype) for layer in self.layers]
+            self._deltas = [np.empty((rows, layer.d_out), dtype=self.dtype) for layer in self.layers]
+            self._workspace_rows = rows
+        return [a[:rows] for a in self._acts], [d[:rows] for d in self._deltas]
+
+    def _release_workspace(self):
+        self._acts = self._deltas = None
+        self._workspace_rows = 0
+
+    # ---------------------------------------------------------------------------------------------- public
+    @property
+    def weights(self):
+        """Weight matrices, W[i] of shape (sizes[i], sizes[i+1]): writable views into the network."""
+        return [layer.W for layer in self.layers]
+
+    @property
+    def biases(self):
+        """Bias vectors, b[i] of shape (sizes[i+1],): writable views into the network."""
+        return [layer.b for layer in self.layers]
+
+    @property
+    def activations(self):
+        return [layer.activation for layer in self.layers]
+
+    @property
+    def n_params(self):
+        return int(self._params.size)
+
+    @property
+    def n_inputs(self):
+        return self.sizes[0]
+
+    @property
+    def n_outputs(self):
+        return self.sizes[-1]
+
+    def __repr__(self):
+        return (f"Network({self.sizes}, activations={self.activations}, loss={self.loss!r}, "
+                f"dtype={self.dtype.name!r}, backend={self.backend!r}, n_params={self.n_params:,})")
+
+    def forward(self, X):
+        """Network outputs: (n, n_outputs) for a batch X of shape (n, n_inputs), (n_outputs,) for one sample.
+
+        For cross_entropy the outputs are class probabilities (softmax), for binary_cross_entropy sigmoids."""
+        X = check.as_input("X", X, self.n_inputs, self.dtype)
+        k = self._kernels
+        if X.ndim == 1:
+            x = X
+            for layer in self.layers:
+                out = np.empty(layer.d_out, dtype=self.dtype)
+                layer.forward_single(k, x, out)
+                x = out
+            return x
+        n_threads = get_num_threads()
+        x = X
+        for layer in self.layers:
+            out = np.empty((X.shape[0], layer.d_out), dtype=self.dtype)
+            layer.forward(k, x, out, False, n_threads)
+            x = out
+        return x
+
+    predict = forward
+
+    def _forward_train(self, X, acts, n_threads):
+        x = X
+        for layer, out in zip(self.layers, acts):
+            layer.forward(self._kernels, x, out, True, n_threads)
+            x = out
+        return x
+
+    def _batch_loss(self, X, T, acts, n_threads):
+        out = self._forward_train(X, acts, n_threads)
+        return self._kernels.loss(None, out, T, self._loss_code, n_threads)
+
+    def _backprop(self, X, T, n_threads):
+        """Forward and backward pass over one batch: fills the gradient buffer, returns the mean loss."""
+        k = self._kernels
+        acts, deltas = self._workspace(X.shape[0])
+        out = self._forward_train(X, acts, n_threads)
+        value = k.loss(deltas[-1], out, T, self._loss_code, n_threads)
+        last = self.layers[-1]
+        if not last.fused_output:
+            k.act_backward(deltas[-1], deltas[-1], out, last.act_code, last.alpha, n_threads)
+        for i in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[i]
+            x_in = acts[i - 1] if i > 0 else X
+            dx = deltas[i - 1] if i > 0 else None
+            layer.backward(k, deltas[i], x_in, dx, n_threads)
+            if i > 0:
+                below = self.layers[i - 1]
+                k.act_backward(dx, dx, acts[i - 1], below.act_code, below.alpha, n_threads)
+        return value
+
+    def _chunked(self, X, T, rows=4096):
+        for start in range(0, X.shape[0], rows):
+            yield X[start:start + rows], T[start:start + rows]
+
+    def evaluate(self, X, y):
+        """Mean loss over X (the value `gradients` differentiates; no weight decay term)."""
+        X, T = self._check_xy(X, y)
+        return self._mean_loss(X, T, get_num_threads())
+
+    def _mean_loss(self, X, T, n_threads):
+        # every loss is a mean over samples (times a constant n_outputs), so chunk means combine by rows
+        total = 0.0
+        for Xc, Tc in self._chunked(X, T):
+            acts, _ = self._workspace(Xc.shape[0])
+            total += self._batch_loss(Xc, Tc, acts, n_threads) * Xc.shape[0]
+        return total / X.shape[0]
+
+    def gradients(self, X, y):
+        """Gradients of the mean loss over all of X, per layer (dW, db) as new arrays. Updates nothing."""
+        X, T = self._check_xy(X, y)
+        self._backprop(X, T, get_num_threads())
+        grads = [(layer.dW.copy(), layer.db.copy()) for layer in self.layers]
+        if X.shape[0] > 4096:
+            self._release_workspace()
+        return grads
+
+    def _check_xy(self, X, y, name_x="X", name_y="y"):
+        X = check.as_input(name_x, X, self.n_inputs, self.dtype)
+        if X.ndim == 1:  # one sample: y is its label (a scalar) or its row of targets
+            X = X.reshape(1, -1)
+            y = np.asarray(y)
+            if y.ndim == 0:
+                y = y.reshape(1)
+            elif y.ndim == 1:
+                y = y.reshape(1, -1)
+        T = check.as_targets(name_y, y, X.shape[0], self.n_outputs, self.loss, self.dtype)
+        return X, T
+
+    # --------------------------------------------------------------------------------------------- training
+    def _check_optimizer(self, optimizer, learning_rate, momentum, nesterov, weight_decay, beta1, beta2, epsilon):
+        check.check_choice("optimizer", optimizer, OPTIMIZERS)
+        opts = {
+            "optimizer": optimizer,
+            "learning_rate": check.check_float("learning_rate", learning_rate, 0.0, include_minimum=False),
+            "momentum": check.check_float("momentum", momentum, 0.0, 1.0),
+            "nesterov": bool(nesterov),
+            "weight_decay": check.check_float("weight_decay", weight_decay, 0.0),
+            "beta1": check.check_float("beta1", beta1, 0.0, 1.0),
+            "beta2": check.check_float("beta2", beta2, 0.0, 1.0),
+            "epsilon": check.check_float("epsilon", epsilon, 0.0, include_minimum=False),
+        }
+        if opts["momentum"] >= 1.0 or opts["beta1"] >= 1.0 or opts["beta2"] >= 1.0:
+            raise ValueError("momentum, beta1 and beta2 must be < 1")
+        if opts["nesterov"] and (optimizer != "sgd" or opts["momentum"] == 0):
+            raise ValueError("nesterov=True needs optimizer='sgd' with momentum > 0")
+        if optimizer == "adam" and momentum != 0:
+            raise ValueError("momentum applies to optimizer='sgd'; adam uses beta1/beta2")
+        return opts
+
+    def _reset_optimizer(self):
+        self._opt_key = None
+        self._opt_buffers = ()
+        self._opt_t = 0
+
+    def _optimizer_state(self, opts):
+        key = (opts["optimizer"], opts["momentum"] != 0)
+        if key != self._opt_key:
+            if opts["optimizer"] == "adam":
+                self._opt_buffers = (np.zeros_like(self._params), np.zeros_like(self._params))
+            elif opts["momentum"] != 0:
+                self._opt_buffers = (np.zeros_like(self._params),)
+            else:
+                self._opt_buffers = ()
+            self._opt_key, self._opt_t = key, 0
+        return self._opt_buffers
+
+    def _update(self, opts, n_threads):
+        buffers = self._optimizer_state(opts)
+        self._opt_t += 1
+        k = self._kernels
+        if opts["optimizer"] == "adam":
+            m, v = buffers
+            k.adam_step(self._params, self._grads, m, v, self.n_decay, opts["learning_rate"], opts["beta1"],
+                        opts["beta2"], opts["epsilon"], opts["weight_decay"], self._opt_t, n_threads)
+        else:
+            velocity = buffers[0] if buffers else None
+            k.sgd_step(self._params, self._grads, velocity, self.n_decay, opts["learning_rate"],
+                       opts["momentum"], opts["nesterov"], opts["weight_decay"], n_threads)
+
+    def train_step(self, X, y, optimizer="sgd", learning_rate=0.01, momentum=0.0, nesterov=False,
+                   weight_decay=0.0, *, beta1=0.9, beta2=0.999, epsilon=1e-8):
+        """One update on one batch; returns the batch's mean loss before the update.
+
+        Optimizer state (momentum velocity, Adam moments and step count) carries over between calls while the
+        optimizer stays the same."""
+        opts = self._check_optimizer(optimizer, learning_rate, momentum, nesterov, weight_decay, beta1, beta2,
+                                     epsilon)
+        X, T = self._check_xy(X, y)
+        n_threads = get_num_threads()
+        value = self._backprop(X, T, n_threads)
+        if not math.isfinite(value):
+            raise FloatingPointError(f"the loss is {value}; the step was not applied")
+        self._update(opts, n_threads)
+        return value
+
+    def fit(self, X, y, epochs=1, batch_size=32, optimizer="sgd", learning_rate=0.01, momentum=0.0,
+            nesterov=False, weight_decay=0.0, shuffle=True, validation_data=None, verbose=False, *,
+            beta1=0.9, beta2=0.999, epsilon=1e-8):
+        """Train by minibatch gradient descent; returns a History with per-epoch "loss" (the mean of the
+        epoch's batch losses, weighted by batch size) and "val_loss" when validation_data=(X_val, y_val).
+
+        Each call starts from fresh optimizer state. If the loss stops being finite, training stops, the
+        weights from the end of the last finite epoch are restored and a RuntimeWarning says so."""
+        opts = self._check_optimizer(optimizer, learning_rate, momentum, nesterov, weight_decay, beta1, beta2,
+                                     epsilon)
+        epochs = check.check_int("epochs", epochs, 0)
+        batch_size = check.check_int("batch_size", batch_size, 1)
+        X, T = self._check_xy(X, y)
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("validation_data must be a tuple (X_val, y_val)")
+            X_val, T_val = self._check_xy(*validation_data, name_x="validation_data[0]",
+                                          name_y="validation_data[1]")
+        n = X.shape[0]
+        batch = min(batch_size, n)
+        history = History(loss=[])
+        if validation_data is not None:
+            history["val_loss"] = []
+        self._reset_optimizer()
+        self._workspace(batch)
+        Xb_buf = np.empty((batch, self.n_inputs), dtype=self.dtype)
+        Tb_buf = np.empty((batch, self.n_outputs), dtype=self.dtype)
+        snapshot = np.empty_like(self._params)
+        n_threads = get_num_threads()
+        for epoch in range(epochs):
+            snapshot[...] = self._params
+            order = self._rng.permutation(n) if shuffle else np.arange(n)
+            total = 0.0
+            for start in range(0, n, batch):
+                idx = order[start:start + batch]
+                m = idx.shape[0]
+                Xb, Tb = Xb_buf[:m], Tb_buf[:m]
+                np.take(X, idx, axis=0, out=Xb)
+                np.take(T, idx, axis=0, out=Tb)
+                value = self._backprop(Xb, Tb, n_threads)
+                if not math.isfinite(value):
+                    break
+                self._update(opts, n_threads)
+                total += value * m
+            epoch_loss = total / n if math.isfinite(value) else value
+            if not (math.isfinite(epoch_loss) and np.isfinite(self._params).all()):
+                self._params[...] = snapshot
+                warnings.warn(f"training diverged in epoch {epoch + 1} (loss {epoch_loss}); stopped and restored "
+                              f"the weights of the end of epoch {epoch}. Try a smaller learning_rate.",
+                              RuntimeWarning, stacklevel=2)
+                break
+            history["loss"].append(epoch_loss)
+            if validation_data is not None:
+                history["val_loss"].append(self._mean_loss(X_val, T_val, n_threads))
+            if verbose:
+                line = f"epoch {epoch + 1}/{epochs}  loss {epoch_loss:.6f}"
+                if validation_data is not None:
+                    line += f"  val_loss {history['val_loss'][-1]:.6f}"
+                print(line, flush=True)
+        return history
+
+    # ------------------------------------------------------------------------------------------ persistence
+    def save(self, path):
+        """Write the network to exactly `path` (see fastnn.io for the format)."""
+        from .io import save
+        save(self, path)
