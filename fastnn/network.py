@@ -7,6 +7,7 @@ chosen backend (C or NumPy, the same names and signatures) only ever write into 
 """
 import math
 import os
+import time
 import warnings
 
 import numpy as np
@@ -364,6 +365,7 @@ class Network:
         snapshot = np.empty_like(self._params)
         n_threads = get_num_threads()
         for epoch in range(epochs):
+            started = time.perf_counter()
             snapshot[...] = self._params
             order = self._rng.permutation(n) if shuffle else np.arange(n)
             total = 0.0
@@ -392,6 +394,7 @@ class Network:
                 line = f"epoch {epoch + 1}/{epochs}  loss {epoch_loss:.6f}"
                 if validation_data is not None:
                     line += f"  val_loss {history['val_loss'][-1]:.6f}"
+                line += f"  {n / max(time.perf_counter() - started, 1e-9):,.0f} samples/s"
                 print(line, flush=True)
         return history
 
