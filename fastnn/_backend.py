@@ -26,8 +26,13 @@ def _default_name():
     if _core is None:
         if forced == "c":
             raise ImportError(f"FASTNN_BACKEND=c but the C extension fastnn._core does not import: {_CORE_ERROR}")
-        warnings.warn(f"fastnn: the C extension is not available ({_CORE_ERROR}); using the NumPy backend, "
-                      "which gives the same results more slowly.", RuntimeWarning, stacklevel=3)
+        hint = ""
+        source_tree = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        if os.path.exists(os.path.join(source_tree, "setup.py")):
+            hint = (f" fastnn was imported from its source folder {source_tree}; if you installed it, run Python "
+                    "from another directory or with -I so the installed package is used.")
+        warnings.warn("fastnn: the C extension fastnn._core is not available; using the NumPy backend, which "
+                      f"gives the same results more slowly.{hint}", RuntimeWarning, stacklevel=3)
         return "python"
     return "c"
 
