@@ -25,7 +25,8 @@ typedef enum {
     FASTNN_OK = 0,
     FASTNN_EINVAL = 1,   /* an argument is out of its domain (unknown code, negative size, NULL pointer) */
     FASTNN_ESHAPE = 2,   /* sizes are inconsistent with each other */
-    FASTNN_ENOMEM = 3    /* an allocation failed (only the network plan allocates) */
+    FASTNN_ENOMEM = 3,   /* an allocation failed */
+    FASTNN_ENONFINITE = 4 /* training stopped: a batch loss was NaN or infinite (nothing was updated by it) */
 } fastnn_status;
 
 /* Activation codes. The derivative of each is computed from the activation's *output* a = f(z),
@@ -47,6 +48,43 @@ typedef enum {
     FASTNN_LOSS_CROSS_ENTROPY = 1,
     FASTNN_LOSS_BINARY_CROSS_ENTROPY = 2
 } fastnn_loss;
+
+/* Optimizer codes for a training plan. */
+typedef enum {
+    FASTNN_OPT_SGD = 0,
+    FASTNN_OPT_ADAM = 1
+} fastnn_optimizer_kind;
+
+/* ---- A whole network, for the kernels that run a forward pass, a backward pass or an epoch in one call. ----
+ * Every buffer is owned by the caller (Network, in Python) and typed REAL of the kernel's dtype; the structs hold
+ * void pointers so one declaration serves both dtypes. Nothing here is allocated by C. */
+typedef struct {
+    int64_t d_in, d_out;
+    int act;            /* activation code in a forward pass for training (linear for a fused output layer) */
+    int predict_act;    /* activation code when predicting (softmax/sigmoid for a fused output layer) */
+    double alpha;       /* leaky_relu slope */
+    void *W, *b;        /* parameters: (d_in, d_out) and (d_out) */
+    void *dW, *db;      /* their gradients, same shapes */
+    void *a, *delta;    /* workspaces of (max_batch, d_out): activations, and d(loss)/d(pre-activation) */
+} fastnn_layer;
+
+typedef struct {
+    int n_layers;
+    fastnn_layer *layers;
+    int loss_kind;      /* fastnn_loss; for the fused losses the last layer's act is linear (logits) */
+    int64_t max_batch;  /* rows of every workspace */
+    void *params, *grads; /* the flat buffers the layers' W, b, dW, db point into: all weights, then all biases */
+    int64_t n_params, n_decay; /* n_decay: the leading n_params entries that are weights (get weight decay) */
+    void *x_batch, *t_batch; /* (max_batch, d_in) and (max_batch, d_out): a gathered minibatch */
+} fastnn_net;
+
+typedef struct {
+    int kind;           /* fastnn_optimizer_kind */
+    double lr, momentum, beta1, beta2, eps, weight_decay;
+    int nesterov;
+    int64_t t;          /* updates made so far; each update increments it first (Adam's bias correction) */
+    void *state1, *state2; /* sgd: velocity (NULL without momentum); adam: m and v. Each n_params long. */
+} fastnn_optimizer;
 
 /* 1 when compiled with OpenMP, else 0. */
 int fastnn_openmp_enabled(void);
@@ -86,7 +124,23 @@ int fastnn_sgd_step_##SFX(REAL *params, const REAL *grads, REAL *velocity, int64
  * lr_t = lr sqrt(1-b2^t) / (1-b1^t) and eps_t = eps sqrt(1-b2^t): the same as lr mhat / (sqrt(vhat) + eps). */ \
 int fastnn_adam_step_##SFX(REAL *params, const REAL *grads, REAL *m, REAL *v, int64_t n, int64_t n_decay,      \
                            double lr, double beta1, double beta2, double eps, double weight_decay, int64_t t,  \
-                           int n_threads);
+                           int n_threads);                                                                    \
+/* Forward and backward pass of a whole network over one batch x (n <= max_batch, d_in), targets t (n, d_out): \
+ * fills every layer's a, delta, dW, db and sets *loss to the batch's mean loss. */                           \
+int fastnn_net_backprop_##SFX(const fastnn_net *net, double *loss, const REAL *x, const REAL *t, int64_t n,     \
+                              int n_threads);                                                                \
+/* One update of net->params from net->grads; increments opt->t. */                                           \
+int fastnn_net_update_##SFX(const fastnn_net *net, fastnn_optimizer *opt, int n_threads);                      \
+/* One epoch of minibatch training: batches of `batch` rows (<= max_batch) of X (n, d_in) and T (n, d_out) taken \
+ * in the order of `order` (n indices in [0, n)), each gathered into x_batch / t_batch, then backprop and update. \
+ * *loss_sum receives the sum over batches of batch loss * batch rows, *n_done the rows trained. Stops with      \
+ * FASTNN_ENONFINITE at the first non-finite batch loss, before that batch's update. */                         \
+int fastnn_net_train_epoch_##SFX(const fastnn_net *net, fastnn_optimizer *opt, const REAL *X, const REAL *T,    \
+                                 const int64_t *order, int64_t n, int64_t batch, double *loss_sum,             \
+                                 int64_t *n_done, int n_threads);                                              \
+/* One sample through the whole network for prediction: x (d_in) -> y (d_out). scratch holds two vectors of   \
+ * the widest layer (2 * max d_out REALs). Never threaded, never allocates. */                                  \
+int fastnn_net_forward_single_##SFX(const fastnn_net *net, REAL *y, const REAL *x, REAL *scratch);
 
 FASTNN_DECLARE_KERNELS(float, f32)
 FASTNN_DECLARE_KERNELS(double, f64)

@@ -2,6 +2,7 @@
 
 LINEAR, SIGMOID, TANH, RELU, LEAKY_RELU, SOFTMAX = range(6)
 MSE, CROSS_ENTROPY, BINARY_CROSS_ENTROPY = range(3)
+OPT_SGD, OPT_ADAM = range(2)
 
 ACTIVATIONS = {"linear": LINEAR, "sigmoid": SIGMOID, "tanh": TANH, "relu": RELU, "leaky_relu": LEAKY_RELU,
                "softmax": SOFTMAX}
@@ -10,5 +11,7 @@ LOSSES = {"mse": MSE, "cross_entropy": CROSS_ENTROPY, "binary_cross_entropy": BI
 # The output activation each loss implies when the caller names only the hidden one; cross_entropy and
 # binary_cross_entropy fuse it into the loss (the network keeps logits while training).
 OUTPUT_ACTIVATION = {"mse": "linear", "cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}
+
+OPTIMIZERS = {"sgd": OPT_SGD, "adam": OPT_ADAM}
 
 LEAKY_RELU_SLOPE = 0.01

@@ -7,6 +7,37 @@ cdef extern from "fastnn.h" nogil:
         FASTNN_EINVAL
         FASTNN_ESHAPE
         FASTNN_ENOMEM
+        FASTNN_ENONFINITE
+
+    ctypedef struct fastnn_layer:
+        int64_t d_in, d_out
+        int act, predict_act
+        double alpha
+        void *W
+        void *b
+        void *dW
+        void *db
+        void *a
+        void *delta
+
+    ctypedef struct fastnn_net:
+        int n_layers
+        fastnn_layer *layers
+        int loss_kind
+        int64_t max_batch
+        void *params
+        void *grads
+        int64_t n_params, n_decay
+        void *x_batch
+        void *t_batch
+
+    ctypedef struct fastnn_optimizer:
+        int kind
+        double lr, momentum, beta1, beta2, eps, weight_decay
+        int nesterov
+        int64_t t
+        void *state1
+        void *state2
 
     int fastnn_openmp_enabled() noexcept
     int fastnn_max_threads() noexcept
@@ -44,3 +75,19 @@ cdef extern from "fastnn.h" nogil:
     int fastnn_adam_step_f64(double *params, const double *grads, double *m, double *v, int64_t n,
                              int64_t n_decay, double lr, double beta1, double beta2, double eps,
                              double weight_decay, int64_t t, int n_threads) noexcept
+
+    int fastnn_net_backprop_f32(const fastnn_net *net, double *loss, const float *x, const float *t, int64_t n,
+                                int n_threads) noexcept
+    int fastnn_net_backprop_f64(const fastnn_net *net, double *loss, const double *x, const double *t,
+                                int64_t n, int n_threads) noexcept
+    int fastnn_net_update_f32(const fastnn_net *net, fastnn_optimizer *opt, int n_threads) noexcept
+    int fastnn_net_update_f64(const fastnn_net *net, fastnn_optimizer *opt, int n_threads) noexcept
+    int fastnn_net_train_epoch_f32(const fastnn_net *net, fastnn_optimizer *opt, const float *X, const float *T,
+                                   const int64_t *order, int64_t n, int64_t batch, double *loss_sum,
+                                   int64_t *n_done, int n_threads) noexcept
+    int fastnn_net_train_epoch_f64(const fastnn_net *net, fastnn_optimizer *opt, const double *X,
+                                   const double *T, const int64_t *order, int64_t n, int64_t batch,
+                                   double *loss_sum, int64_t *n_done, int n_threads) noexcept
+    int fastnn_net_forward_single_f32(const fastnn_net *net, float *y, const float *x, float *scratch) noexcept
+    int fastnn_net_forward_single_f64(const fastnn_net *net, double *y, const double *x,
+                                      double *scratch) noexcept

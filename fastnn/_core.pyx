@@ -233,3 +233,181 @@ def adam_step(floating[::1] params, const floating[::1] grads, floating[::1] m, 
             rc = fastnn_adam_step_f64(&params[0], &grads[0], &m[0], &v[0], n, n_decay, lr, beta1, beta2, eps,
                                       weight_decay, t, n_threads)
     _check(rc, "adam_step")
+
+
+# ----------------------------------------------------------------------------------------- whole-network kernels
+from libc.stdlib cimport calloc, free
+
+
+cdef void *_address(arr, dtype, tuple shape, str what) except NULL:
+    """The data pointer of a C-contiguous, writable array of exactly this dtype and shape (checked)."""
+    if arr.dtype != dtype or tuple(arr.shape) != shape or not arr.flags.c_contiguous or not arr.flags.writeable:
+        raise ValueError(f"NetHandle: {what} must be a writable C-contiguous {dtype} array of shape {shape}, "
+                         f"got {arr.dtype} {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"NetHandle: {what} is empty")
+    return <void *><size_t>arr.__array_interface__["data"][0]
+
+
+cdef class NetHandle:
+    """A C view (fastnn_net) of a network's buffers, built once and reused by the whole-network kernels.
+
+    layers: a list of (W, b, dW, db, a, delta, act, predict_act, alpha), where a and delta are (max_batch, d_out)
+    workspaces or both None (a handle for prediction only). It keeps every array alive while it exists."""
+    cdef fastnn_net net
+    cdef readonly object dtype
+    cdef readonly bint is_f32
+    cdef readonly Py_ssize_t max_batch, d_in, d_out, widest
+    cdef object _keep
+
+    def __cinit__(self):
+        self.net.layers = NULL
+
+    def __init__(self, list layers, int loss_kind, params, grads, Py_ssize_t n_decay, x_batch, t_batch):
+        cdef Py_ssize_t i
+        cdef fastnn_layer *L
+        self.dtype = params.dtype
+        if self.dtype.name not in ("float32", "float64"):
+            raise TypeError(f"NetHandle: dtype must be float32 or float64, got {self.dtype}")
+        self.is_f32 = self.dtype.name == "float32"
+        if not layers:
+            raise ValueError("NetHandle: no layers")
+        self._keep = (list(layers), params, grads, x_batch, t_batch)
+        self.net.n_layers = len(layers)
+        self.net.loss_kind = loss_kind
+        self.net.params = _address(params, self.dtype, (params.shape[0],), "params")
+        self.net.grads = _address(grads, self.dtype, (params.shape[0],), "grads")
+        self.net.n_params = params.shape[0]
+        if not 0 <= n_decay <= params.shape[0]:
+            raise ValueError("NetHandle: n_decay out of range")
+        self.net.n_decay = n_decay
+        self.d_in = layers[0][0].shape[0]
+        self.d_out = layers[len(layers) - 1][0].shape[1]  # (wraparound is off in this module)
+        self.max_batch = 0 if layers[0][4] is None else layers[0][4].shape[0]
+        self.net.max_batch = self.max_batch
+        self.net.layers = <fastnn_layer *>calloc(len(layers), sizeof(fastnn_layer))
+        if self.net.layers == NULL:
+            raise MemoryError()
+        self.widest = 0
+        for i, (W, b, dW, db, a, delta, act, predict_act, alpha) in enumerate(layers):
+            L = &self.net.layers[i]
+            L.d_in, L.d_out = W.shape[0], W.shape[1]
+            if i > 0 and L.d_in != self.net.layers[i - 1].d_out:
+                raise ValueError(f"NetHandle: layer {i} takes {L.d_in} inputs, layer {i - 1} gives "
+                                 f"{self.net.layers[i - 1].d_out}")
+            L.act, L.predict_act, L.alpha = act, predict_act, alpha
+            L.W = _address(W, self.dtype, (L.d_in, L.d_out), f"layer {i} W")
+            L.b = _address(b, self.dtype, (L.d_out,), f"layer {i} b")
+            L.dW = _address(dW, self.dtype, (L.d_in, L.d_out), f"layer {i} dW")
+            L.db = _address(db, self.dtype, (L.d_out,), f"layer {i} db")
+            if self.max_batch:
+                L.a = _address(a, self.dtype, (self.max_batch, L.d_out), f"layer {i} a")
+                L.delta = _address(delta, self.dtype, (self.max_batch, L.d_out), f"layer {i} delta")
+            self.widest = max(self.widest, L.d_out)
+        if self.max_batch:
+            self.net.x_batch = _address(x_batch, self.dtype, (self.max_batch, self.d_in), "x_batch")
+            self.net.t_batch = _address(t_batch, self.dtype, (self.max_batch, self.d_out), "t_batch")
+
+    def __dealloc__(self):
+        free(self.net.layers)
+
+
+cdef int _load_optimizer(fastnn_optimizer *opt, state, NetHandle h) except -1:
+    opt.kind = state.kind
+    opt.lr, opt.momentum, opt.nesterov = state.lr, state.momentum, state.nesterov
+    opt.beta1, opt.beta2, opt.eps, opt.weight_decay = state.beta1, state.beta2, state.eps, state.weight_decay
+    opt.t = state.t
+    n = (h.net.n_params,)
+    opt.state1 = NULL if state.state1 is None else _address(state.state1, h.dtype, n, "optimizer state")
+    opt.state2 = NULL if state.state2 is None else _address(state.state2, h.dtype, n, "optimizer state")
+    return 0
+
+
+def net_backprop(NetHandle h, x, t, int n_threads):
+    """Forward and backward pass over one batch (x: (n, d_in), t: (n, d_out), n <= max_batch): fills the
+    workspaces and the gradient buffer, returns the batch's mean loss."""
+    cdef const float[:, ::1] x32, t32
+    cdef const double[:, ::1] x64, t64
+    cdef double value = 0.0
+    cdef int rc
+    cdef Py_ssize_t n = x.shape[0]
+    if x.shape != (n, h.d_in) or t.shape != (n, h.d_out) or not 0 < n <= h.max_batch:
+        raise ValueError(f"net_backprop: x {x.shape} / t {t.shape} do not fit the network or its workspace")
+    if h.is_f32:
+        x32, t32 = x, t
+        with nogil:
+            rc = fastnn_net_backprop_f32(&h.net, &value, &x32[0, 0], &t32[0, 0], n, n_threads)
+    else:
+        x64, t64 = x, t
+        with nogil:
+            rc = fastnn_net_backprop_f64(&h.net, &value, &x64[0, 0], &t64[0, 0], n, n_threads)
+    _check(rc, "net_backprop")
+    return value
+
+
+def net_update(NetHandle h, state, int n_threads):
+    """One optimizer update of the parameters from the gradient buffer; advances state.t."""
+    cdef fastnn_optimizer opt
+    cdef int rc
+    _load_optimizer(&opt, state, h)
+    with nogil:
+        if h.is_f32:
+            rc = fastnn_net_update_f32(&h.net, &opt, n_threads)
+        else:
+            rc = fastnn_net_update_f64(&h.net, &opt, n_threads)
+    state.t = opt.t
+    _check(rc, "net_update")
+
+
+def net_train_epoch(NetHandle h, state, X, T, const int64_t[::1] order, Py_ssize_t batch, int n_threads):
+    """One epoch of minibatch training in C with the GIL released throughout. Returns (loss_sum, n_done,
+    finite): finite is False when a batch loss was not finite (training stopped before that batch's update)."""
+    cdef fastnn_optimizer opt
+    cdef const float[:, ::1] X32, T32
+    cdef const double[:, ::1] X64, T64
+    cdef double loss_sum = 0.0
+    cdef int64_t n_done = 0
+    cdef int rc
+    cdef Py_ssize_t n = X.shape[0]
+    if X.shape != (n, h.d_in) or T.shape != (n, h.d_out) or order.shape[0] != n or n == 0:
+        raise ValueError("net_train_epoch: X, T and order do not fit the network")
+    if not 0 < batch <= h.max_batch:
+        raise ValueError(f"net_train_epoch: batch {batch} exceeds the workspace ({h.max_batch})")
+    _load_optimizer(&opt, state, h)
+    if h.is_f32:
+        X32, T32 = X, T
+        with nogil:
+            rc = fastnn_net_train_epoch_f32(&h.net, &opt, &X32[0, 0], &T32[0, 0], &order[0], n, batch,
+                                            &loss_sum, &n_done, n_threads)
+    else:
+        X64, T64 = X, T
+        with nogil:
+            rc = fastnn_net_train_epoch_f64(&h.net, &opt, &X64[0, 0], &T64[0, 0], &order[0], n, batch,
+                                            &loss_sum, &n_done, n_threads)
+    state.t = opt.t
+    if rc == FASTNN_ENONFINITE:
+        return loss_sum, n_done, False
+    _check(rc, "net_train_epoch")
+    return loss_sum, n_done, True
+
+
+def net_forward_single(NetHandle h, y, x, scratch):
+    """One sample x (d_in,) through the network for prediction into y (d_out,); scratch: 2 * widest values."""
+    cdef float[::1] y32, s32
+    cdef const float[::1] x32
+    cdef double[::1] y64, s64
+    cdef const double[::1] x64
+    cdef int rc
+    if h.is_f32:
+        y32, x32, s32 = y, x, scratch
+        if y32.shape[0] != h.d_out or x32.shape[0] != h.d_in or s32.shape[0] < 2 * h.widest:
+            raise ValueError("net_forward_single: sizes do not fit the network")
+        with nogil:
+            rc = fastnn_net_forward_single_f32(&h.net, &y32[0], &x32[0], &s32[0])
+    else:
+        y64, x64, s64 = y, x, scratch
+        if y64.shape[0] != h.d_out or x64.shape[0] != h.d_in or s64.shape[0] < 2 * h.widest:
+            raise ValueError("net_forward_single: sizes do not fit the network")
+        with nogil:
+            rc = fastnn_net_forward_single_f64(&h.net, &y64[0], &x64[0], &s64[0])
+    _check(rc, "net_forward_single")

@@ -26,45 +26,86 @@ def check_int(name, value, minimum):
     except TypeError:
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}") from None
     if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
     return value
 
 
-def check_float(name, value, minimum=0.0, maximum=math.inf, include_minimum=True):
+def check_float(name, value, minimum=0.0, maximum=math.inf, include_minimum=True, include_maximum=False):
+    """A finite real number in [minimum, maximum) (the bounds' inclusion as given): a float.
+
+    The upper bound is exclusive by default: the bounded rates (momentum, beta1, beta2) must stay below 1."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     value = float(value)
     low_ok = value >= minimum if include_minimum else value > minimum
-    if not (math.isfinite(value) and low_ok and value <= maximum):
-        bound = ">=" if include_minimum else ">"
-        raise ValueError(f"{name} must be finite, {bound} {minimum} and <= {maximum}, got {value}")
+    high_ok = value <= maximum if include_maximum else value < maximum
+    if not (math.isfinite(value) and low_ok and high_ok):
+        if math.isinf(maximum):
+            expected = f"{'>=' if include_minimum else '>'} {minimum:g}"
+        else:
+            expected = (f"in {'[' if include_minimum else '('}{minimum:g}, {maximum:g}"
+                        f"{']' if include_maximum else ')'}")
+        raise ValueError(f"{name} must be a finite number {expected}, got {value}")
     return value
 
 
-def _numeric_array(name, value):
-    """np.asarray with the dtype policy: bools and integers convert, anything else non-real is refused."""
-    arr = np.asarray(value)
+def check_dtype(dtype, choices):
+    """The name of a floating dtype among `choices`, from a name ("float32") or a NumPy dtype-like (np.float32).
+
+    Anything else, including None and objects NumPy cannot read as a dtype, is a ValueError listing the choices."""
+    name = dtype
+    if not isinstance(dtype, str) and dtype is not None:
+        try:
+            name = np.dtype(dtype).name
+        except (TypeError, ValueError):
+            pass
+    if not isinstance(name, str) or name not in choices:
+        got = repr(dtype) if name is dtype or not isinstance(name, str) else f"{dtype!r} ({name})"
+        raise ValueError(f"dtype must be one of {sorted(choices)}, got {got}")
+    return name
+
+
+def as_array(name, value):
+    """np.asarray with the dtype policy: bools and integers convert, anything else non-real is refused.
+
+    A ragged nested sequence (rows of different lengths) is a ValueError that names the argument."""
+    try:
+        arr = np.asarray(value)
+    except ValueError as exc:  # NumPy >= 1.24: "setting an array element with a sequence ... inhomogeneous"
+        raise ValueError(f"{name} must be a rectangular array of real numbers; a nested sequence with rows of "
+                         f"different lengths (ragged) cannot be one ({exc})") from None
     kind = arr.dtype.kind
     if kind not in "biuf":
-        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+        raise TypeError(f"{name} must hold real numbers (float, integer or bool), got dtype {arr.dtype}")
     return arr
+
+
+def _converted(name, arr, dtype):
+    """arr as a C-contiguous array of `dtype` (a copy only when needed), refusing NaN, infinity and values that
+    overflow `dtype` (a float64 1e300 in a float32 network) instead of letting them become infinity."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.ascontiguousarray(arr, dtype=dtype)
+    if not np.isfinite(out).all():
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            raise ValueError(f"{name} contains NaN or infinity")
+        big = np.finfo(dtype).max
+        raise ValueError(f"{name} has values outside the {np.dtype(dtype).name} range (magnitude above "
+                         f"{big:.4g}); expected finite values the network's dtype can hold")
+    return out
 
 
 def as_input(name, X, n_features, dtype):
     """X as a C-contiguous array of `dtype`: (n, n_features), or (n_features,) for one sample.
 
     Non-contiguous, Fortran-order, negative-stride and read-only inputs are copied, not refused."""
-    X = _numeric_array(name, X)
+    X = as_array(name, X)
     if X.ndim not in (1, 2):
         raise ValueError(f"{name} must be 1-D (one sample) or 2-D (n_samples, n_features), got {X.ndim}-D")
     if X.shape[-1] != n_features:
         raise ValueError(f"{name} has {X.shape[-1]} features, the network expects {n_features}")
     if X.ndim == 2 and X.shape[0] == 0:
-        raise ValueError(f"{name} is empty (0 samples)")
-    X = np.ascontiguousarray(X, dtype=dtype)
-    if not np.isfinite(X).all():
-        raise ValueError(f"{name} contains NaN or infinity")
-    return X
+        raise ValueError(f"{name} is empty (0 samples); expected at least one row of {n_features} features")
+    return _converted(name, X, dtype)
 
 
 def as_targets(name, y, n_samples, n_outputs, loss, dtype):
@@ -73,16 +114,18 @@ def as_targets(name, y, n_samples, n_outputs, loss, dtype):
     cross_entropy takes integer class labels in [0, n_outputs) (1-D) or rows of class probabilities (2-D);
     binary_cross_entropy takes values in [0, 1]; mse takes any finite values. A 1-D y is accepted for one output.
     """
-    y = _numeric_array(name, y)
+    y = as_array(name, y)
     if y.ndim == 0 or y.ndim > 2:
-        raise ValueError(f"{name} must be 1-D or 2-D, got {y.ndim}-D")
+        raise ValueError(f"{name} must be 1-D (n_samples,) or 2-D (n_samples, {n_outputs}), got {y.ndim}-D")
     if y.shape[0] != n_samples:
-        raise ValueError(f"{name} has {y.shape[0]} samples but X has {n_samples}")
+        raise ValueError(f"{name} has {y.shape[0]} samples, expected {n_samples} (one per input row)")
     if not np.isfinite(y).all():
         raise ValueError(f"{name} contains NaN or infinity")
     if loss == "cross_entropy" and y.ndim == 1:
         if y.dtype.kind == "f" and not np.all(y == np.round(y)):
-            raise ValueError(f"{name}: class labels must be integers, got non-integer values")
+            bad = y[y != np.round(y)][0]
+            raise ValueError(f"{name}: class labels must be integers in [0, {n_outputs - 1}], got non-integer "
+                             f"values such as {bad}")
         if y.dtype.kind == "b":
             raise TypeError(f"{name}: class labels must be integers, got bools")
         if y.size and (y.min() < 0 or y.max() >= n_outputs):
@@ -99,8 +142,8 @@ def as_targets(name, y, n_samples, n_outputs, loss, dtype):
     if y.shape[1] != n_outputs:
         raise ValueError(f"{name} has {y.shape[1]} columns, the network has {n_outputs} outputs")
     if loss in ("cross_entropy", "binary_cross_entropy") and (y.min() < 0 or y.max() > 1):
-        raise ValueError(f"{name}: {loss} targets must lie in [0, 1]")
-    return np.ascontiguousarray(y, dtype=dtype)
+        raise ValueError(f"{name}: {loss} targets must lie in [0, 1], got values in [{y.min()}, {y.max()}]")
+    return _converted(name, y, dtype)
 
 
 def parse_activations(activations, n_layers, loss):

@@ -17,8 +17,32 @@ from . import _validation as check
 from ._threads import get_num_threads
 from .layers import Dense
 
-OPTIMIZERS = ("sgd", "adam")
+OPTIMIZERS = tuple(_codes.OPTIMIZERS)
 DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+class OptimizerState:
+    """Hyperparameters and buffers of an optimizer, as the kernels' fastnn_optimizer struct holds them."""
+
+    def __init__(self, opts, params):
+        self.name = opts["optimizer"]
+        self.kind = _codes.OPTIMIZERS[self.name]
+        self.t = 0
+        self.state1 = self.state2 = None
+        if self.name == "adam":
+            self.state1, self.state2 = np.zeros_like(params), np.zeros_like(params)
+        elif opts["momentum"] != 0:
+            self.state1 = np.zeros_like(params)
+        self.set_hyperparameters(opts)
+
+    def compatible(self, opts):
+        return opts["optimizer"] == self.name and (self.state1 is not None) == (
+            self.name == "adam" or opts["momentum"] != 0)
+
+    def set_hyperparameters(self, opts):
+        self.lr, self.momentum, self.nesterov = opts["learning_rate"], opts["momentum"], opts["nesterov"]
+        self.beta1, self.beta2, self.eps = opts["beta1"], opts["beta2"], opts["epsilon"]
+        self.weight_decay = opts["weight_decay"]
 
 
 class History(dict):
@@ -84,6 +108,8 @@ class Network:
         self._rng = np.random.default_rng(seed)
         self._initialize()
         self._workspace_rows = 0
+        self._release_workspace()
+        self._scratch = np.empty(2 * max(sizes[1:]), dtype=self.dtype)
         self._reset_optimizer()
 
     # ----------------------------------------------------------------------------------------------- memory
@@ -135,16 +161,35 @@ class Network:
             layer.b[...] = 0
 
     def _workspace(self, rows):
-        """Per-layer activation and delta buffers for `rows` samples: views into buffers kept between calls."""
+        """A handle on the network's buffers whose activation/delta workspaces hold at least `rows` samples.
+
+        Workspaces only grow, so a fit allocates them once (for its batch size) and every batch reuses them."""
         if rows > self._workspace_rows:
             self._acts = [np.empty((rows, layer.d_out), dtype=self.dtype) for layer in self.layers]
             self._deltas = [np.empty((rows, layer.d_out), dtype=self.dtype) for layer in self.layers]
+            self._x_batch = np.empty((rows, self.n_inputs), dtype=self.dtype)
+            self._t_batch = np.empty((rows, self.n_outputs), dtype=self.dtype)
             self._workspace_rows = rows
-        return [a[:rows] for a in self._acts], [d[:rows] for d in self._deltas]
+            self._handle = self._make_handle()
+        return self._handle
+
+    def _make_handle(self):
+        with_workspace = self._workspace_rows > 0
+        layers = []
+        for i, layer in enumerate(self.layers):
+            a = self._acts[i] if with_workspace else None
+            delta = self._deltas[i] if with_workspace else None
+            layers.append((layer.W, layer.b, layer.dW, layer.db, a, delta, layer.train_act_code(),
+                           layer.act_code, layer.alpha))
+        x_batch = self._x_batch if with_workspace else None
+        t_batch = self._t_batch if with_workspace else None
+        return self._kernels.NetHandle(layers, self._loss_code, self._params, self._grads, self.n_decay, x_batch,
+                                       t_batch)
 
     def _release_workspace(self):
-        self._acts = self._deltas = None
+        self._acts = self._deltas = self._x_batch = self._t_batch = None
         self._workspace_rows = 0
+        self._handle = self._make_handle()
 
     # ---------------------------------------------------------------------------------------------- public
     @property
@@ -184,12 +229,9 @@ class Network:
         X = check.as_input("X", X, self.n_inputs, self.dtype)
         k = self._kernels
         if X.ndim == 1:
-            x = X
-            for layer in self.layers:
-                out = np.empty(layer.d_out, dtype=self.dtype)
-                layer.forward_single(k, x, out)
-                x = out
-            return x
+            y = np.empty(self.n_outputs, dtype=self.dtype)
+            k.net_forward_single(self._handle, y, X, self._scratch)
+            return y
         n_threads = get_num_threads()
         x = X
         for layer in self.layers:
@@ -213,22 +255,7 @@ class Network:
 
     def _backprop(self, X, T, n_threads):
         """Forward and backward pass over one batch: fills the gradient buffer, returns the mean loss."""
-        k = self._kernels
-        acts, deltas = self._workspace(X.shape[0])
-        out = self._forward_train(X, acts, n_threads)
-        value = k.loss(deltas[-1], out, T, self._loss_code, n_threads)
-        last = self.layers[-1]
-        if not last.fused_output:
-            k.act_backward(deltas[-1], deltas[-1], out, last.act_code, last.alpha, n_threads)
-        for i in range(len(self.layers) - 1, -1, -1):
-            layer = self.layers[i]
-            x_in = acts[i - 1] if i > 0 else X
-            dx = deltas[i - 1] if i > 0 else None
-            layer.backward(k, deltas[i], x_in, dx, n_threads)
-            if i > 0:
-                below = self.layers[i - 1]
-                k.act_backward(dx, dx, acts[i - 1], below.act_code, below.alpha, n_threads)
-        return value
+        return self._kernels.net_backprop(self._workspace(X.shape[0]), X, T, n_threads)
 
     def _chunked(self, X, T, rows=4096):
         for start in range(0, X.shape[0], rows):
@@ -243,7 +270,8 @@ class Network:
         # every loss is a mean over samples (times a constant n_outputs), so chunk means combine by rows
         total = 0.0
         for Xc, Tc in self._chunked(X, T):
-            acts, _ = self._workspace(Xc.shape[0])
+            self._workspace(Xc.shape[0])
+            acts = [a[:Xc.shape[0]] for a in self._acts]
             total += self._batch_loss(Xc, Tc, acts, n_threads) * Xc.shape[0]
         return total / X.shape[0]
 
@@ -290,34 +318,21 @@ class Network:
         return opts
 
     def _reset_optimizer(self):
-        self._opt_key = None
-        self._opt_buffers = ()
-        self._opt_t = 0
+        self._opt = None
 
-    def _optimizer_state(self, opts):
-        key = (opts["optimizer"], opts["momentum"] != 0)
-        if key != self._opt_key:
-            if opts["optimizer"] == "adam":
-                self._opt_buffers = (np.zeros_like(self._params), np.zeros_like(self._params))
-            elif opts["momentum"] != 0:
-                self._opt_buffers = (np.zeros_like(self._params),)
-            else:
-                self._opt_buffers = ()
-            self._opt_key, self._opt_t = key, 0
-        return self._opt_buffers
+    @property
+    def _opt_t(self):
+        """Optimizer updates made since the optimizer state was (re)started."""
+        return 0 if self._opt is None else self._opt.t
 
-    def _update(self, opts, n_threads):
-        buffers = self._optimizer_state(opts)
-        self._opt_t += 1
-        k = self._kernels
-        if opts["optimizer"] == "adam":
-            m, v = buffers
-            k.adam_step(self._params, self._grads, m, v, self.n_decay, opts["learning_rate"], opts["beta1"],
-                        opts["beta2"], opts["epsilon"], opts["weight_decay"], self._opt_t, n_threads)
+    def _optimizer(self, opts):
+        """The optimizer state for these options: kept while the optimizer (and its buffers) stay the same."""
+        state = self._opt
+        if state is None or not state.compatible(opts):
+            state = self._opt = OptimizerState(opts, self._params)
         else:
-            velocity = buffers[0] if buffers else None
-            k.sgd_step(self._params, self._grads, velocity, self.n_decay, opts["learning_rate"],
-                       opts["momentum"], opts["nesterov"], opts["weight_decay"], n_threads)
+            state.set_hyperparameters(opts)
+        return state
 
     def train_step(self, X, y, optimizer="sgd", learning_rate=0.01, momentum=0.0, nesterov=False,
                    weight_decay=0.0, *, beta1=0.9, beta2=0.999, epsilon=1e-8):
@@ -332,7 +347,7 @@ class Network:
         value = self._backprop(X, T, n_threads)
         if not math.isfinite(value):
             raise FloatingPointError(f"the loss is {value}; the step was not applied")
-        self._update(opts, n_threads)
+        self._kernels.net_update(self._handle, self._optimizer(opts), n_threads)
         return value
 
     def fit(self, X, y, epochs=1, batch_size=32, optimizer="sgd", learning_rate=0.01, momentum=0.0,
@@ -359,33 +374,22 @@ class Network:
         if validation_data is not None:
             history["val_loss"] = []
         self._reset_optimizer()
-        self._workspace(batch)
-        Xb_buf = np.empty((batch, self.n_inputs), dtype=self.dtype)
-        Tb_buf = np.empty((batch, self.n_outputs), dtype=self.dtype)
+        state = self._optimizer(opts)
+        handle = self._workspace(batch)
         snapshot = np.empty_like(self._params)
         n_threads = get_num_threads()
         for epoch in range(epochs):
             started = time.perf_counter()
             snapshot[...] = self._params
             order = self._rng.permutation(n) if shuffle else np.arange(n)
-            total = 0.0
-            for start in range(0, n, batch):
-                idx = order[start:start + batch]
-                m = idx.shape[0]
-                Xb, Tb = Xb_buf[:m], Tb_buf[:m]
-                np.take(X, idx, axis=0, out=Xb)
-                np.take(T, idx, axis=0, out=Tb)
-                value = self._backprop(Xb, Tb, n_threads)
-                if not math.isfinite(value):
-                    break
-                self._update(opts, n_threads)
-                total += value * m
-            epoch_loss = total / n if math.isfinite(value) else value
-            if not (math.isfinite(epoch_loss) and np.isfinite(self._params).all()):
+            loss_sum, _, finite = self._kernels.net_train_epoch(handle, state, X, T, order.astype(np.int64),
+                                                                batch, n_threads)
+            epoch_loss = loss_sum / n if finite else math.nan
+            if not (finite and math.isfinite(epoch_loss) and np.isfinite(self._params).all()):
                 self._params[...] = snapshot
-                warnings.warn(f"training diverged in epoch {epoch + 1} (loss {epoch_loss}); stopped and restored "
-                              f"the weights of the end of epoch {epoch}. Try a smaller learning_rate.",
-                              RuntimeWarning, stacklevel=2)
+                warnings.warn(f"training diverged in epoch {epoch + 1} (the loss became NaN or infinite); stopped "
+                              f"and restored the weights of the end of epoch {epoch}. Try a smaller "
+                              "learning_rate.", RuntimeWarning, stacklevel=2)
                 break
             history["loss"].append(epoch_loss)
             if validation_data is not None:

@@ -6,6 +6,7 @@ their C twins, so Network drives both backends with exactly the same calls.
 from .activations import act_backward, act_forward
 from .dense import dense_backward, dense_forward, dense_forward_single
 from .losses import loss
+from .network import NetHandle, net_backprop, net_forward_single, net_train_epoch, net_update
 from .optimizers import adam_step, sgd_step
 
 NAME = "python"
@@ -21,5 +22,6 @@ def max_threads():
     return 1
 
 
-__all__ = ["NAME", "act_backward", "act_forward", "adam_step", "dense_backward", "dense_forward",
-           "dense_forward_single", "loss", "max_threads", "openmp_enabled", "sgd_step"]
+__all__ = ["NAME", "NetHandle", "act_backward", "act_forward", "adam_step", "dense_backward", "dense_forward",
+           "dense_forward_single", "loss", "max_threads", "net_backprop", "net_forward_single", "net_train_epoch",
+           "net_update", "openmp_enabled", "sgd_step"]
