@@ -100,6 +100,24 @@ int SFX(fastnn_dense_forward)(REAL *y, const REAL *x, const REAL *W, const REAL 
     if (rc == FASTNN_OK) rc = SFX(check_act_code)(act, alpha);
     if (rc != FASTNN_OK) return rc;
     REAL alpha_r = (REAL)alpha;
+    if (n > 1 && n * d_in * d_out >= FASTNN_BLAS_MIN_WORK && fastnn_have_blas()) {
+        /* y = bias rows, y += x W in BLAS, then the activation in one pass */
+        FASTNN_FOR_RANGE(n, n * d_out, n_threads, lo, hi, {
+            int64_t i, j;
+            for (i = lo; i < hi; i++)
+                for (j = 0; j < d_out; j++) y[i * d_out + j] = b ? b[j] : (REAL)0;
+        });
+        SFX(fastnn_blas_gemm)(0, 0, n, d_out, d_in, x, W, (REAL)1, y);
+        if (act != FASTNN_ACT_LINEAR)
+            FASTNN_FOR_RANGE(n, 8 * n * d_out, n_threads, lo, hi, {
+                int64_t i;
+                if (act == FASTNN_ACT_SOFTMAX)
+                    for (i = lo; i < hi; i++) SFX(softmax_row)(y + i * d_out, d_out);
+                else
+                    SFX(act_apply)(y + lo * d_out, (hi - lo) * d_out, act, alpha_r);
+            });
+        return FASTNN_OK;
+    }
     FASTNN_FOR_RANGE(n, n * d_in * d_out, n_threads, lo, hi,
                      SFX(dense_forward_rows)(y, x, W, b, lo, hi, d_in, d_out, act, alpha_r));
     return FASTNN_OK;
@@ -121,8 +139,12 @@ int SFX(fastnn_dense_backward)(REAL *dx, REAL *dW, REAL *db, const REAL *dz, con
     if (n < 1 || d_in < 1 || d_out < 1) return FASTNN_ESHAPE;
     if (dW == NULL || db == NULL || dz == NULL || x == NULL || (dx != NULL && W == NULL)) return FASTNN_EINVAL;
 
+    int use_blas = n * d_in * d_out >= FASTNN_BLAS_MIN_WORK && fastnn_have_blas();
+
     /* dW = x^T dz, split over rows of dW (inputs), so each thread owns whole rows */
-    FASTNN_FOR_RANGE(d_in, n * d_in * d_out, n_threads, lo, hi, {
+    if (use_blas)
+        SFX(fastnn_blas_gemm)(1, 0, d_in, d_out, n, x, dz, (REAL)0, dW);
+    else FASTNN_FOR_RANGE(d_in, n * d_in * d_out, n_threads, lo, hi, {
         int64_t p0, j;
         for (p0 = lo; p0 < hi; p0 += DENSE_ROW_BLOCK) {
             int64_t rows = hi - p0 < DENSE_ROW_BLOCK ? hi - p0 : DENSE_ROW_BLOCK;
@@ -142,7 +164,9 @@ int SFX(fastnn_dense_backward)(REAL *dx, REAL *dW, REAL *db, const REAL *dz, con
     });
 
     /* dx = dz W^T, split over samples */
-    if (dx != NULL) {
+    if (dx != NULL && use_blas) {
+        SFX(fastnn_blas_gemm)(0, 1, n, d_in, d_out, dz, W, (REAL)0, dx);
+    } else if (dx != NULL) {
         FASTNN_FOR_RANGE(n, n * d_in * d_out, n_threads, lo, hi, {
             int64_t i, p;
             for (i = lo; i < hi; i++)

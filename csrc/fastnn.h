@@ -86,6 +86,16 @@ typedef struct {
     void *state1, *state2; /* sgd: velocity (NULL without momentum); adam: m and v. Each n_params long. */
 } fastnn_optimizer;
 
+/* Fortran BLAS gemm, as SciPy's scipy.linalg.cython_blas exports it (LP64: int dimensions). */
+typedef void (*fastnn_sgemm_fn)(char *transa, char *transb, int *m, int *n, int *k, float *alpha, float *a,
+                                int *lda, float *b, int *ldb, float *beta, float *c, int *ldc);
+typedef void (*fastnn_dgemm_fn)(char *transa, char *transb, int *m, int *n, int *k, double *alpha, double *a,
+                                int *lda, double *b, int *ldb, double *beta, double *c, int *ldc);
+/* Install (or, with NULLs, remove) the gemm the dense kernels use for large products. Call with the GIL held
+ * and no kernel running. */
+void fastnn_set_blas(fastnn_sgemm_fn sgemm, fastnn_dgemm_fn dgemm);
+int fastnn_have_blas(void);
+
 /* 1 when compiled with OpenMP, else 0. */
 int fastnn_openmp_enabled(void);
 /* omp_get_max_threads(), or 1 without OpenMP. Honours OMP_NUM_THREADS. */

@@ -56,4 +56,13 @@ static inline void fastnn_chunk(int64_t n, int t, int nt, int64_t *lo, int64_t *
         }                                                                                    \
     } while (0)
 
+/* Products at least this big (multiply-adds) go to BLAS when one is set; below it a call costs more than our
+ * own loops (single samples and tiny layers stay in C). */
+#define FASTNN_BLAS_MIN_WORK ((int64_t)1 << 15)
+
+int fastnn_blas_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, const float *A,
+                         const float *B, float beta, float *C);
+int fastnn_blas_gemm_f64(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, const double *A,
+                         const double *B, double beta, double *C);
+
 #endif /* FASTNN_INTERNAL_H */

@@ -14,6 +14,13 @@ __version__ = "0.1.0"
 BACKEND = _backend.DEFAULT
 
 
+def _blas_source():
+    if BACKEND == "python":
+        return "numpy"
+    from . import _blas
+    return "scipy (cython_blas sgemm/dgemm)" if _blas.SOURCE else None
+
+
 def show_config(file=None):
     """Print (and return as a dict) the backend, OpenMP, threads and BLAS in use."""
     kernels = _backend.get(None)
@@ -23,7 +30,7 @@ def show_config(file=None):
         "c_extension": "available" if _backend.c_available() else f"unavailable ({_backend._CORE_ERROR})",
         "openmp": bool(kernels.openmp_enabled()),
         "threads": get_num_threads(),
-        "blas": "numpy" if BACKEND == "python" else None,
+        "blas": _blas_source(),
     }
     import numpy
     config["numpy"] = numpy.__version__

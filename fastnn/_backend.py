@@ -39,6 +39,10 @@ def _default_name():
 
 DEFAULT = _default_name()
 
+if _core is not None:
+    from . import _blas
+    _blas.install(_core)
+
 
 def get(name=None):
     """The kernel module for a backend name (None: the default one)."""

@@ -39,6 +39,13 @@ cdef extern from "fastnn.h" nogil:
         void *state1
         void *state2
 
+    ctypedef void (*fastnn_sgemm_fn)(char *, char *, int *, int *, int *, float *, float *, int *, float *,
+                                     int *, float *, float *, int *) noexcept nogil
+    ctypedef void (*fastnn_dgemm_fn)(char *, char *, int *, int *, int *, double *, double *, int *, double *,
+                                     int *, double *, double *, int *) noexcept nogil
+    void fastnn_set_blas(fastnn_sgemm_fn sgemm, fastnn_dgemm_fn dgemm) noexcept
+    int fastnn_have_blas() noexcept
+
     int fastnn_openmp_enabled() noexcept
     int fastnn_max_threads() noexcept
 

@@ -5,6 +5,7 @@ csrc/ and turns its status code into an exception. The twin of every function is
 Arrays are C-contiguous memoryviews of one dtype (float32 or float64) per call; Network does the argument
 validation and conversion before it gets here.
 """
+from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
 from cython cimport floating
 from libc.stdint cimport int64_t
 
@@ -36,6 +37,32 @@ cdef bint _is_float32(array) except -1:
     if fmt == "d":
         return False
     raise TypeError(f"expected a float32 or float64 array, got format {fmt!r}")
+
+
+def set_blas(sgemm, dgemm):
+    """Use these sgemm/dgemm capsules (from scipy.linalg.cython_blas.__pyx_capi__) for large products, or none
+    when both are None. The capsules' C signature must take int (LP64) dimensions; fastnn/_blas.py checks that
+    and runs a self-test before keeping them."""
+    cdef const char *sname
+    cdef const char *dname
+    if sgemm is None and dgemm is None:
+        fastnn_set_blas(NULL, NULL)
+        return
+    sname = PyCapsule_GetName(sgemm)
+    dname = PyCapsule_GetName(dgemm)
+    if sname == NULL or dname == NULL:
+        raise TypeError("set_blas: the gemm capsules have no signature")
+    for text in ((<bytes>sname).decode(), (<bytes>dname).decode()):
+        # LP64 only: an ILP64 SciPy would pass 64-bit integers where the kernels give int
+        if not text.startswith("void (char *, char *, int *, int *, int *,"):
+            raise TypeError(f"set_blas: unexpected gemm signature {text!r}")
+    fastnn_set_blas(<fastnn_sgemm_fn>PyCapsule_GetPointer(sgemm, sname),
+                    <fastnn_dgemm_fn>PyCapsule_GetPointer(dgemm, dname))
+
+
+def blas_enabled():
+    """True when large products go to the BLAS installed by set_blas."""
+    return bool(fastnn_have_blas())
 
 
 def openmp_enabled():

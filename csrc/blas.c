@@ -1,0 +1,20 @@
+/* blas.c -- sgemm/dgemm taken at run time from SciPy's cython_blas (no BLAS at link time), and the one place
+ * that maps fastnn's row-major products onto column-major Fortran BLAS. Twin: NumPy's matmul in fastnn/_py/. */
+#include <limits.h>
+#include "fastnn_internal.h"
+
+static fastnn_sgemm_fn g_sgemm = NULL;
+static fastnn_dgemm_fn g_dgemm = NULL;
+
+void fastnn_set_blas(fastnn_sgemm_fn sgemm, fastnn_dgemm_fn dgemm)
+{
+    g_sgemm = sgemm;
+    g_dgemm = dgemm;
+}
+
+int fastnn_have_blas(void) { return g_sgemm != NULL && g_dgemm != NULL; }
+
+static int fits_int(int64_t a, int64_t b, int64_t c) { return a <= INT_MAX && b <= INT_MAX && c <= INT_MAX; }
+
+#define FASTNN_TEMPLATE "blas_impl.h"
+#include "fastnn_real.h"

@@ -1,0 +1,47 @@
+"""Give the C kernels BLAS speed for large products without linking a BLAS: take sgemm/dgemm from SciPy's
+scipy.linalg.cython_blas at import (the capsules Cython modules share through __pyx_capi__), check their C
+signature and run a self-test before using them. FASTNN_BLAS=0 keeps fastnn on its own kernels."""
+import os
+
+import numpy as np
+
+SOURCE = None  # "scipy" once installed
+
+
+def _self_test(core):
+    """A product big enough to take the BLAS path, in both dtypes, against NumPy."""
+    rng = np.random.default_rng(0)
+    for dtype, tol in ((np.float32, 1e-4), (np.float64, 1e-12)):
+        x = rng.normal(size=(40, 33)).astype(dtype)
+        W = rng.normal(size=(33, 31)).astype(dtype)
+        b = rng.normal(size=31).astype(dtype)
+        y = np.empty((40, 31), dtype=dtype)
+        core.dense_forward(y, x, W, b, 0, 0.0, 1)
+        expected = x.astype(np.float64) @ W + b
+        if not np.allclose(y, expected, rtol=tol, atol=tol * 10):
+            return False
+        dz = rng.normal(size=(40, 31)).astype(dtype)
+        dx, dW, db = np.empty_like(x), np.empty_like(W), np.empty_like(b)
+        core.dense_backward(dx, dW, db, dz, x, W, 1)
+        if not (np.allclose(dW, x.T.astype(np.float64) @ dz, rtol=tol, atol=tol * 10)
+                and np.allclose(dx, dz.astype(np.float64) @ W.T, rtol=tol, atol=tol * 10)):
+            return False
+    return True
+
+
+def install(core):
+    """Install SciPy's gemm into the C backend if possible; returns the BLAS source name or None."""
+    global SOURCE
+    if core is None or os.environ.get("FASTNN_BLAS", "1") == "0":
+        return None
+    try:
+        from scipy.linalg import cython_blas
+        capsules = cython_blas.__pyx_capi__
+        core.set_blas(capsules["sgemm"], capsules["dgemm"])
+    except (ImportError, KeyError, TypeError, AttributeError):
+        return None
+    if not _self_test(core):
+        core.set_blas(None, None)
+        return None
+    SOURCE = "scipy"
+    return SOURCE
