@@ -60,8 +60,8 @@ def check_dtype(dtype, choices):
         except (TypeError, ValueError):
             pass
     if not isinstance(name, str) or name not in choices:
-        got = repr(dtype) if name is dtype or not isinstance(name, str) else f"{dtype!r} ({name})"
-        raise ValueError(f"dtype must be one of {sorted(choices)}, got {got}")
+        got = name if isinstance(name, str) else dtype
+        raise ValueError(f"dtype must be one of {sorted(choices)}, got {got!r}")
     return name
 
 
