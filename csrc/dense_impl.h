@@ -13,6 +13,7 @@
 
 /* C[r, :m] += sum_p A(r, p) * B[p, :m] for the `rows` (<= DENSE_ROW_BLOCK) rows of C starting at C (row
  * length m), where A(r, p) = A[r * a_rs + p * a_cs]. B is row-major (k, m). */
+FASTNN_SIMD_CLONES
 static void SFX(gemm_block)(REAL *C, const REAL *A, int64_t a_rs, int64_t a_cs, const REAL *B,
                             int64_t rows, int64_t k, int64_t m)
 {
@@ -46,6 +47,7 @@ static void SFX(gemm_block)(REAL *C, const REAL *A, int64_t a_rs, int64_t a_cs, 
     }
 }
 
+FASTNN_SIMD_CLONES
 static REAL SFX(dot)(const REAL *FASTNN_RESTRICT u, const REAL *FASTNN_RESTRICT v, int64_t len)
 {
     REAL lane[DOT_LANES] = {0};

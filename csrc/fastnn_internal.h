@@ -15,6 +15,16 @@
 #define FASTNN_PRAGMA(x) _Pragma(#x)
 #endif
 
+/* The few loops that carry the arithmetic are compiled three times, for AVX-512, AVX2+FMA and baseline x86-64,
+ * and the loader picks the best the CPU has (GCC function multi-versioning through ifunc). Wheels stay portable
+ * and a machine still gets its vector width. Elsewhere (other compilers, other CPUs) this is a no-op. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && __GNUC__ >= 12 && \
+    !defined(FASTNN_NO_CLONES)
+#define FASTNN_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define FASTNN_SIMD_CLONES
+#endif
+
 /* A fork/join costs microseconds on idle cores, but when another process keeps a core busy the team waits for
  * a time slice: measured here, 2 threads made the digits demo (layers of 32 x 64 x 128) 20 x slower than 1.
  * So a thread is only worth it for about a millisecond of work: this many multiply-adds or element operations. */

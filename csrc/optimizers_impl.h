@@ -3,26 +3,56 @@
  * All parameters of a network live in one buffer, weights first, so the first n_decay entries are exactly the
  * weights that get L2 weight decay (biases do not) and each update is a single loop. */
 
+/* SGD on params[lo:hi], with weight decay wd (0 for the biases). */
+FASTNN_SIMD_CLONES
+static void SFX(sgd_range)(REAL *FASTNN_RESTRICT params, const REAL *FASTNN_RESTRICT grads,
+                           REAL *FASTNN_RESTRICT velocity, int64_t lo, int64_t hi, REAL lr, REAL mu, int nesterov,
+                           REAL wd)
+{
+    int64_t k;
+    if (velocity == NULL) {
+        for (k = lo; k < hi; k++) params[k] -= lr * (grads[k] + wd * params[k]);
+        return;
+    }
+    for (k = lo; k < hi; k++) {
+        REAL g = grads[k] + wd * params[k];
+        REAL v = mu * velocity[k] + g;
+        velocity[k] = v;
+        params[k] -= lr * (nesterov ? g + mu * v : v);
+    }
+}
+
 int SFX(fastnn_sgd_step)(REAL *params, const REAL *grads, REAL *velocity, int64_t n, int64_t n_decay, double lr,
                          double momentum, int nesterov, double weight_decay, int n_threads)
 {
     if (n < 0 || n_decay < 0 || n_decay > n) return FASTNN_ESHAPE;
     if (params == NULL || grads == NULL || (momentum != 0 && velocity == NULL)) return FASTNN_EINVAL;
     REAL lr_r = (REAL)lr, mu = (REAL)momentum, wd = (REAL)weight_decay;
+    REAL *vel = momentum != 0 ? velocity : NULL;
     FASTNN_FOR_RANGE(n, 4 * n, n_threads, lo, hi, {
-        int64_t k;
-        for (k = lo; k < hi; k++) {
-            REAL g = grads[k];
-            if (k < n_decay) g += wd * params[k];
-            if (momentum != 0) {
-                REAL v = mu * velocity[k] + g;
-                velocity[k] = v;
-                g = nesterov ? g + mu * v : v;
-            }
-            params[k] -= lr_r * g;
-        }
+        /* the weights [0, n_decay) get weight decay, the biases after them do not */
+        int64_t split = hi < n_decay ? hi : (lo > n_decay ? lo : n_decay);
+        SFX(sgd_range)(params, grads, vel, lo, split, lr_r, mu, nesterov, wd);
+        SFX(sgd_range)(params, grads, vel, split, hi, lr_r, mu, nesterov, (REAL)0);
     });
     return FASTNN_OK;
+}
+
+/* Adam on params[lo:hi], with weight decay wd (0 for the biases). */
+FASTNN_SIMD_CLONES
+static void SFX(adam_range)(REAL *FASTNN_RESTRICT params, const REAL *FASTNN_RESTRICT grads,
+                            REAL *FASTNN_RESTRICT m, REAL *FASTNN_RESTRICT v, int64_t lo, int64_t hi, REAL lr_t,
+                            REAL b1, REAL b2, REAL one_b1, REAL one_b2, REAL eps_t, REAL wd)
+{
+    int64_t k;
+    for (k = lo; k < hi; k++) {
+        REAL g = grads[k] + wd * params[k];
+        REAL mk = b1 * m[k] + one_b1 * g;
+        REAL vk = b2 * v[k] + one_b2 * (g * g);
+        m[k] = mk;
+        v[k] = vk;
+        params[k] -= lr_t * mk / (R_SQRT(vk) + eps_t);
+    }
 }
 
 int SFX(fastnn_adam_step)(REAL *params, const REAL *grads, REAL *m, REAL *v, int64_t n, int64_t n_decay,
@@ -37,16 +67,9 @@ int SFX(fastnn_adam_step)(REAL *params, const REAL *grads, REAL *m, REAL *v, int
     REAL b1 = (REAL)beta1, b2 = (REAL)beta2, wd = (REAL)weight_decay;
     REAL one_b1 = (REAL)(1.0 - beta1), one_b2 = (REAL)(1.0 - beta2);
     FASTNN_FOR_RANGE(n, 8 * n, n_threads, lo, hi, {
-        int64_t k;
-        for (k = lo; k < hi; k++) {
-            REAL g = grads[k];
-            if (k < n_decay) g += wd * params[k];
-            REAL mk = b1 * m[k] + one_b1 * g;
-            REAL vk = b2 * v[k] + one_b2 * (g * g);
-            m[k] = mk;
-            v[k] = vk;
-            params[k] -= lr_t * mk / (R_SQRT(vk) + eps_t);
-        }
+        int64_t split = hi < n_decay ? hi : (lo > n_decay ? lo : n_decay);
+        SFX(adam_range)(params, grads, m, v, lo, split, lr_t, b1, b2, one_b1, one_b2, eps_t, wd);
+        SFX(adam_range)(params, grads, m, v, split, hi, lr_t, b1, b2, one_b1, one_b2, eps_t, (REAL)0);
     });
     return FASTNN_OK;
 }

@@ -5,8 +5,10 @@ updates everything and weight decay covers exactly the weights), a gradient buff
 state of the same layout, and per-layer activation workspaces reused from batch to batch. The kernels of the
 chosen backend (C or NumPy, the same names and signatures) only ever write into these.
 """
+import functools
 import math
 import os
+import threading
 import time
 import warnings
 
@@ -19,6 +21,23 @@ from .layers import Dense
 
 OPTIMIZERS = tuple(_codes.OPTIMIZERS)
 DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+def _exclusive(method):
+    """Run `method` holding the network's lock, or refuse at once if another thread holds it: these methods
+    share the workspaces, gradient buffer and optimizer state, so two at a time would corrupt each other."""
+
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        if not self._busy.acquire(blocking=False):
+            raise RuntimeError(f"this Network is in use by another thread ({method.__name__} refused); "
+                               "use one Network per thread, or serialise the calls")
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self._busy.release()
+
+    return guarded
 
 
 class OptimizerState:
@@ -92,8 +111,7 @@ class Network:
     def __init__(self, sizes, activations="relu", loss="mse", dtype="float32", seed=None, backend=None):
         sizes = check.parse_sizes(sizes)
         check.check_choice("loss", loss, _codes.LOSSES)
-        check.check_choice("dtype", dtype if isinstance(dtype, str) else np.dtype(dtype).name, DTYPES)
-        dtype = np.dtype(dtype).name
+        dtype = check.check_dtype(dtype, DTYPES)
         names = check.parse_activations(activations, len(sizes) - 1, loss)
         self._kernels = _backend.get(backend)
         self.backend = self._kernels.NAME
@@ -109,7 +127,7 @@ class Network:
         self._initialize()
         self._workspace_rows = 0
         self._release_workspace()
-        self._scratch = np.empty(2 * max(sizes[1:]), dtype=self.dtype)
+        self._busy = threading.Lock()
         self._reset_optimizer()
 
     # ----------------------------------------------------------------------------------------------- memory
@@ -230,7 +248,8 @@ class Network:
         k = self._kernels
         if X.ndim == 1:
             y = np.empty(self.n_outputs, dtype=self.dtype)
-            k.net_forward_single(self._handle, y, X, self._scratch)
+            # scratch per call, so any number of threads may predict at once
+            k.net_forward_single(self._handle, y, X, np.empty(2 * max(self.sizes[1:]), dtype=self.dtype))
             return y
         n_threads = get_num_threads()
         x = X
@@ -261,6 +280,7 @@ class Network:
         for start in range(0, X.shape[0], rows):
             yield X[start:start + rows], T[start:start + rows]
 
+    @_exclusive
     def evaluate(self, X, y):
         """Mean loss over X (the value `gradients` differentiates; no weight decay term)."""
         X, T = self._check_xy(X, y)
@@ -275,6 +295,7 @@ class Network:
             total += self._batch_loss(Xc, Tc, acts, n_threads) * Xc.shape[0]
         return total / X.shape[0]
 
+    @_exclusive
     def gradients(self, X, y):
         """Gradients of the mean loss over all of X, per layer (dW, db) as new arrays. Updates nothing."""
         X, T = self._check_xy(X, y)
@@ -288,7 +309,7 @@ class Network:
         X = check.as_input(name_x, X, self.n_inputs, self.dtype)
         if X.ndim == 1:  # one sample: y is its label (a scalar) or its row of targets
             X = X.reshape(1, -1)
-            y = np.asarray(y)
+            y = check.as_array(name_y, y)
             if y.ndim == 0:
                 y = y.reshape(1)
             elif y.ndim == 1:
@@ -334,6 +355,7 @@ class Network:
             state.set_hyperparameters(opts)
         return state
 
+    @_exclusive
     def train_step(self, X, y, optimizer="sgd", learning_rate=0.01, momentum=0.0, nesterov=False,
                    weight_decay=0.0, *, beta1=0.9, beta2=0.999, epsilon=1e-8):
         """One update on one batch; returns the batch's mean loss before the update.
@@ -350,6 +372,7 @@ class Network:
         self._kernels.net_update(self._handle, self._optimizer(opts), n_threads)
         return value
 
+    @_exclusive
     def fit(self, X, y, epochs=1, batch_size=32, optimizer="sgd", learning_rate=0.01, momentum=0.0,
             nesterov=False, weight_decay=0.0, shuffle=True, validation_data=None, verbose=False, *,
             beta1=0.9, beta2=0.999, epsilon=1e-8):

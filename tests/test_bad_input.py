@@ -227,11 +227,7 @@ REFUSED = [
     pytest.param(MSE, lambda net, X, y: net.train_step(X[:3], [[0.1, 0.2], [0.3], [0.4, 0.5]]), ValueError,
                  MSG_RAGGED.format("y"), id="train_step-y-ragged"),
     pytest.param(MSE, lambda net, X, y: net.evaluate(X[0], [[0.1, 0.2], [0.3]]), ValueError, MSG_RAGGED.format("y"),
-                 id="evaluate-1sample-y-ragged",
-                 marks=pytest.mark.xfail(strict=True, reason=(
-                     "Network._check_xy (fastnn/network.py) calls np.asarray(y) itself on the one-sample path, so "
-                     "NumPy's own 'inhomogeneous shape' error escapes; fix: replace `y = np.asarray(y)` there by "
-                     "`y = check.as_array(name_y, y)`"))),
+                 id="evaluate-1sample-y-ragged"),
     # ---- batch_size, epochs
     pytest.param(CE, lambda net, X, y: net.fit(X, y, batch_size=0), ValueError,
                  r"batch_size must be an integer >= 1, got 0", id="fit-batch_size-0"),
@@ -402,12 +398,7 @@ REFUSED_NETWORKS = [
     pytest.param(dict(sizes=[4, 3], dtype=np.int32), ValueError,
                  r"dtype must be one of \['float32', 'float64'\], got 'int32'", id="dtype-int-type"),
     pytest.param(dict(sizes=[4, 3], dtype=object()), ValueError, r"dtype must be one of \['float32', 'float64'\]",
-                 id="dtype-not-a-dtype",
-                 marks=pytest.mark.xfail(strict=True, reason=(
-                     "Network.__init__ (fastnn/network.py) evaluates np.dtype(dtype) itself, so NumPy's TypeError "
-                     "'Cannot interpret ... as a data type' escapes; fix: replace the two lines `check.check_choice("
-                     "\"dtype\", ...)` and `dtype = np.dtype(dtype).name` by `dtype = check.check_dtype(dtype, "
-                     "DTYPES)`"))),
+                 id="dtype-not-a-dtype"),
     pytest.param(dict(sizes=[4, 3], backend="cuda"), ValueError,
                  r"backend must be None, 'c' or 'python', got 'cuda'", id="backend-unknown"),
 ]
