@@ -7,42 +7,77 @@
 #ifndef FASTNN_DENSE_CONSTANTS
 #define FASTNN_DENSE_CONSTANTS
 #define DENSE_ROW_BLOCK 4   /* rows of the output updated together: each loaded weight is used 4 times */
-#define DENSE_COL_BLOCK 512 /* columns per tile: 4 x 512 outputs stay in L1/L2 while d_in streams past */
+#define DENSE_TILE 32       /* columns whose partial sums stay in registers while d_in streams past */
 #define DOT_LANES 8         /* independent partial sums, so the dot product vectorises without -ffast-math */
 #endif
 
+/* One row of C, columns [j0, j0 + WIDTH): c[j] += sum_p a[p * a_cs] * B[p, j], the partial sums held in a local
+ * array of compile-time size that the compiler keeps in vector registers for the whole p loop. */
+#define DENSE_ROW_TILE(WIDTH)                                                                        \
+    do {                                                                                             \
+        REAL acc[WIDTH];                                                                             \
+        for (j = 0; j < WIDTH; j++) acc[j] = c[j0 + j];                                              \
+        for (p = 0; p < k; p++) {                                                                    \
+            const REAL *FASTNN_RESTRICT w = B + p * m + j0;                                          \
+            REAL a = a_row[p * a_cs];                                                                \
+            for (j = 0; j < WIDTH; j++) acc[j] += a * w[j];                                          \
+        }                                                                                            \
+        for (j = 0; j < WIDTH; j++) c[j0 + j] = acc[j];                                              \
+    } while (0)
+
 /* C[r, :m] += sum_p A(r, p) * B[p, :m] for the `rows` (<= DENSE_ROW_BLOCK) rows of C starting at C (row
- * length m), where A(r, p) = A[r * a_rs + p * a_cs]. B is row-major (k, m). */
+ * length m), where A(r, p) = A[r * a_rs + p * a_cs]. B is row-major (k, m).
+ *
+ * Full tiles keep their partial sums in registers while the k rows of B stream past: 4 rows x DENSE_TILE
+ * columns, so each loaded weight feeds 4 multiply-adds, or for fewer rows one row x 2 tiles. Each element is
+ * still summed in the order p = 0, 1, ..., k - 1 on every path. Leftover columns take the plain loop. */
 FASTNN_SIMD_CLONES
 static void SFX(gemm_block)(REAL *C, const REAL *A, int64_t a_rs, int64_t a_cs, const REAL *B,
                             int64_t rows, int64_t k, int64_t m)
 {
-    int64_t j0, j, p, r;
-    for (j0 = 0; j0 < m; j0 += DENSE_COL_BLOCK) {
-        int64_t cols = m - j0 < DENSE_COL_BLOCK ? m - j0 : DENSE_COL_BLOCK;
-        if (rows == DENSE_ROW_BLOCK) {
-            REAL *FASTNN_RESTRICT c0 = C + j0, *FASTNN_RESTRICT c1 = c0 + m;
-            REAL *FASTNN_RESTRICT c2 = c1 + m, *FASTNN_RESTRICT c3 = c2 + m;
+    int64_t j0, j, p, r, tiled = m - m % DENSE_TILE;
+    if (rows == DENSE_ROW_BLOCK) {
+        for (j0 = 0; j0 < tiled; j0 += DENSE_TILE) {
+            REAL acc0[DENSE_TILE], acc1[DENSE_TILE], acc2[DENSE_TILE], acc3[DENSE_TILE];
+            for (j = 0; j < DENSE_TILE; j++) {
+                acc0[j] = C[j0 + j];
+                acc1[j] = C[m + j0 + j];
+                acc2[j] = C[2 * m + j0 + j];
+                acc3[j] = C[3 * m + j0 + j];
+            }
             for (p = 0; p < k; p++) {
                 const REAL *FASTNN_RESTRICT w = B + p * m + j0;
                 const REAL *a = A + p * a_cs;
                 REAL a0 = a[0], a1 = a[a_rs], a2 = a[2 * a_rs], a3 = a[3 * a_rs];
-                for (j = 0; j < cols; j++) {
-                    c0[j] += a0 * w[j];
-                    c1[j] += a1 * w[j];
-                    c2[j] += a2 * w[j];
-                    c3[j] += a3 * w[j];
+                for (j = 0; j < DENSE_TILE; j++) {
+                    acc0[j] += a0 * w[j];
+                    acc1[j] += a1 * w[j];
+                    acc2[j] += a2 * w[j];
+                    acc3[j] += a3 * w[j];
                 }
             }
-        } else {
-            for (r = 0; r < rows; r++) {
-                REAL *FASTNN_RESTRICT c = C + r * m + j0;
-                for (p = 0; p < k; p++) {
-                    const REAL *FASTNN_RESTRICT w = B + p * m + j0;
-                    REAL a = A[r * a_rs + p * a_cs];
-                    for (j = 0; j < cols; j++) c[j] += a * w[j];
-                }
+            for (j = 0; j < DENSE_TILE; j++) {
+                C[j0 + j] = acc0[j];
+                C[m + j0 + j] = acc1[j];
+                C[2 * m + j0 + j] = acc2[j];
+                C[3 * m + j0 + j] = acc3[j];
             }
+        }
+    } else {
+        for (r = 0; r < rows; r++) {
+            REAL *c = C + r * m;
+            const REAL *a_row = A + r * a_rs;
+            for (j0 = 0; j0 + 2 * DENSE_TILE <= tiled; j0 += 2 * DENSE_TILE) DENSE_ROW_TILE(2 * DENSE_TILE);
+            for (; j0 < tiled; j0 += DENSE_TILE) DENSE_ROW_TILE(DENSE_TILE);
+        }
+    }
+    /* leftover columns [tiled, m) */
+    for (r = 0; r < rows && tiled < m; r++) {
+        REAL *FASTNN_RESTRICT c = C + r * m + tiled;
+        for (p = 0; p < k; p++) {
+            const REAL *FASTNN_RESTRICT w = B + p * m + tiled;
+            REAL a = A[r * a_rs + p * a_cs];
+            for (j = 0; j < m - tiled; j++) c[j] += a * w[j];
         }
     }
 }
