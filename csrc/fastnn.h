@@ -52,7 +52,10 @@ typedef enum {
 /* Optimizer codes for a training plan. */
 typedef enum {
     FASTNN_OPT_SGD = 0,
-    FASTNN_OPT_ADAM = 1
+    FASTNN_OPT_ADAM = 1,
+    FASTNN_OPT_ADAMW = 2,
+    FASTNN_OPT_RMSPROP = 3,
+    FASTNN_OPT_IRPROP_MINUS = 4
 } fastnn_optimizer_kind;
 
 /* ---- A whole network, for the kernels that run a forward pass, a backward pass or an epoch in one call. ----
@@ -76,14 +79,18 @@ typedef struct {
     void *params, *grads; /* the flat buffers the layers' W, b, dW, db point into: all weights, then all biases */
     int64_t n_params, n_decay; /* n_decay: the leading n_params entries that are weights (get weight decay) */
     void *x_batch, *t_batch; /* (max_batch, d_in) and (max_batch, d_out): a gathered minibatch */
+    void *w_batch;      /* (max_batch): its sample weights, gathered when training with weights */
 } fastnn_net;
 
 typedef struct {
     int kind;           /* fastnn_optimizer_kind */
     double lr, momentum, beta1, beta2, eps, weight_decay;
     int nesterov;
+    double rho;         /* rmsprop's decay of the squared-gradient average */
+    double eta_plus, eta_minus, step_min, step_max; /* irprop- step adaptation */
     int64_t t;          /* updates made so far; each update increments it first (Adam's bias correction) */
-    void *state1, *state2; /* sgd: velocity (NULL without momentum); adam: m and v. Each n_params long. */
+    void *state1, *state2; /* each n_params long. sgd: velocity (NULL without momentum); adam, adamw: m and v;
+                              rmsprop: mean square (state2 unused); irprop-: previous gradient and step sizes */
 } fastnn_optimizer;
 
 /* Fortran BLAS gemm, as SciPy's scipy.linalg.cython_blas exports it (LP64: int dimensions). */
@@ -116,10 +123,11 @@ int fastnn_act_backward_##SFX(REAL *dz, const REAL *da, const REAL *a, int64_t n
                               int act, double alpha, int n_threads);                                          \
 /* Loss and its gradient. `out` (n, d) is the network output: the activation a for mse, the logits z for       \
  * cross_entropy (softmax fused) and binary_cross_entropy (sigmoid fused). `target` (n, d): targets, one-hot or \
- * class probabilities for cross_entropy. *loss receives the mean loss; grad (n, d), if not NULL, receives      \
- * d(mean loss)/d(out) -- for the fused losses that is the gradient w.r.t. the logits. grad may alias out. */    \
-int fastnn_loss_##SFX(double *loss, REAL *grad, const REAL *out, const REAL *target, int64_t n, int64_t d,     \
-                      int loss_kind, int n_threads);                                                          \
+ * class probabilities for cross_entropy. `weights` (n), if not NULL, multiplies each sample's loss (the mean   \
+ * stays over n). *loss receives the mean loss; grad (n, d), if not NULL, receives d(mean loss)/d(out) -- for   \
+ * the fused losses that is the gradient w.r.t. the logits. grad may alias out. */                              \
+int fastnn_loss_##SFX(double *loss, REAL *grad, const REAL *out, const REAL *target, const REAL *weights,      \
+                      int64_t n, int64_t d, int loss_kind, int n_threads);                                    \
 /* Dense layer backward. dz (n, d_out) is d(loss)/d(pre-activation). Overwrites dW (d_in, d_out) = x^T dz,      \
  * db (d_out) = column sums of dz and, if dx is not NULL, dx (n, d_in) = dz W^T. */                            \
 int fastnn_dense_backward_##SFX(REAL *dx, REAL *dW, REAL *db, const REAL *dz, const REAL *x, const REAL *W,    \
@@ -135,18 +143,34 @@ int fastnn_sgd_step_##SFX(REAL *params, const REAL *grads, REAL *velocity, int64
 int fastnn_adam_step_##SFX(REAL *params, const REAL *grads, REAL *m, REAL *v, int64_t n, int64_t n_decay,      \
                            double lr, double beta1, double beta2, double eps, double weight_decay, int64_t t,  \
                            int n_threads);                                                                    \
-/* Forward and backward pass of a whole network over one batch x (n <= max_batch, d_in), targets t (n, d_out): \
- * fills every layer's a, delta, dW, db and sets *loss to the batch's mean loss. */                           \
-int fastnn_net_backprop_##SFX(const fastnn_net *net, double *loss, const REAL *x, const REAL *t, int64_t n,     \
-                              int n_threads);                                                                \
+/* AdamW (Loshchilov & Hutter): Adam whose weight decay is decoupled from the gradient: the first n_decay      \
+ * parameters are first multiplied by (1 - lr * weight_decay), then take the Adam step without an L2 term. */   \
+int fastnn_adamw_step_##SFX(REAL *params, const REAL *grads, REAL *m, REAL *v, int64_t n, int64_t n_decay,     \
+                            double lr, double beta1, double beta2, double eps, double weight_decay, int64_t t, \
+                            int n_threads);                                                                   \
+/* RMSprop: g += wd p (first n_decay); s = rho s + (1 - rho) g^2; p -= lr g / (sqrt(s) + eps). */             \
+int fastnn_rmsprop_step_##SFX(REAL *params, const REAL *grads, REAL *sq, int64_t n, int64_t n_decay, double lr, \
+                              double rho, double eps, double weight_decay, int n_threads);                    \
+/* iRPROP- (Igel & Huesken 2000), FANN's default batch training: per parameter, g += wd p (first n_decay); if  \
+ * g * prev > 0 the step grows (step * eta_plus, at most step_max); if g * prev < 0 it shrinks (step *        \
+ * eta_minus, at least step_min) and g is taken as 0; then p -= sign(g) * step and prev = g. Meant for full-  \
+ * batch gradients. steps start at the initial step size, prev at 0. */                                       \
+int fastnn_irprop_minus_step_##SFX(REAL *params, const REAL *grads, REAL *prev, REAL *steps, int64_t n,         \
+                                   int64_t n_decay, double eta_plus, double eta_minus, double step_min,       \
+                                   double step_max, double weight_decay, int n_threads);                      \
+/* Forward and backward pass of a whole network over one batch x (n <= max_batch, d_in), targets t (n, d_out), \
+ * sample weights w (n, or NULL): fills every layer's a, delta, dW, db and sets *loss to the batch's mean loss. */\
+int fastnn_net_backprop_##SFX(const fastnn_net *net, double *loss, const REAL *x, const REAL *t, const REAL *w, \
+                              int64_t n, int n_threads);                                                     \
 /* One update of net->params from net->grads; increments opt->t. */                                           \
 int fastnn_net_update_##SFX(const fastnn_net *net, fastnn_optimizer *opt, int n_threads);                      \
-/* One epoch of minibatch training: batches of `batch` rows (<= max_batch) of X (n, d_in) and T (n, d_out) taken \
- * in the order of `order` (n indices in [0, n)), each gathered into x_batch / t_batch, then backprop and update. \
+/* One epoch of minibatch training: batches of `batch` rows (<= max_batch) of X (n, d_in), T (n, d_out) and     \
+ * sample weights W (n, or NULL) taken in the order of `order` (n indices in [0, n)), each gathered into        \
+ * x_batch / t_batch / w_batch, then backprop and update.                                                      \
  * *loss_sum receives the sum over batches of batch loss * batch rows, *n_done the rows trained. Stops with      \
  * FASTNN_ENONFINITE at the first non-finite batch loss, before that batch's update. */                         \
 int fastnn_net_train_epoch_##SFX(const fastnn_net *net, fastnn_optimizer *opt, const REAL *X, const REAL *T,    \
-                                 const int64_t *order, int64_t n, int64_t batch, double *loss_sum,             \
+                                 const REAL *W, const int64_t *order, int64_t n, int64_t batch, double *loss_sum,             \
                                  int64_t *n_done, int n_threads);                                              \
 /* One sample through the whole network for prediction: x (d_in) -> y (d_out). scratch holds two vectors of   \
  * the widest layer (2 * max d_out REALs). Never threaded, never allocates. */                                  \

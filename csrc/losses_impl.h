@@ -1,10 +1,11 @@
 /* losses_impl.h -- template body of losses.c, instantiated per REAL by fastnn_real.h.
  *
  * The loss value is summed serially in double: it is O(n * d), cheap next to the layers, and a serial sum
- * keeps it independent of the thread count. The per-element terms are computed in REAL. */
+ * keeps it independent of the thread count. The per-element terms are computed in REAL.
+ * With sample weights w, each sample's loss and gradient are multiplied by w_i and the mean stays over n. */
 
-int SFX(fastnn_loss)(double *loss, REAL *grad, const REAL *out, const REAL *target, int64_t n, int64_t d,
-                     int loss_kind, int n_threads)
+int SFX(fastnn_loss)(double *loss, REAL *grad, const REAL *out, const REAL *target, const REAL *weights,
+                     int64_t n, int64_t d, int loss_kind, int n_threads)
 {
     int64_t i, j;
     double total = 0.0;
@@ -15,10 +16,15 @@ int SFX(fastnn_loss)(double *loss, REAL *grad, const REAL *out, const REAL *targ
     switch (loss_kind) {
     case FASTNN_LOSS_MSE: {
         REAL scale = (REAL)(2.0 / ((double)n * (double)d));
-        for (j = 0; j < n * d; j++) {
-            REAL diff = out[j] - target[j];
-            total += (double)(diff * diff);
-            if (grad) grad[j] = scale * diff;
+        for (i = 0; i < n; i++) {
+            REAL w = weights ? weights[i] : (REAL)1, w_scale = w * scale;
+            double row = 0.0;
+            for (j = i * d; j < (i + 1) * d; j++) {
+                REAL diff = out[j] - target[j];
+                row += (double)(diff * diff);
+                if (grad) grad[j] = w_scale * diff;
+            }
+            total += weights ? row * (double)w : row;
         }
         *loss = total / ((double)n * (double)d);
         return FASTNN_OK;
@@ -29,7 +35,7 @@ int SFX(fastnn_loss)(double *loss, REAL *grad, const REAL *out, const REAL *targ
         for (i = 0; i < n; i++) {
             const REAL *z = out + i * d, *t = target + i * d;
             REAL *g = grad ? grad + i * d : NULL;
-            REAL m = z[0], t_sum = 0;
+            REAL m = z[0], t_sum = 0, w = weights ? weights[i] : (REAL)1, w_scale = w * inv_n;
             double s = 0.0, row = 0.0;
             for (j = 1; j < d; j++) m = z[j] > m ? z[j] : m;
             for (j = 0; j < d; j++) s += (double)R_EXP(z[j] - m);
@@ -38,9 +44,9 @@ int SFX(fastnn_loss)(double *loss, REAL *grad, const REAL *out, const REAL *targ
                 row += (double)(t[j] * (lse - z[j]));
                 t_sum += t[j];
             }
-            total += row;
+            total += weights ? row * (double)w : row;
             if (g)
-                for (j = 0; j < d; j++) g[j] = (R_EXP(z[j] - lse) * t_sum - t[j]) * inv_n;
+                for (j = 0; j < d; j++) g[j] = (R_EXP(z[j] - lse) * t_sum - t[j]) * w_scale;
         }
         *loss = total / (double)n;
         return FASTNN_OK;
@@ -48,15 +54,20 @@ int SFX(fastnn_loss)(double *loss, REAL *grad, const REAL *out, const REAL *targ
     case FASTNN_LOSS_BINARY_CROSS_ENTROPY: {
         /* with logits: max(z, 0) - z t + log1p(exp(-|z|)); gradient sigmoid(z) - t */
         REAL scale = (REAL)(1.0 / ((double)n * (double)d));
-        for (j = 0; j < n * d; j++) {
-            REAL z = out[j], t = target[j];
-            REAL abs_z = z < 0 ? -z : z;
-            REAL e = R_EXP(-abs_z);
-            total += (double)((z > 0 ? z : (REAL)0) - z * t + R_LOG1P(e));
-            if (grad) {
-                REAL sig = z >= 0 ? (REAL)1 / ((REAL)1 + e) : e / ((REAL)1 + e);
-                grad[j] = (sig - t) * scale;
+        for (i = 0; i < n; i++) {
+            REAL w = weights ? weights[i] : (REAL)1, w_scale = w * scale;
+            double row = 0.0;
+            for (j = i * d; j < (i + 1) * d; j++) {
+                REAL z = out[j], t = target[j];
+                REAL abs_z = z < 0 ? -z : z;
+                REAL e = R_EXP(-abs_z);
+                row += (double)((z > 0 ? z : (REAL)0) - z * t + R_LOG1P(e));
+                if (grad) {
+                    REAL sig = z >= 0 ? (REAL)1 / ((REAL)1 + e) : e / ((REAL)1 + e);
+                    grad[j] = (sig - t) * w_scale;
+                }
             }
+            total += weights ? row * (double)w : row;
         }
         *loss = total / ((double)n * (double)d);
         return FASTNN_OK;

@@ -13,8 +13,8 @@ static int SFX(check_net)(const fastnn_net *net)
     return FASTNN_OK;
 }
 
-int SFX(fastnn_net_backprop)(const fastnn_net *net, double *loss, const REAL *x, const REAL *t, int64_t n,
-                             int n_threads)
+int SFX(fastnn_net_backprop)(const fastnn_net *net, double *loss, const REAL *x, const REAL *t, const REAL *w,
+                             int64_t n, int n_threads)
 {
     int i, rc = SFX(check_net)(net);
     if (rc != FASTNN_OK) return rc;
@@ -29,8 +29,8 @@ int SFX(fastnn_net_backprop)(const fastnn_net *net, double *loss, const REAL *x,
         if (rc != FASTNN_OK) return rc;
         in = (const REAL *)L->a;
     }
-    rc = SFX(fastnn_loss)(loss, (REAL *)last->delta, (const REAL *)last->a, t, n, last->d_out, net->loss_kind,
-                          n_threads);
+    rc = SFX(fastnn_loss)(loss, (REAL *)last->delta, (const REAL *)last->a, t, w, n, last->d_out,
+                          net->loss_kind, n_threads);
     if (rc != FASTNN_OK) return rc;
     /* the fused losses already gave the gradient w.r.t. the logits; mse gave it w.r.t. the activation */
     rc = SFX(fastnn_act_backward)((REAL *)last->delta, (const REAL *)last->delta, (const REAL *)last->a, n,
@@ -64,11 +64,24 @@ int SFX(fastnn_net_update)(const fastnn_net *net, fastnn_optimizer *opt, int n_t
         return SFX(fastnn_sgd_step)((REAL *)net->params, (const REAL *)net->grads, (REAL *)opt->state1,
                                     net->n_params, net->n_decay, opt->lr, opt->momentum, opt->nesterov,
                                     opt->weight_decay, n_threads);
+    if (opt->kind == FASTNN_OPT_ADAMW)
+        return SFX(fastnn_adamw_step)((REAL *)net->params, (const REAL *)net->grads, (REAL *)opt->state1,
+                                      (REAL *)opt->state2, net->n_params, net->n_decay, opt->lr, opt->beta1,
+                                      opt->beta2, opt->eps, opt->weight_decay, opt->t, n_threads);
+    if (opt->kind == FASTNN_OPT_RMSPROP)
+        return SFX(fastnn_rmsprop_step)((REAL *)net->params, (const REAL *)net->grads, (REAL *)opt->state1,
+                                        net->n_params, net->n_decay, opt->lr, opt->rho, opt->eps,
+                                        opt->weight_decay, n_threads);
+    if (opt->kind == FASTNN_OPT_IRPROP_MINUS)
+        return SFX(fastnn_irprop_minus_step)((REAL *)net->params, (const REAL *)net->grads, (REAL *)opt->state1,
+                                             (REAL *)opt->state2, net->n_params, net->n_decay, opt->eta_plus,
+                                             opt->eta_minus, opt->step_min, opt->step_max, opt->weight_decay,
+                                             n_threads);
     return FASTNN_EINVAL;
 }
 
 int SFX(fastnn_net_train_epoch)(const fastnn_net *net, fastnn_optimizer *opt, const REAL *X, const REAL *T,
-                                const int64_t *order, int64_t n, int64_t batch, double *loss_sum,
+                                const REAL *W, const int64_t *order, int64_t n, int64_t batch, double *loss_sum,
                                 int64_t *n_done, int n_threads)
 {
     int rc = SFX(check_net)(net);
@@ -77,7 +90,8 @@ int SFX(fastnn_net_train_epoch)(const fastnn_net *net, fastnn_optimizer *opt, co
         return FASTNN_EINVAL;
     if (n < 1 || batch < 1 || batch > net->max_batch) return FASTNN_ESHAPE;
     const int64_t d_in = net->layers[0].d_in, d_out = net->layers[net->n_layers - 1].d_out;
-    REAL *xb = (REAL *)net->x_batch, *tb = (REAL *)net->t_batch;
+    REAL *xb = (REAL *)net->x_batch, *tb = (REAL *)net->t_batch, *wb = W ? (REAL *)net->w_batch : NULL;
+    if (W != NULL && wb == NULL) return FASTNN_EINVAL;
     int64_t start, r, j;
     *loss_sum = 0.0;
     *n_done = 0;
@@ -91,8 +105,9 @@ int SFX(fastnn_net_train_epoch)(const fastnn_net *net, fastnn_optimizer *opt, co
             const REAL *xs = X + order[start + r] * d_in, *ts = T + order[start + r] * d_out;
             for (j = 0; j < d_in; j++) xb[r * d_in + j] = xs[j];
             for (j = 0; j < d_out; j++) tb[r * d_out + j] = ts[j];
+            if (wb) wb[r] = W[order[start + r]];
         }
-        rc = SFX(fastnn_net_backprop)(net, &loss, xb, tb, rows, n_threads);
+        rc = SFX(fastnn_net_backprop)(net, &loss, xb, tb, wb, rows, n_threads);
         if (rc != FASTNN_OK) return rc;
         if (!isfinite(loss)) return FASTNN_ENONFINITE;
         rc = SFX(fastnn_net_update)(net, opt, n_threads);

@@ -7,7 +7,9 @@ from . import _backend, datasets
 from ._threads import get_num_threads, set_num_threads
 from .io import load
 from .layers import Dense
-from .network import History, Network
+from .network import Network
+from .training import (CosineDecay, EarlyStopping, ExponentialDecay, History, ReduceLROnPlateau,
+                       StepDecay)
 
 __version__ = "0.1.0"
 
@@ -39,5 +41,5 @@ def show_config(file=None):
     return config
 
 
-__all__ = ["BACKEND", "Dense", "History", "Network", "datasets", "get_num_threads", "load", "set_num_threads",
-           "show_config"]
+__all__ = ["BACKEND", "CosineDecay", "Dense", "EarlyStopping", "ExponentialDecay", "History", "Network",
+           "ReduceLROnPlateau", "StepDecay", "datasets", "get_num_threads", "load", "set_num_threads", "show_config"]

@@ -2,7 +2,7 @@
 
 LINEAR, SIGMOID, TANH, RELU, LEAKY_RELU, SOFTMAX = range(6)
 MSE, CROSS_ENTROPY, BINARY_CROSS_ENTROPY = range(3)
-OPT_SGD, OPT_ADAM = range(2)
+OPT_SGD, OPT_ADAM, OPT_ADAMW, OPT_RMSPROP, OPT_IRPROP_MINUS = range(5)
 
 ACTIVATIONS = {"linear": LINEAR, "sigmoid": SIGMOID, "tanh": TANH, "relu": RELU, "leaky_relu": LEAKY_RELU,
                "softmax": SOFTMAX}
@@ -12,6 +12,7 @@ LOSSES = {"mse": MSE, "cross_entropy": CROSS_ENTROPY, "binary_cross_entropy": BI
 # binary_cross_entropy fuse it into the loss (the network keeps logits while training).
 OUTPUT_ACTIVATION = {"mse": "linear", "cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}
 
-OPTIMIZERS = {"sgd": OPT_SGD, "adam": OPT_ADAM}
+OPTIMIZERS = {"sgd": OPT_SGD, "adam": OPT_ADAM, "adamw": OPT_ADAMW, "rmsprop": OPT_RMSPROP,
+              "irprop-": OPT_IRPROP_MINUS}
 
 LEAKY_RELU_SLOPE = 0.01

@@ -30,11 +30,13 @@ cdef extern from "fastnn.h" nogil:
         int64_t n_params, n_decay
         void *x_batch
         void *t_batch
+        void *w_batch
 
     ctypedef struct fastnn_optimizer:
         int kind
         double lr, momentum, beta1, beta2, eps, weight_decay
         int nesterov
+        double rho, eta_plus, eta_minus, step_min, step_max
         int64_t t
         void *state1
         void *state2
@@ -63,10 +65,10 @@ cdef extern from "fastnn.h" nogil:
                                 double alpha, int n_threads) noexcept
     int fastnn_act_backward_f64(double *dz, const double *da, const double *a, int64_t n, int64_t d, int act,
                                 double alpha, int n_threads) noexcept
-    int fastnn_loss_f32(double *loss, float *grad, const float *out, const float *target, int64_t n, int64_t d,
-                        int loss_kind, int n_threads) noexcept
-    int fastnn_loss_f64(double *loss, double *grad, const double *out, const double *target, int64_t n,
-                        int64_t d, int loss_kind, int n_threads) noexcept
+    int fastnn_loss_f32(double *loss, float *grad, const float *out, const float *target, const float *weights,
+                        int64_t n, int64_t d, int loss_kind, int n_threads) noexcept
+    int fastnn_loss_f64(double *loss, double *grad, const double *out, const double *target,
+                        const double *weights, int64_t n, int64_t d, int loss_kind, int n_threads) noexcept
     int fastnn_dense_backward_f32(float *dx, float *dW, float *db, const float *dz, const float *x,
                                   const float *W, int64_t n, int64_t d_in, int64_t d_out, int n_threads) noexcept
     int fastnn_dense_backward_f64(double *dx, double *dW, double *db, const double *dz, const double *x,
@@ -83,17 +85,34 @@ cdef extern from "fastnn.h" nogil:
                              int64_t n_decay, double lr, double beta1, double beta2, double eps,
                              double weight_decay, int64_t t, int n_threads) noexcept
 
-    int fastnn_net_backprop_f32(const fastnn_net *net, double *loss, const float *x, const float *t, int64_t n,
-                                int n_threads) noexcept
+    int fastnn_adamw_step_f32(float *params, const float *grads, float *m, float *v, int64_t n, int64_t n_decay,
+                              double lr, double beta1, double beta2, double eps, double weight_decay, int64_t t,
+                              int n_threads) noexcept
+    int fastnn_adamw_step_f64(double *params, const double *grads, double *m, double *v, int64_t n,
+                              int64_t n_decay, double lr, double beta1, double beta2, double eps,
+                              double weight_decay, int64_t t, int n_threads) noexcept
+    int fastnn_rmsprop_step_f32(float *params, const float *grads, float *sq, int64_t n, int64_t n_decay, double lr,
+                                double rho, double eps, double weight_decay, int n_threads) noexcept
+    int fastnn_rmsprop_step_f64(double *params, const double *grads, double *sq, int64_t n, int64_t n_decay,
+                                double lr, double rho, double eps, double weight_decay, int n_threads) noexcept
+    int fastnn_irprop_minus_step_f32(float *params, const float *grads, float *prev, float *steps, int64_t n,
+                                     int64_t n_decay, double eta_plus, double eta_minus, double step_min,
+                                     double step_max, double weight_decay, int n_threads) noexcept
+    int fastnn_irprop_minus_step_f64(double *params, const double *grads, double *prev, double *steps, int64_t n,
+                                     int64_t n_decay, double eta_plus, double eta_minus, double step_min,
+                                     double step_max, double weight_decay, int n_threads) noexcept
+
+    int fastnn_net_backprop_f32(const fastnn_net *net, double *loss, const float *x, const float *t,
+                                const float *w, int64_t n, int n_threads) noexcept
     int fastnn_net_backprop_f64(const fastnn_net *net, double *loss, const double *x, const double *t,
-                                int64_t n, int n_threads) noexcept
+                                const double *w, int64_t n, int n_threads) noexcept
     int fastnn_net_update_f32(const fastnn_net *net, fastnn_optimizer *opt, int n_threads) noexcept
     int fastnn_net_update_f64(const fastnn_net *net, fastnn_optimizer *opt, int n_threads) noexcept
     int fastnn_net_train_epoch_f32(const fastnn_net *net, fastnn_optimizer *opt, const float *X, const float *T,
-                                   const int64_t *order, int64_t n, int64_t batch, double *loss_sum,
+                                   const float *W, const int64_t *order, int64_t n, int64_t batch, double *loss_sum,
                                    int64_t *n_done, int n_threads) noexcept
     int fastnn_net_train_epoch_f64(const fastnn_net *net, fastnn_optimizer *opt, const double *X,
-                                   const double *T, const int64_t *order, int64_t n, int64_t batch,
+                                   const double *T, const double *W, const int64_t *order, int64_t n, int64_t batch,
                                    double *loss_sum, int64_t *n_done, int n_threads) noexcept
     int fastnn_net_forward_single_f32(const fastnn_net *net, float *y, const float *x, float *scratch) noexcept
     int fastnn_net_forward_single_f64(const fastnn_net *net, double *y, const double *x,

@@ -145,22 +145,28 @@ def act_backward(floating[:, ::1] dz, const floating[:, ::1] da, const floating[
     _check(rc, "act_backward")
 
 
-def loss(grad, out, target, int loss_kind, int n_threads):
+def loss(grad, out, target, int loss_kind, int n_threads, weights=None):
     """Mean loss of out against target; if grad is not None it receives d(mean loss)/d(out). For the fused
-    losses (cross_entropy, binary_cross_entropy) out holds logits and grad is taken w.r.t. them."""
+    losses (cross_entropy, binary_cross_entropy) out holds logits and grad is taken w.r.t. them. weights (n),
+    if given, multiplies each sample's loss."""
     # grad may be None, so the dtype is picked from `out` (Cython's fused dispatch would look at grad first)
     if _is_float32(out):
-        return _loss[float](grad, out, target, loss_kind, n_threads)
-    return _loss[double](grad, out, target, loss_kind, n_threads)
+        return _loss[float](grad, out, target, weights, loss_kind, n_threads)
+    return _loss[double](grad, out, target, weights, loss_kind, n_threads)
 
 
 cdef double _loss(floating[:, ::1] grad, const floating[:, ::1] out, const floating[:, ::1] target,
-                  int loss_kind, int n_threads) except? -1:
+                  const floating[::1] weights, int loss_kind, int n_threads) except? -1:
     cdef int64_t n = out.shape[0], d = out.shape[1]
     cdef double value = 0.0
     cdef int rc
     cdef floating *grad_ptr = NULL
+    cdef const floating *w_ptr = NULL
     _same("loss", "target.shape[0]", target.shape[0], n)
+    if weights is not None:
+        _same("loss", "weights.shape[0]", weights.shape[0], n)
+        if n > 0:
+            w_ptr = &weights[0]
     _same("loss", "target.shape[1]", target.shape[1], d)
     if grad is not None:
         _same("loss", "grad.shape[0]", grad.shape[0], n)
@@ -171,9 +177,9 @@ cdef double _loss(floating[:, ::1] grad, const floating[:, ::1] out, const float
         raise ValueError("loss: empty batch")
     with nogil:
         if floating is float:
-            rc = fastnn_loss_f32(&value, grad_ptr, &out[0, 0], &target[0, 0], n, d, loss_kind, n_threads)
+            rc = fastnn_loss_f32(&value, grad_ptr, &out[0, 0], &target[0, 0], w_ptr, n, d, loss_kind, n_threads)
         else:
-            rc = fastnn_loss_f64(&value, grad_ptr, &out[0, 0], &target[0, 0], n, d, loss_kind, n_threads)
+            rc = fastnn_loss_f64(&value, grad_ptr, &out[0, 0], &target[0, 0], w_ptr, n, d, loss_kind, n_threads)
     _check(rc, "loss")
     return value
 
@@ -262,6 +268,67 @@ def adam_step(floating[::1] params, const floating[::1] grads, floating[::1] m, 
     _check(rc, "adam_step")
 
 
+def adamw_step(floating[::1] params, const floating[::1] grads, floating[::1] m, floating[::1] v,
+               Py_ssize_t n_decay, double lr, double beta1, double beta2, double eps, double weight_decay,
+               Py_ssize_t t, int n_threads):
+    """One AdamW update (decoupled weight decay on the first n_decay parameters)."""
+    cdef int64_t n = params.shape[0]
+    cdef int rc
+    _same("adamw_step", "grads.shape[0]", grads.shape[0], n)
+    _same("adamw_step", "m.shape[0]", m.shape[0], n)
+    _same("adamw_step", "v.shape[0]", v.shape[0], n)
+    if n == 0:
+        return
+    with nogil:
+        if floating is float:
+            rc = fastnn_adamw_step_f32(&params[0], &grads[0], &m[0], &v[0], n, n_decay, lr, beta1, beta2, eps,
+                                       weight_decay, t, n_threads)
+        else:
+            rc = fastnn_adamw_step_f64(&params[0], &grads[0], &m[0], &v[0], n, n_decay, lr, beta1, beta2, eps,
+                                       weight_decay, t, n_threads)
+    _check(rc, "adamw_step")
+
+
+def rmsprop_step(floating[::1] params, const floating[::1] grads, floating[::1] sq, Py_ssize_t n_decay,
+                 double lr, double rho, double eps, double weight_decay, int n_threads):
+    """One RMSprop update of the flat parameter buffer."""
+    cdef int64_t n = params.shape[0]
+    cdef int rc
+    _same("rmsprop_step", "grads.shape[0]", grads.shape[0], n)
+    _same("rmsprop_step", "sq.shape[0]", sq.shape[0], n)
+    if n == 0:
+        return
+    with nogil:
+        if floating is float:
+            rc = fastnn_rmsprop_step_f32(&params[0], &grads[0], &sq[0], n, n_decay, lr, rho, eps, weight_decay,
+                                         n_threads)
+        else:
+            rc = fastnn_rmsprop_step_f64(&params[0], &grads[0], &sq[0], n, n_decay, lr, rho, eps, weight_decay,
+                                         n_threads)
+    _check(rc, "rmsprop_step")
+
+
+def irprop_minus_step(floating[::1] params, const floating[::1] grads, floating[::1] prev, floating[::1] steps,
+                      Py_ssize_t n_decay, double eta_plus, double eta_minus, double step_min, double step_max,
+                      double weight_decay, int n_threads):
+    """One iRPROP- update of the flat parameter buffer (prev: previous gradients, steps: step sizes)."""
+    cdef int64_t n = params.shape[0]
+    cdef int rc
+    _same("irprop_minus_step", "grads.shape[0]", grads.shape[0], n)
+    _same("irprop_minus_step", "prev.shape[0]", prev.shape[0], n)
+    _same("irprop_minus_step", "steps.shape[0]", steps.shape[0], n)
+    if n == 0:
+        return
+    with nogil:
+        if floating is float:
+            rc = fastnn_irprop_minus_step_f32(&params[0], &grads[0], &prev[0], &steps[0], n, n_decay, eta_plus,
+                                              eta_minus, step_min, step_max, weight_decay, n_threads)
+        else:
+            rc = fastnn_irprop_minus_step_f64(&params[0], &grads[0], &prev[0], &steps[0], n, n_decay, eta_plus,
+                                              eta_minus, step_min, step_max, weight_decay, n_threads)
+    _check(rc, "irprop_minus_step")
+
+
 # ----------------------------------------------------------------------------------------- whole-network kernels
 from libc.stdlib cimport calloc, free
 
@@ -290,7 +357,8 @@ cdef class NetHandle:
     def __cinit__(self):
         self.net.layers = NULL
 
-    def __init__(self, list layers, int loss_kind, params, grads, Py_ssize_t n_decay, x_batch, t_batch):
+    def __init__(self, list layers, int loss_kind, params, grads, Py_ssize_t n_decay, x_batch, t_batch,
+                 w_batch=None):
         cdef Py_ssize_t i
         cdef fastnn_layer *L
         self.dtype = params.dtype
@@ -299,7 +367,7 @@ cdef class NetHandle:
         self.is_f32 = self.dtype.name == "float32"
         if not layers:
             raise ValueError("NetHandle: no layers")
-        self._keep = (list(layers), params, grads, x_batch, t_batch)
+        self._keep = (list(layers), params, grads, x_batch, t_batch, w_batch)
         self.net.n_layers = len(layers)
         self.net.loss_kind = loss_kind
         self.net.params = _address(params, self.dtype, (params.shape[0],), "params")
@@ -334,6 +402,8 @@ cdef class NetHandle:
         if self.max_batch:
             self.net.x_batch = _address(x_batch, self.dtype, (self.max_batch, self.d_in), "x_batch")
             self.net.t_batch = _address(t_batch, self.dtype, (self.max_batch, self.d_out), "t_batch")
+            if w_batch is not None:
+                self.net.w_batch = _address(w_batch, self.dtype, (self.max_batch,), "w_batch")
 
     def __dealloc__(self):
         free(self.net.layers)
@@ -343,6 +413,8 @@ cdef int _load_optimizer(fastnn_optimizer *opt, state, NetHandle h) except -1:
     opt.kind = state.kind
     opt.lr, opt.momentum, opt.nesterov = state.lr, state.momentum, state.nesterov
     opt.beta1, opt.beta2, opt.eps, opt.weight_decay = state.beta1, state.beta2, state.eps, state.weight_decay
+    opt.rho, opt.eta_plus, opt.eta_minus = state.rho, state.eta_plus, state.eta_minus
+    opt.step_min, opt.step_max = state.step_min, state.step_max
     opt.t = state.t
     n = (h.net.n_params,)
     opt.state1 = NULL if state.state1 is None else _address(state.state1, h.dtype, n, "optimizer state")
@@ -350,24 +422,36 @@ cdef int _load_optimizer(fastnn_optimizer *opt, state, NetHandle h) except -1:
     return 0
 
 
-def net_backprop(NetHandle h, x, t, int n_threads):
-    """Forward and backward pass over one batch (x: (n, d_in), t: (n, d_out), n <= max_batch): fills the
-    workspaces and the gradient buffer, returns the batch's mean loss."""
+def net_backprop(NetHandle h, x, t, int n_threads, w=None):
+    """Forward and backward pass over one batch (x: (n, d_in), t: (n, d_out), n <= max_batch, sample weights
+    w: (n,) or None): fills the workspaces and the gradient buffer, returns the batch's mean loss."""
     cdef const float[:, ::1] x32, t32
     cdef const double[:, ::1] x64, t64
+    cdef const float[::1] w32
+    cdef const double[::1] w64
+    cdef const float *w32_ptr = NULL
+    cdef const double *w64_ptr = NULL
     cdef double value = 0.0
     cdef int rc
     cdef Py_ssize_t n = x.shape[0]
     if x.shape != (n, h.d_in) or t.shape != (n, h.d_out) or not 0 < n <= h.max_batch:
         raise ValueError(f"net_backprop: x {x.shape} / t {t.shape} do not fit the network or its workspace")
+    if w is not None and w.shape != (n,):
+        raise ValueError(f"net_backprop: w has shape {w.shape}, expected ({n},)")
     if h.is_f32:
         x32, t32 = x, t
+        if w is not None:
+            w32 = w
+            w32_ptr = &w32[0]
         with nogil:
-            rc = fastnn_net_backprop_f32(&h.net, &value, &x32[0, 0], &t32[0, 0], n, n_threads)
+            rc = fastnn_net_backprop_f32(&h.net, &value, &x32[0, 0], &t32[0, 0], w32_ptr, n, n_threads)
     else:
         x64, t64 = x, t
+        if w is not None:
+            w64 = w
+            w64_ptr = &w64[0]
         with nogil:
-            rc = fastnn_net_backprop_f64(&h.net, &value, &x64[0, 0], &t64[0, 0], n, n_threads)
+            rc = fastnn_net_backprop_f64(&h.net, &value, &x64[0, 0], &t64[0, 0], w64_ptr, n, n_threads)
     _check(rc, "net_backprop")
     return value
 
@@ -386,12 +470,18 @@ def net_update(NetHandle h, state, int n_threads):
     _check(rc, "net_update")
 
 
-def net_train_epoch(NetHandle h, state, X, T, const int64_t[::1] order, Py_ssize_t batch, int n_threads):
-    """One epoch of minibatch training in C with the GIL released throughout. Returns (loss_sum, n_done,
-    finite): finite is False when a batch loss was not finite (training stopped before that batch's update)."""
+def net_train_epoch(NetHandle h, state, X, T, const int64_t[::1] order, Py_ssize_t batch, int n_threads,
+                    W=None):
+    """One epoch of minibatch training in C with the GIL released throughout; W: sample weights (n,) or None.
+    Returns (loss_sum, n_done, finite): finite is False when a batch loss was not finite (training stopped
+    before that batch's update)."""
     cdef fastnn_optimizer opt
     cdef const float[:, ::1] X32, T32
     cdef const double[:, ::1] X64, T64
+    cdef const float[::1] W32
+    cdef const double[::1] W64
+    cdef const float *W32_ptr = NULL
+    cdef const double *W64_ptr = NULL
     cdef double loss_sum = 0.0
     cdef int64_t n_done = 0
     cdef int rc
@@ -400,16 +490,24 @@ def net_train_epoch(NetHandle h, state, X, T, const int64_t[::1] order, Py_ssize
         raise ValueError("net_train_epoch: X, T and order do not fit the network")
     if not 0 < batch <= h.max_batch:
         raise ValueError(f"net_train_epoch: batch {batch} exceeds the workspace ({h.max_batch})")
+    if W is not None and (W.shape != (n,) or h.net.w_batch == NULL):
+        raise ValueError("net_train_epoch: W must be (n,) and the handle needs a w_batch workspace")
     _load_optimizer(&opt, state, h)
     if h.is_f32:
         X32, T32 = X, T
+        if W is not None:
+            W32 = W
+            W32_ptr = &W32[0]
         with nogil:
-            rc = fastnn_net_train_epoch_f32(&h.net, &opt, &X32[0, 0], &T32[0, 0], &order[0], n, batch,
+            rc = fastnn_net_train_epoch_f32(&h.net, &opt, &X32[0, 0], &T32[0, 0], W32_ptr, &order[0], n, batch,
                                             &loss_sum, &n_done, n_threads)
     else:
         X64, T64 = X, T
+        if W is not None:
+            W64 = W
+            W64_ptr = &W64[0]
         with nogil:
-            rc = fastnn_net_train_epoch_f64(&h.net, &opt, &X64[0, 0], &T64[0, 0], &order[0], n, batch,
+            rc = fastnn_net_train_epoch_f64(&h.net, &opt, &X64[0, 0], &T64[0, 0], W64_ptr, &order[0], n, batch,
                                             &loss_sum, &n_done, n_threads)
     state.t = opt.t
     if rc == FASTNN_ENONFINITE:

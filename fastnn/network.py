@@ -9,17 +9,15 @@ import functools
 import math
 import os
 import threading
-import time
 import warnings
 
 import numpy as np
 
-from . import _backend, _codes
+from . import _backend, _codes, training
 from . import _validation as check
 from ._threads import get_num_threads
 from .layers import Dense
 
-OPTIMIZERS = tuple(_codes.OPTIMIZERS)
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
@@ -38,46 +36,6 @@ def _exclusive(method):
             self._busy.release()
 
     return guarded
-
-
-class OptimizerState:
-    """Hyperparameters and buffers of an optimizer, as the kernels' fastnn_optimizer struct holds them."""
-
-    def __init__(self, opts, params):
-        self.name = opts["optimizer"]
-        self.kind = _codes.OPTIMIZERS[self.name]
-        self.t = 0
-        self.state1 = self.state2 = None
-        if self.name == "adam":
-            self.state1, self.state2 = np.zeros_like(params), np.zeros_like(params)
-        elif opts["momentum"] != 0:
-            self.state1 = np.zeros_like(params)
-        self.set_hyperparameters(opts)
-
-    def compatible(self, opts):
-        return opts["optimizer"] == self.name and (self.state1 is not None) == (
-            self.name == "adam" or opts["momentum"] != 0)
-
-    def set_hyperparameters(self, opts):
-        self.lr, self.momentum, self.nesterov = opts["learning_rate"], opts["momentum"], opts["nesterov"]
-        self.beta1, self.beta2, self.eps = opts["beta1"], opts["beta2"], opts["epsilon"]
-        self.weight_decay = opts["weight_decay"]
-
-
-class History(dict):
-    """Per-epoch metrics of a fit: history["loss"] (and history["val_loss"] with validation data)."""
-
-    @property
-    def loss(self):
-        return self.get("loss", [])
-
-    @property
-    def val_loss(self):
-        return self.get("val_loss", [])
-
-    @property
-    def epochs(self):
-        return len(self.loss)
 
 
 def _available_memory_bytes():
@@ -187,6 +145,7 @@ class Network:
             self._deltas = [np.empty((rows, layer.d_out), dtype=self.dtype) for layer in self.layers]
             self._x_batch = np.empty((rows, self.n_inputs), dtype=self.dtype)
             self._t_batch = np.empty((rows, self.n_outputs), dtype=self.dtype)
+            self._w_batch = np.empty(rows, dtype=self.dtype)
             self._workspace_rows = rows
             self._handle = self._make_handle()
         return self._handle
@@ -201,11 +160,12 @@ class Network:
                            layer.act_code, layer.alpha))
         x_batch = self._x_batch if with_workspace else None
         t_batch = self._t_batch if with_workspace else None
+        w_batch = self._w_batch if with_workspace else None
         return self._kernels.NetHandle(layers, self._loss_code, self._params, self._grads, self.n_decay, x_batch,
-                                       t_batch)
+                                       t_batch, w_batch)
 
     def _release_workspace(self):
-        self._acts = self._deltas = self._x_batch = self._t_batch = None
+        self._acts = self._deltas = self._x_batch = self._t_batch = self._w_batch = None
         self._workspace_rows = 0
         self._handle = self._make_handle()
 
@@ -318,26 +278,6 @@ class Network:
         return X, T
 
     # --------------------------------------------------------------------------------------------- training
-    def _check_optimizer(self, optimizer, learning_rate, momentum, nesterov, weight_decay, beta1, beta2, epsilon):
-        check.check_choice("optimizer", optimizer, OPTIMIZERS)
-        opts = {
-            "optimizer": optimizer,
-            "learning_rate": check.check_float("learning_rate", learning_rate, 0.0, include_minimum=False),
-            "momentum": check.check_float("momentum", momentum, 0.0, 1.0),
-            "nesterov": bool(nesterov),
-            "weight_decay": check.check_float("weight_decay", weight_decay, 0.0),
-            "beta1": check.check_float("beta1", beta1, 0.0, 1.0),
-            "beta2": check.check_float("beta2", beta2, 0.0, 1.0),
-            "epsilon": check.check_float("epsilon", epsilon, 0.0, include_minimum=False),
-        }
-        if opts["momentum"] >= 1.0 or opts["beta1"] >= 1.0 or opts["beta2"] >= 1.0:
-            raise ValueError("momentum, beta1 and beta2 must be < 1")
-        if opts["nesterov"] and (optimizer != "sgd" or opts["momentum"] == 0):
-            raise ValueError("nesterov=True needs optimizer='sgd' with momentum > 0")
-        if optimizer == "adam" and momentum != 0:
-            raise ValueError("momentum applies to optimizer='sgd'; adam uses beta1/beta2")
-        return opts
-
     def _reset_optimizer(self):
         self._opt = None
 
@@ -350,23 +290,24 @@ class Network:
         """The optimizer state for these options: kept while the optimizer (and its buffers) stay the same."""
         state = self._opt
         if state is None or not state.compatible(opts):
-            state = self._opt = OptimizerState(opts, self._params)
+            state = self._opt = training.OptimizerState(opts, self._params)
         else:
             state.set_hyperparameters(opts)
         return state
 
     @_exclusive
     def train_step(self, X, y, optimizer="sgd", learning_rate=0.01, momentum=0.0, nesterov=False,
-                   weight_decay=0.0, *, beta1=0.9, beta2=0.999, epsilon=1e-8):
+                   weight_decay=0.0, *, sample_weight=None, **options):
         """One update on one batch; returns the batch's mean loss before the update.
 
-        Optimizer state (momentum velocity, Adam moments and step count) carries over between calls while the
-        optimizer stays the same."""
-        opts = self._check_optimizer(optimizer, learning_rate, momentum, nesterov, weight_decay, beta1, beta2,
-                                     epsilon)
+        Optimizer state (momentum velocity, Adam moments and step count, RPROP steps) carries over between calls
+        while the optimizer stays the same. `options`: beta1, beta2, epsilon, rho, eta_plus, eta_minus,
+        step_init, step_min, step_max (see fastnn.training)."""
+        opts = training.check_optimizer(optimizer, learning_rate, momentum, nesterov, weight_decay, options)
         X, T = self._check_xy(X, y)
+        w = training.sample_weights(self.loss, y, X.shape[0], self.n_outputs, None, sample_weight, self.dtype)
         n_threads = get_num_threads()
-        value = self._backprop(X, T, n_threads)
+        value = self._kernels.net_backprop(self._workspace(X.shape[0]), X, T, n_threads, w)
         if not math.isfinite(value):
             raise FloatingPointError(f"the loss is {value}; the step was not applied")
         self._kernels.net_update(self._handle, self._optimizer(opts), n_threads)
@@ -375,54 +316,95 @@ class Network:
     @_exclusive
     def fit(self, X, y, epochs=1, batch_size=32, optimizer="sgd", learning_rate=0.01, momentum=0.0,
             nesterov=False, weight_decay=0.0, shuffle=True, validation_data=None, verbose=False, *,
-            beta1=0.9, beta2=0.999, epsilon=1e-8):
+            validation_split=0.0, early_stopping=False, callbacks=None, lr_schedule=None, class_weight=None,
+            sample_weight=None, reset_optimizer=True, **options):
         """Train by minibatch gradient descent; returns a History with per-epoch "loss" (the mean of the
-        epoch's batch losses, weighted by batch size) and "val_loss" when validation_data=(X_val, y_val).
+        epoch's batch losses, weighted by batch size), "val_loss" with validation data, and "lr".
 
-        Each call starts from fresh optimizer state. If the loss stops being finite, training stops, the
-        weights from the end of the last finite epoch are restored and a RuntimeWarning says so."""
-        opts = self._check_optimizer(optimizer, learning_rate, momentum, nesterov, weight_decay, beta1, beta2,
-                                     epsilon)
+        validation_data=(X_val, y_val), or validation_split=f to hold out the last fraction f of X (before
+        shuffling). early_stopping: True or a fastnn.EarlyStopping(patience, min_delta, monitor,
+        restore_best_weights). callbacks: callables cb(epoch, history) called after each epoch; returning False
+        stops training. lr_schedule: a callable (epoch, lr0, history) -> lr, e.g. fastnn.StepDecay,
+        ExponentialDecay, CosineDecay or ReduceLROnPlateau. class_weight ({class: weight} or "balanced") and
+        sample_weight multiply each sample's loss. verbose: a progress bar (tqdm if installed) or, with 2, one
+        line per epoch. reset_optimizer=False continues the optimizer state of the previous fit/train_step.
+        `options`: beta1, beta2, epsilon (adam, adamw, rmsprop), rho (rmsprop), eta_plus, eta_minus, step_init,
+        step_min, step_max (irprop-, which trains on the full batch).
+
+        If the loss stops being finite, training stops, the weights from the end of the last finite epoch are
+        restored and a RuntimeWarning says so."""
+        opts = training.check_optimizer(optimizer, learning_rate, momentum, nesterov, weight_decay, options)
         epochs = check.check_int("epochs", epochs, 0)
         batch_size = check.check_int("batch_size", batch_size, 1)
+        validation_split = check.check_float("validation_split", validation_split, 0.0, 1.0)
+        stopping = training.check_early_stopping(early_stopping)
+        callbacks = training.check_callbacks(callbacks)
+        schedule = training.check_schedule(lr_schedule)
         X, T = self._check_xy(X, y)
+        W = training.sample_weights(self.loss, y, X.shape[0], self.n_outputs, class_weight, sample_weight,
+                                    self.dtype)
+        if validation_data is not None and validation_split:
+            raise ValueError("give validation_data or validation_split, not both")
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ValueError("validation_data must be a tuple (X_val, y_val)")
             X_val, T_val = self._check_xy(*validation_data, name_x="validation_data[0]",
                                           name_y="validation_data[1]")
+        elif validation_split:
+            n_val = int(round(X.shape[0] * validation_split))
+            if not 0 < n_val < X.shape[0]:
+                raise ValueError(f"validation_split={validation_split} leaves no training or no validation "
+                                 f"samples out of {X.shape[0]}")
+            X, X_val = X[:-n_val], X[-n_val:]
+            T, T_val = T[:-n_val], T[-n_val:]
+            W = None if W is None else np.ascontiguousarray(W[:-n_val])
+        has_validation = validation_data is not None or bool(validation_split)
         n = X.shape[0]
-        batch = min(batch_size, n)
-        history = History(loss=[])
-        if validation_data is not None:
+        batch = n if optimizer == "irprop-" else min(batch_size, n)
+        history = training.History(loss=[], lr=[])
+        if has_validation:
             history["val_loss"] = []
-        self._reset_optimizer()
+        watcher = training._EarlyStoppingRun(stopping, has_validation, self._params) if stopping else None
+
+        if reset_optimizer:
+            self._reset_optimizer()
         state = self._optimizer(opts)
         handle = self._workspace(batch)
         snapshot = np.empty_like(self._params)
         n_threads = get_num_threads()
-        for epoch in range(epochs):
-            started = time.perf_counter()
-            snapshot[...] = self._params
-            order = self._rng.permutation(n) if shuffle else np.arange(n)
-            loss_sum, _, finite = self._kernels.net_train_epoch(handle, state, X, T, order.astype(np.int64),
-                                                                batch, n_threads)
-            epoch_loss = loss_sum / n if finite else math.nan
-            if not (finite and math.isfinite(epoch_loss) and np.isfinite(self._params).all()):
-                self._params[...] = snapshot
-                warnings.warn(f"training diverged in epoch {epoch + 1} (the loss became NaN or infinite); stopped "
-                              f"and restored the weights of the end of epoch {epoch}. Try a smaller "
-                              "learning_rate.", RuntimeWarning, stacklevel=2)
-                break
-            history["loss"].append(epoch_loss)
-            if validation_data is not None:
-                history["val_loss"].append(self._mean_loss(X_val, T_val, n_threads))
-            if verbose:
-                line = f"epoch {epoch + 1}/{epochs}  loss {epoch_loss:.6f}"
-                if validation_data is not None:
-                    line += f"  val_loss {history['val_loss'][-1]:.6f}"
-                line += f"  {n / max(time.perf_counter() - started, 1e-9):,.0f} samples/s"
-                print(line, flush=True)
+        progress = training.Progress(verbose, epochs)
+        try:
+            for epoch in range(epochs):
+                progress.epoch_started()
+                lr = opts["learning_rate"] if schedule is None else schedule(epoch, opts["learning_rate"], history)
+                state.lr = check.check_float("the learning rate from lr_schedule", lr, 0.0, include_minimum=False)
+                snapshot[...] = self._params
+                order = (self._rng.permutation(n) if shuffle else np.arange(n)).astype(np.int64)
+                loss_sum, _, finite = self._kernels.net_train_epoch(handle, state, X, T, order, batch, n_threads, W)
+                epoch_loss = loss_sum / n if finite else math.nan
+                if not (finite and math.isfinite(epoch_loss) and np.isfinite(self._params).all()):
+                    self._params[...] = snapshot
+                    warnings.warn(f"training diverged in epoch {epoch + 1} (the loss became NaN or infinite); "
+                                  f"stopped and restored the weights of the end of epoch {epoch}. Try a smaller "
+                                  "learning_rate.", RuntimeWarning, stacklevel=3)
+                    break
+                history["loss"].append(epoch_loss)
+                history["lr"].append(state.lr)
+                if has_validation:
+                    history["val_loss"].append(self._mean_loss(X_val, T_val, n_threads))
+                progress.epoch_done(epoch, history, n)
+                stop = watcher is not None and watcher.should_stop(epoch, history, self._params)
+                for callback in callbacks:
+                    if callback(epoch, history) is False:
+                        stop = True
+                if stop:
+                    history.stopped_epoch = epoch
+                    break
+        finally:
+            progress.close()
+        if watcher is not None:
+            watcher.finish(self._params)
+            history.best_epoch = watcher.best_epoch
         return history
 
     # ------------------------------------------------------------------------------------------ persistence

@@ -7,7 +7,7 @@ from .activations import act_backward, act_forward
 from .dense import dense_backward, dense_forward, dense_forward_single
 from .losses import loss
 from .network import NetHandle, net_backprop, net_forward_single, net_train_epoch, net_update
-from .optimizers import adam_step, sgd_step
+from .optimizers import adam_step, adamw_step, irprop_minus_step, rmsprop_step, sgd_step
 
 NAME = "python"
 
@@ -22,6 +22,7 @@ def max_threads():
     return 1
 
 
-__all__ = ["NAME", "NetHandle", "act_backward", "act_forward", "adam_step", "dense_backward", "dense_forward",
+__all__ = ["NAME", "NetHandle", "act_backward", "act_forward", "adam_step", "adamw_step", "irprop_minus_step",
+           "rmsprop_step", "dense_backward", "dense_forward",
            "dense_forward_single", "loss", "max_threads", "net_backprop", "net_forward_single", "net_train_epoch",
            "net_update", "openmp_enabled", "sgd_step"]

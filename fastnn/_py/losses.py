@@ -8,32 +8,40 @@ import numpy as np
 from .._codes import BINARY_CROSS_ENTROPY, CROSS_ENTROPY, MSE
 
 
-def loss(grad, out, target, loss_kind, n_threads):
-    """Mean loss of out against target; if grad is not None it receives d(mean loss)/d(out)."""
+def loss(grad, out, target, loss_kind, n_threads, weights=None):
+    """Mean loss of out against target; if grad is not None it receives d(mean loss)/d(out). weights (n), if
+    given, multiplies each sample's loss and gradient (the mean stays over n)."""
     n, d = out.shape
     if n == 0:
         raise ValueError("loss: empty batch")
     real = out.dtype.type
+    w = None if weights is None else weights.reshape(-1, 1)
     if loss_kind == MSE:
         diff = out - target
-        value = np.sum(diff * diff, dtype=np.float64) / (n * d)
-        if grad is not None:
-            grad[...] = real(2.0 / (n * d)) * diff
+        terms = diff * diff
+        scale = real(2.0 / (n * d))
+        grad_value = scale * diff if w is None else (w * scale) * diff
+        count = n * d
     elif loss_kind == CROSS_ENTROPY:
         m = out.max(axis=1, keepdims=True)
         s = np.exp(out - m).sum(axis=1, keepdims=True, dtype=np.float64)
         lse = m + np.log(s).astype(out.dtype)
-        value = np.sum(target * (lse - out), dtype=np.float64) / n
-        if grad is not None:
-            t_sum = target.sum(axis=1, keepdims=True)
-            grad[...] = (np.exp(out - lse) * t_sum - target) * real(1.0 / n)
+        terms = target * (lse - out)
+        scale = real(1.0 / n)
+        raw = np.exp(out - lse) * target.sum(axis=1, keepdims=True) - target
+        grad_value = raw * scale if w is None else raw * (w * scale)
+        count = n
     elif loss_kind == BINARY_CROSS_ENTROPY:
         e = np.exp(-np.abs(out))
         terms = np.maximum(out, real(0)) - out * target + np.log1p(e)
-        value = np.sum(terms, dtype=np.float64) / (n * d)
-        if grad is not None:
-            sig = np.where(out >= 0, 1 / (1 + e), e / (1 + e))
-            grad[...] = (sig - target) * real(1.0 / (n * d))
+        scale = real(1.0 / (n * d))
+        sig = np.where(out >= 0, 1 / (1 + e), e / (1 + e))
+        grad_value = (sig - target) * scale if w is None else (sig - target) * (w * scale)
+        count = n * d
     else:
         raise ValueError(f"loss: unknown loss code {loss_kind}")
+    rows = terms.sum(axis=1, dtype=np.float64)
+    value = (rows.sum() if w is None else np.dot(rows, weights.astype(np.float64))) / count
+    if grad is not None:
+        grad[...] = grad_value
     return float(value)

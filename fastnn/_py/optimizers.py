@@ -29,13 +29,52 @@ def sgd_step(params, grads, velocity, n_decay, lr, momentum, nesterov, weight_de
 
 def adam_step(params, grads, m, v, n_decay, lr, beta1, beta2, eps, weight_decay, t, n_threads):
     """Adam, step t >= 1: p -= lr_t m / (sqrt(v) + eps_t), the bias corrections folded into lr_t and eps_t."""
+    _adam_like(params, grads, m, v, n_decay, lr, beta1, beta2, eps, weight_decay, t, decoupled=False)
+
+
+def adamw_step(params, grads, m, v, n_decay, lr, beta1, beta2, eps, weight_decay, t, n_threads):
+    """AdamW: the weights are first multiplied by (1 - lr * weight_decay), then take an Adam step without L2."""
+    _adam_like(params, grads, m, v, n_decay, lr, beta1, beta2, eps, weight_decay, t, decoupled=True)
+
+
+def _adam_like(params, grads, m, v, n_decay, lr, beta1, beta2, eps, weight_decay, t, decoupled):
+    if t < 1:
+        raise ValueError("adam_step: t must be >= 1")
     real = params.dtype.type
     c2 = math.sqrt(1.0 - beta2 ** t)
     lr_t = real(lr * c2 / (1.0 - beta1 ** t))
     eps_t = real(eps * c2)
-    g = _decayed(params, grads, n_decay, weight_decay)
+    if decoupled:
+        g = grads.copy()
+        params[:n_decay] *= real(1.0 - lr * weight_decay)
+    else:
+        g = _decayed(params, grads, n_decay, weight_decay)
     m *= real(beta1)
     m += real(1.0 - beta1) * g
     v *= real(beta2)
     v += real(1.0 - beta2) * (g * g)
     params -= lr_t * m / (np.sqrt(v) + eps_t)
+
+
+def rmsprop_step(params, grads, sq, n_decay, lr, rho, eps, weight_decay, n_threads):
+    """RMSprop: s = rho s + (1 - rho) g^2; p -= lr g / (sqrt(s) + eps)."""
+    real = params.dtype.type
+    g = _decayed(params, grads, n_decay, weight_decay)
+    sq *= real(rho)
+    sq += real(1.0 - rho) * (g * g)
+    params -= real(lr) * g / (np.sqrt(sq) + real(eps))
+
+
+def irprop_minus_step(params, grads, prev, steps, n_decay, eta_plus, eta_minus, step_min, step_max, weight_decay,
+                      n_threads):
+    """iRPROP-: per parameter, grow the step while the gradient keeps its sign, shrink it (and skip the weight
+    once) when the sign flips, then move by the step against the gradient's sign."""
+    real = params.dtype.type
+    g = _decayed(params, grads, n_decay, weight_decay)
+    agree = g * prev
+    grow, shrink = agree > 0, agree < 0
+    steps[grow] = np.minimum(steps[grow] * real(eta_plus), real(step_max))
+    steps[shrink] = np.maximum(steps[shrink] * real(eta_minus), real(step_min))
+    g[shrink] = 0
+    prev[...] = g
+    params -= np.sign(g) * steps
