@@ -4,6 +4,7 @@ The hot loops are C99 with OpenMP (csrc/), wrapped by Cython (fastnn._core); a N
 same numbers where the extension cannot build. See README.md.
 """
 from . import _backend, datasets
+from . import _threads
 from ._threads import get_num_threads, set_num_threads
 from .io import load
 from .layers import Dense
@@ -32,6 +33,7 @@ def show_config(file=None):
         "c_extension": "available" if _backend.c_available() else f"unavailable ({_backend._CORE_ERROR})",
         "openmp": bool(kernels.openmp_enabled()),
         "threads": get_num_threads(),
+        "blas_threads": _threads.blas_num_threads() if BACKEND == "c" else None,
         "blas": _blas_source(),
     }
     import numpy

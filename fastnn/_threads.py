@@ -1,5 +1,10 @@
-"""The number of threads fastnn's kernels may use (default: omp_get_max_threads(), i.e. OMP_NUM_THREADS)."""
+"""The number of threads fastnn's kernels may use (default: omp_get_max_threads(), i.e. OMP_NUM_THREADS).
+
+Large products run in the BLAS that fastnn takes from SciPy (fastnn/_blas.py), which has its own thread pool.
+set_num_threads also sets that pool's size when threadpoolctl is installed, touching only SciPy's OpenBLAS (NumPy
+ships a separate one, which stays as it is)."""
 import operator
+import os
 
 from . import _backend
 
@@ -10,8 +15,23 @@ def _default():
     return _backend._core.max_threads() if _backend.c_available() else 1
 
 
+def _scipy_blas_controllers():
+    """threadpoolctl controllers of the BLAS libraries SciPy loaded (empty without threadpoolctl or SciPy)."""
+    try:
+        import scipy
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return []
+    scipy_root = os.path.dirname(os.path.dirname(os.path.abspath(scipy.__file__)))
+    libs_dir = os.path.join(scipy_root, "scipy.libs")
+    return [lib for lib in ThreadpoolController().lib_controllers
+            if lib.user_api == "blas" and os.path.abspath(lib.filepath).startswith(libs_dir + os.sep)]
+
+
 def set_num_threads(n):
-    """Let fastnn's kernels use up to n threads (n >= 1). Affects fastnn only, never other OpenMP libraries."""
+    """Let fastnn's kernels use up to n threads (n >= 1). Never calls omp_set_num_threads, so other OpenMP
+    libraries keep their setting; with threadpoolctl installed, SciPy's BLAS (which fastnn uses for large
+    products) is limited to n threads too."""
     global _num_threads
     try:
         n = operator.index(n)
@@ -20,8 +40,18 @@ def set_num_threads(n):
     if n < 1:
         raise ValueError(f"set_num_threads: n must be >= 1, got {n}")
     _num_threads = n
+    from . import _blas
+    if _blas.SOURCE == "scipy":
+        for lib in _scipy_blas_controllers():
+            lib.set_num_threads(n)
 
 
 def get_num_threads():
     """The number of threads fastnn's kernels may use."""
     return _default() if _num_threads is None else _num_threads
+
+
+def blas_num_threads():
+    """Threads of SciPy's BLAS as threadpoolctl reports them, or None when unknown."""
+    counts = [lib.num_threads for lib in _scipy_blas_controllers()]
+    return max(counts) if counts else None

@@ -79,3 +79,19 @@ def test_show_config(capsys):
     for key in ("backend", "openmp", "threads", "blas"):
         assert key in config and key in printed
     assert config["backend"] == fastnn.BACKEND
+
+
+def test_set_num_threads_limits_scipy_blas_only():
+    pytest.importorskip("threadpoolctl")
+    from fastnn import _blas, _threads
+    if fastnn.BACKEND != "c" or _blas.SOURCE != "scipy":
+        pytest.skip("needs the C backend with SciPy's BLAS")
+    from threadpoolctl import threadpool_info
+    numpy_blas = [lib["num_threads"] for lib in threadpool_info() if "numpy" in lib["filepath"]]
+    old = fastnn.get_num_threads()
+    try:
+        fastnn.set_num_threads(1)
+        assert _threads.blas_num_threads() == 1
+        assert [lib["num_threads"] for lib in threadpool_info() if "numpy" in lib["filepath"]] == numpy_blas
+    finally:
+        fastnn.set_num_threads(old)
