@@ -1,34 +1,58 @@
-"""Model files: a NumPy .npz archive (a zip) of plain arrays plus JSON metadata, read with allow_pickle=False.
+"""Model files: a NumPy .npz archive (a zip) of plain arrays plus JSON metadata, read without pickle.
 
-Entries: "meta", the UTF-8 bytes of a JSON object {"format": "fastnn", "version": 1, "dtype", "loss", "sizes",
-"layers": [layer configs], "n_params"}; and "params", the flat parameter buffer (all weights, then all biases)
-in the network's dtype. The file is the same for both backends and round-trips bit for bit.
+Entries: "meta.npy", the UTF-8 bytes of a JSON object {"format": "fastnn", "version": 1, "dtype", "loss", "sizes",
+"layers": [layer configs], "n_params"} as a uint8 array; and "params.npy", the flat parameter buffer (all weights,
+then all biases) in the network's dtype. The file is the same for both backends and round-trips bit for bit.
+
+Loading treats the file as untrusted bytes. It does not go through np.load: it opens the zip itself, reads each
+entry's .npy header first and checks its dtype and shape against what the metadata implies (and the metadata's
+sizes against the bytes actually in the file) before it reads any data, so absurd sizes are refused before
+anything big is allocated, and object arrays are refused without being unpickled. Whatever is wrong with the
+file (truncation, bit flips, a foreign or hand-edited file) raises ValueError "<path> is not a valid fastnn model
+file: <why>"; only path problems raise OSError (FileNotFoundError, IsADirectoryError, PermissionError, ...).
 """
+import contextlib
 import json
 import os
+import stat
 import tempfile
 import zipfile
 
 import numpy as np
 
+from . import _backend, _codes
+
 FORMAT = "fastnn"
 VERSION = 1
+ENTRIES = ("meta.npy", "params.npy")
+DTYPES = ("float32", "float64")
+
+_MAX_META_BYTES = 1 << 24  # the metadata of a 10,000-layer network is ~1 MB
+_MAX_NPY_HEADER = 10000  # numpy's own limit on a .npy header
+_MAX_DEFLATE_RATIO = 1100  # deflate cannot expand more than ~1032:1
+_PATH_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
 
 
+# ------------------------------------------------------------------------------------------------- save
 def save(net, path):
-    """Write `net` to exactly `path` (no suffix added), atomically: a crash mid-save keeps any old file."""
+    """Write `net` to exactly `path` (no suffix added), atomically: a crash mid-save keeps any old file.
+
+    The archive goes to a temporary file in the same directory, is flushed to disk, then renamed over `path`.
+    The file gets the mode a plain open(path, "w") would give it: an existing file's mode, else 0o666 & ~umask."""
     path = os.fspath(path)
     meta = {"format": FORMAT, "version": VERSION, "dtype": net.dtype.name, "loss": net.loss,
             "sizes": list(net.sizes), "layers": [layer.config() for layer in net.layers],
             "n_params": net.n_params}
     meta_bytes = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
     directory = os.path.dirname(os.path.abspath(path))
+    mode = _new_file_mode(path)
     fd, tmp = tempfile.mkstemp(prefix=".fastnn-", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, meta=meta_bytes, params=net._params)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, mode)  # mkstemp creates 0o600
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -36,81 +60,229 @@ def save(net, path):
         except OSError:
             pass
         raise
+    _fsync_directory(directory)
+
+
+def _umask():
+    try:
+        with open("/proc/self/status") as f:  # Linux >= 4.7: read it without changing it
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: the classic read-by-setting (briefly process-wide)
+    os.umask(mask)
+    return mask
+
+
+def _new_file_mode(path):
+    try:
+        st = os.stat(path)
+        if stat.S_ISREG(st.st_mode):
+            return stat.S_IMODE(st.st_mode) & 0o777  # never copy setuid/setgid/sticky bits
+    except OSError:
+        pass
+    return 0o666 & ~_umask()
+
+
+def _fsync_directory(directory):
+    """Make the rename durable (POSIX); best effort, the file itself is complete either way."""
+    if os.name != "posix":
+        return
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# ------------------------------------------------------------------------------------------------- load
+class InvalidModelFile(ValueError):
+    """The file is not a valid fastnn model file (a ValueError)."""
+
+
+def _short(value, limit=80):
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 5] + "...]"
 
 
 def _bad(path, why):
-    return ValueError(f"{path!s} is not a valid fastnn model file: {why}")
+    return InvalidModelFile(f"{path!s} is not a valid fastnn model file: {why}")
 
 
-def _read_meta(path, archive):
+@contextlib.contextmanager
+def _decoding(path, what):
+    """Turn any failure while decoding the file's bytes into InvalidModelFile.
+
+    The zip and .npy parsers raise a zoo of types on corrupt input (zipfile.BadZipFile, zlib.error, EOFError,
+    struct.error, NotImplementedError for an unknown compression method or flag, RuntimeError for an
+    'encrypted' entry, UnicodeDecodeError for a name, tokenize.TokenError or SyntaxError for a .npy header,
+    RecursionError for deeply nested JSON, ...); all of them mean the same thing here. MemoryError is let
+    through: every size is checked against the file before anything is allocated, so it would be a real one."""
     try:
-        raw = archive["meta"]
-    except (KeyError, ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise _bad(path, f"cannot read its metadata ({exc})") from None
-    if raw.dtype != np.uint8 or raw.ndim != 1:
-        raise _bad(path, "the metadata entry is not a byte string")
+        yield
+    except (InvalidModelFile, MemoryError, *_PATH_ERRORS):
+        raise
+    except Exception as exc:  # noqa: BLE001 - see the docstring
+        raise _bad(path, f"{what} ({type(exc).__name__}: {str(exc)[:200]})") from None
+
+
+def _open_npy(path, zf, info):
+    """Open an archive entry and read its .npy header: (stream, shape, fortran_order, dtype)."""
+    fp = zf.open(info)
     try:
-        meta = json.loads(raw.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise _bad(path, f"the metadata is not JSON ({exc})") from None
+        version = np.lib.format.read_magic(fp)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fp, max_header_size=_MAX_NPY_HEADER)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fp, max_header_size=_MAX_NPY_HEADER)
+        else:
+            raise _bad(path, f"entry {info.filename!r} is .npy format version {version}, expected 1.0 or 2.0")
+    except BaseException:
+        fp.close()
+        raise
+    return fp, shape, fortran, dtype
+
+
+def _read_exactly(path, fp, info, nbytes):
+    """The entry's remaining nbytes of data; the entry must end there (the zip's CRC is checked at its end)."""
+    if nbytes > info.file_size:
+        raise _bad(path, f"entry {info.filename!r} holds {info.file_size} bytes, too few for its "
+                         f"{nbytes}-byte array (truncated?)")
+    data = fp.read(nbytes)
+    if len(data) != nbytes:
+        raise _bad(path, f"entry {info.filename!r} ends after {len(data)} of {nbytes} data bytes (truncated?)")
+    if fp.read(1):
+        raise _bad(path, f"entry {info.filename!r} has bytes after its array")
+    return data
+
+
+def _check_entries(path, zf, file_size):
+    infos = zf.infolist()
+    names = sorted(info.filename for info in infos)
+    if names != sorted(ENTRIES):
+        raise _bad(path, f"entries {_short(names)}, expected {list(ENTRIES)}")
+    entries = {}
+    for info in infos:
+        if info.flag_bits & 0x41:
+            raise _bad(path, f"entry {info.filename!r} is marked encrypted")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise _bad(path, f"entry {info.filename!r} uses compression method {info.compress_type}, "
+                             "expected stored or deflated")
+        if info.header_offset < 0 or info.compress_size < 0 or \
+                info.header_offset + info.compress_size > file_size:
+            raise _bad(path, f"entry {info.filename!r} claims {info.compress_size} bytes at offset "
+                             f"{info.header_offset}, past the end of the {file_size}-byte file (truncated?)")
+        stored = info.compress_type == zipfile.ZIP_STORED
+        if (stored and info.file_size != info.compress_size) or \
+                info.file_size > max(info.compress_size, 1) * _MAX_DEFLATE_RATIO:
+            raise _bad(path, f"entry {info.filename!r} claims {info.file_size} bytes from {info.compress_size}")
+        entries[info.filename] = info
+    return entries
+
+
+def _read_meta(path, zf, info):
+    with _decoding(path, "cannot read its metadata"):
+        fp, shape, _, dtype = _open_npy(path, zf, info)
+        with fp:
+            if dtype != np.uint8 or len(shape) != 1:
+                raise _bad(path, f"the metadata entry is a {dtype} array of shape {_short(shape)}, "
+                                 "expected bytes (uint8, 1-D)")
+            if shape[0] > _MAX_META_BYTES:
+                raise _bad(path, f"the metadata is {shape[0]} bytes, more than {_MAX_META_BYTES}")
+            raw = _read_exactly(path, fp, info, shape[0])
+    try:
+        meta = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise _bad(path, f"the metadata is not UTF-8 JSON ({type(exc).__name__}: {str(exc)[:200]})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise _bad(path, "the metadata does not say format 'fastnn'")
-    if meta.get("version") != VERSION:
-        raise _bad(path, f"format version {meta.get('version')!r}, this fastnn reads version {VERSION}")
+    version = meta.get("version")
+    if type(version) is not int or version != VERSION:
+        raise _bad(path, f"format version {_short(version)}, this fastnn reads version {VERSION}")
     return meta
 
 
 def _network_args(path, meta):
-    """Network constructor arguments from validated metadata."""
-    sizes, layers = meta.get("sizes"), meta.get("layers")
-    if not (isinstance(sizes, list) and all(type(s) is int and s >= 1 for s in sizes) and len(sizes) >= 2):
-        raise _bad(path, f"bad 'sizes' {sizes!r}")
+    """Network constructor arguments and the parameter count, from metadata checked key by key."""
+    sizes, layers, dtype, loss = meta.get("sizes"), meta.get("layers"), meta.get("dtype"), meta.get("loss")
+    if not (isinstance(sizes, list) and len(sizes) >= 2 and all(type(s) is int and s >= 1 for s in sizes)):
+        raise _bad(path, f"bad 'sizes' {_short(sizes)}: expected a list of at least two positive integers")
     if not (isinstance(layers, list) and len(layers) == len(sizes) - 1):
-        raise _bad(path, "'layers' does not match 'sizes'")
+        raise _bad(path, f"'layers' does not match 'sizes' {_short(sizes)}")
+    if not (isinstance(dtype, str) and dtype in DTYPES):
+        raise _bad(path, f"dtype {_short(dtype)}, expected one of {list(DTYPES)}")
+    if not (isinstance(loss, str) and loss in _codes.LOSSES):
+        raise _bad(path, f"loss {_short(loss)}, expected one of {sorted(_codes.LOSSES)}")
     activations = []
     for i, layer in enumerate(layers):
         expected = {"type": "dense", "d_in": sizes[i], "d_out": sizes[i + 1]}
-        if not isinstance(layer, dict) or any(layer.get(k) != v for k, v in expected.items()):
-            raise _bad(path, f"layer {i} is {layer!r}, expected a dense layer {sizes[i]} -> {sizes[i + 1]}")
-        activations.append(layer.get("activation"))
-    return dict(sizes=sizes, activations=activations, loss=meta.get("loss"), dtype=meta.get("dtype"))
+        if not isinstance(layer, dict) or any(type(layer.get(k)) is not type(v) or layer.get(k) != v
+                                              for k, v in expected.items()):
+            raise _bad(path, f"layer {i} is {_short(layer)}, expected a dense layer {sizes[i]} -> {sizes[i + 1]}")
+        activation = layer.get("activation")
+        if not (isinstance(activation, str) and activation in _codes.ACTIVATIONS):
+            raise _bad(path, f"layer {i} has activation {_short(activation)}, expected one of "
+                             f"{sorted(_codes.ACTIVATIONS)}")
+        activations.append(activation)
+    n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    stated = meta.get("n_params")
+    if type(stated) is not int or stated != n_params:
+        raise _bad(path, f"n_params {_short(stated)} does not match sizes {_short(sizes)} (expected {n_params})")
+    return dict(sizes=sizes, activations=activations, loss=loss, dtype=dtype), n_params
+
+
+def _read_params(path, zf, info, dtype, n_params):
+    dtype = np.dtype(dtype)
+    with _decoding(path, "cannot read its parameters"):
+        fp, shape, _, stored = _open_npy(path, zf, info)
+        with fp:
+            # the same float type in either byte order (a file written on a big-endian machine), nothing else
+            if stored.kind != "f" or stored.itemsize != dtype.itemsize or stored.shape != () or stored.names:
+                raise _bad(path, f"parameters are {stored} {_short(shape)}, expected {dtype.name} ({n_params},)")
+            if tuple(shape) != (n_params,):
+                raise _bad(path, f"parameters have shape {_short(shape)}, expected ({n_params},) for the sizes "
+                                 "in the metadata")
+            data = _read_exactly(path, fp, info, n_params * dtype.itemsize)
+    params = np.frombuffer(data, dtype=stored)
+    if not np.isfinite(params).all():
+        raise _bad(path, "parameters contain NaN or infinity")
+    return params.astype(dtype, copy=False)  # byte-swapped if need be; load copies it into the network
 
 
 def load(path, backend=None):
     """Read a network written by Network.save. Never unpickles; a truncated, corrupted or foreign file raises
-    ValueError saying what is wrong."""
+    ValueError saying what is wrong (path problems raise FileNotFoundError, IsADirectoryError, ...)."""
     from .network import Network
 
+    _backend.get(backend)  # a bad `backend` argument is the caller's error, not the file's
     path = os.fspath(path)
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
-        raise _bad(path, f"cannot open it as an archive ({exc})") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise _bad(path, "it is a single .npy array, not an archive")
-    with archive:
-        if sorted(archive.files) != ["meta", "params"]:
-            raise _bad(path, f"entries {sorted(archive.files)}, expected ['meta', 'params']")
-        meta = _read_meta(path, archive)
-        args = _network_args(path, meta)
-        if args["dtype"] not in ("float32", "float64"):
-            raise _bad(path, f"dtype {args['dtype']!r}")
-        n_params = sum(a * b + b for a, b in zip(args["sizes"][:-1], args["sizes"][1:]))
-        if meta.get("n_params") != n_params:
-            raise _bad(path, f"n_params {meta.get('n_params')!r} does not match sizes (expected {n_params})")
-        try:
-            params = archive["params"]
-        except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError) as exc:
-            raise _bad(path, f"cannot read its parameters ({exc})") from None
-    if params.dtype != np.dtype(args["dtype"]) or params.shape != (n_params,):
-        raise _bad(path, f"parameters are {params.dtype} {params.shape}, expected {args['dtype']} ({n_params},)")
-    if not np.isfinite(params).all():
-        raise _bad(path, "parameters contain NaN or infinity")
+    with open(path, "rb") as f:  # path problems raise as they are
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise _bad(path, "it is not a regular file")
+        head = f.read(8)
+        if not head:
+            raise _bad(path, "it is empty")
+        if head.startswith(b"\x93NUMPY"):
+            raise _bad(path, "it is a single .npy array, not an archive")
+        f.seek(0)
+        with _decoding(path, "cannot open it as a zip archive"):
+            zf = zipfile.ZipFile(f)
+        with zf:
+            entries = _check_entries(path, zf, st.st_size)
+            meta = _read_meta(path, zf, entries["meta.npy"])
+            args, n_params = _network_args(path, meta)
+            params = _read_params(path, zf, entries["params.npy"], args["dtype"], n_params)
     try:
         net = Network(backend=backend, **args)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError) as exc:  # e.g. an activation the loss does not allow
         raise _bad(path, str(exc)) from None
     net._params[...] = params
     return net
