@@ -90,9 +90,37 @@ static REAL SFX(dot)(const REAL *FASTNN_RESTRICT u, const REAL *FASTNN_RESTRICT 
     for (j = 0; j < full; j += DOT_LANES)
         for (l = 0; l < DOT_LANES; l++) lane[l] += u[j + l] * v[j + l];
     for (; j < len; j++) lane[0] += u[j] * v[j];
+    if (full == 0) return lane[0]; /* short vectors: the other lanes are still zero */
     REAL s = 0;
     for (l = 0; l < DOT_LANES; l++) s += lane[l];
     return s;
+}
+
+/* Backward for one sample (online training): dW = outer(x, dz), db = dz, dx = W dz. Serial and direct: the
+ * tiling of the batch path only costs time at this size. Same sums as the batch path. */
+FASTNN_SIMD_CLONES
+static void SFX(dense_backward_one)(REAL *dx, REAL *FASTNN_RESTRICT dW, REAL *db, const REAL *FASTNN_RESTRICT dz,
+                                    const REAL *x, const REAL *W, int64_t d_in, int64_t d_out)
+{
+    int64_t p, j;
+    for (p = 0; p < d_in; p++) {
+        REAL xp = x[p];
+        REAL *FASTNN_RESTRICT row = dW + p * d_out;
+        for (j = 0; j < d_out; j++) row[j] = xp * dz[j];
+    }
+    for (j = 0; j < d_out; j++) db[j] = dz[j];
+    if (dx == NULL) return;
+    if (d_out < DOT_LANES) {
+        /* short rows: the order dot() uses for them, without a call per row */
+        for (p = 0; p < d_in; p++) {
+            const REAL *w = W + p * d_out;
+            REAL acc = 0;
+            for (j = 0; j < d_out; j++) acc += dz[j] * w[j];
+            dx[p] = acc;
+        }
+    } else {
+        for (p = 0; p < d_in; p++) dx[p] = SFX(dot)(dz, W + p * d_out, d_out);
+    }
 }
 
 /* Rows [lo, hi) of y = act(x @ W + b). */
@@ -176,6 +204,10 @@ int SFX(fastnn_dense_backward)(REAL *dx, REAL *dW, REAL *db, const REAL *dz, con
     if (n < 1 || d_in < 1 || d_out < 1) return FASTNN_ESHAPE;
     if (dW == NULL || db == NULL || dz == NULL || x == NULL || (dx != NULL && W == NULL)) return FASTNN_EINVAL;
 
+    if (n == 1) {
+        SFX(dense_backward_one)(dx, dW, db, dz, x, W, d_in, d_out);
+        return FASTNN_OK;
+    }
     int use_blas = n * d_in * d_out >= FASTNN_BLAS_MIN_WORK && fastnn_have_blas();
 
     /* dW = x^T dz, split over rows of dW (inputs), so each thread owns whole rows */
