@@ -5,14 +5,20 @@
 
 static fastnn_sgemm_fn g_sgemm = NULL;
 static fastnn_dgemm_fn g_dgemm = NULL;
+static int g_blas_split = 0;
 
-void fastnn_set_blas(fastnn_sgemm_fn sgemm, fastnn_dgemm_fn dgemm)
+void fastnn_set_blas(fastnn_sgemm_fn sgemm, fastnn_dgemm_fn dgemm, int split)
 {
     g_sgemm = sgemm;
     g_dgemm = dgemm;
+    g_blas_split = split;
 }
 
 int fastnn_have_blas(void) { return g_sgemm != NULL && g_dgemm != NULL; }
+
+/* Rows of C per BLAS call when fastnn splits products over its threads: big enough for the BLAS's kernels, small
+ * enough to share a batch of 128 between 2 threads. */
+#define BLAS_ROW_BLOCK 64
 
 static int fits_int(int64_t a, int64_t b, int64_t c) { return a <= INT_MAX && b <= INT_MAX && c <= INT_MAX; }
 

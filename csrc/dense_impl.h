@@ -172,7 +172,7 @@ int SFX(fastnn_dense_forward)(REAL *y, const REAL *x, const REAL *W, const REAL 
             for (i = lo; i < hi; i++)
                 for (j = 0; j < d_out; j++) y[i * d_out + j] = b ? b[j] : (REAL)0;
         });
-        SFX(fastnn_blas_gemm)(0, 0, n, d_out, d_in, x, W, (REAL)1, y);
+        SFX(fastnn_blas_gemm)(0, 0, n, d_out, d_in, x, W, (REAL)1, y, n_threads);
         if (act != FASTNN_ACT_LINEAR)
             FASTNN_FOR_RANGE(n, 8 * n * d_out, n_threads, lo, hi, {
                 int64_t i;
@@ -212,7 +212,7 @@ int SFX(fastnn_dense_backward)(REAL *dx, REAL *dW, REAL *db, const REAL *dz, con
 
     /* dW = x^T dz, split over rows of dW (inputs), so each thread owns whole rows */
     if (use_blas)
-        SFX(fastnn_blas_gemm)(1, 0, d_in, d_out, n, x, dz, (REAL)0, dW);
+        SFX(fastnn_blas_gemm)(1, 0, d_in, d_out, n, x, dz, (REAL)0, dW, n_threads);
     else FASTNN_FOR_RANGE(d_in, n * d_in * d_out, n_threads, lo, hi, {
         int64_t p0, j;
         for (p0 = lo; p0 < hi; p0 += DENSE_ROW_BLOCK) {
@@ -234,7 +234,7 @@ int SFX(fastnn_dense_backward)(REAL *dx, REAL *dW, REAL *db, const REAL *dz, con
 
     /* dx = dz W^T, split over samples */
     if (dx != NULL && use_blas) {
-        SFX(fastnn_blas_gemm)(0, 1, n, d_in, d_out, dz, W, (REAL)0, dx);
+        SFX(fastnn_blas_gemm)(0, 1, n, d_in, d_out, dz, W, (REAL)0, dx, n_threads);
     } else if (dx != NULL) {
         FASTNN_FOR_RANGE(n, n * d_in * d_out, n_threads, lo, hi, {
             int64_t i, p;

@@ -98,9 +98,10 @@ typedef void (*fastnn_sgemm_fn)(char *transa, char *transb, int *m, int *n, int 
                                 int *lda, float *b, int *ldb, float *beta, float *c, int *ldc);
 typedef void (*fastnn_dgemm_fn)(char *transa, char *transb, int *m, int *n, int *k, double *alpha, double *a,
                                 int *lda, double *b, int *ldb, double *beta, double *c, int *ldc);
-/* Install (or, with NULLs, remove) the gemm the dense kernels use for large products. Call with the GIL held
- * and no kernel running. */
-void fastnn_set_blas(fastnn_sgemm_fn sgemm, fastnn_dgemm_fn dgemm);
+/* Install (or, with NULLs, remove) the gemm the dense kernels use for large products. split != 0 says the BLAS
+ * runs single-threaded and may be called from several OpenMP threads at once, so fastnn splits each product
+ * over its own threads. Call with the GIL held and no kernel running. */
+void fastnn_set_blas(fastnn_sgemm_fn sgemm, fastnn_dgemm_fn dgemm, int split);
 int fastnn_have_blas(void);
 
 /* 1 when compiled with OpenMP, else 0. */

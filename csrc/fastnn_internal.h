@@ -71,8 +71,8 @@ static inline void fastnn_chunk(int64_t n, int t, int nt, int64_t *lo, int64_t *
 #define FASTNN_BLAS_MIN_WORK ((int64_t)1 << 15)
 
 int fastnn_blas_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, const float *A,
-                         const float *B, float beta, float *C);
+                         const float *B, float beta, float *C, int n_threads);
 int fastnn_blas_gemm_f64(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, const double *A,
-                         const double *B, double beta, double *C);
+                         const double *B, double beta, double *C, int n_threads);
 
 #endif /* FASTNN_INTERNAL_H */

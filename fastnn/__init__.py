@@ -21,7 +21,10 @@ def _blas_source():
     if BACKEND == "python":
         return "numpy"
     from . import _blas
-    return "scipy (cython_blas sgemm/dgemm)" if _blas.SOURCE else None
+    if not _blas.SOURCE:
+        return None
+    how = "single-threaded, split over fastnn's threads" if _blas.SPLIT else "OpenBLAS's own thread pool"
+    return f"scipy (cython_blas sgemm/dgemm; {how})"
 
 
 def show_config(file=None):
@@ -43,5 +46,13 @@ def show_config(file=None):
     return config
 
 
-__all__ = ["BACKEND", "CosineDecay", "Dense", "EarlyStopping", "ExponentialDecay", "History", "Network",
-           "ReduceLROnPlateau", "StepDecay", "datasets", "get_num_threads", "load", "set_num_threads", "show_config"]
+def __getattr__(name):  # fastnn.MLPClassifier / MLPRegressor (fastnn/sklearn.py) import scikit-learn on first use
+    if name in ("MLPClassifier", "MLPRegressor"):
+        from . import sklearn
+        return getattr(sklearn, name)
+    raise AttributeError(f"module 'fastnn' has no attribute {name!r}")
+
+
+__all__ = ["BACKEND", "CosineDecay", "Dense", "EarlyStopping", "ExponentialDecay", "History", "MLPClassifier",
+           "MLPRegressor", "Network", "ReduceLROnPlateau", "StepDecay", "datasets", "get_num_threads", "load",
+           "set_num_threads", "show_config"]

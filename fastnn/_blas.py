@@ -1,11 +1,18 @@
 """Give the C kernels BLAS speed for large products without linking a BLAS: take sgemm/dgemm from SciPy's
 scipy.linalg.cython_blas at import (the capsules Cython modules share through __pyx_capi__), check their C
-signature and run a self-test before using them. FASTNN_BLAS=0 keeps fastnn on its own kernels."""
+signature and run a self-test before using them. FASTNN_BLAS=0 keeps fastnn on its own kernels.
+
+Threads: with threadpoolctl installed, SciPy's OpenBLAS is set to one thread and fastnn splits each product over
+its own OpenMP threads (fastnn.set_num_threads). OpenBLAS's pool stalls badly when another process keeps a core
+busy (mnist_mlp, 2 threads on a loaded 2-core machine: 2.5k samples/s with OpenBLAS's pool, 30.6k split by
+fastnn), and this way one setting governs all of fastnn's threads. NumPy's own OpenBLAS is a different library
+and is left alone. Without threadpoolctl, products run in OpenBLAS's pool, called from serial code."""
 import os
 
 import numpy as np
 
 SOURCE = None  # "scipy" once installed
+SPLIT = False  # True when SciPy's BLAS runs single-threaded and fastnn splits products over its threads
 
 
 def _self_test(core):
@@ -29,19 +36,32 @@ def _self_test(core):
     return True
 
 
+def _single_thread_scipy_blas():
+    """Set SciPy's OpenBLAS to one thread through threadpoolctl; False when that is not possible."""
+    from ._threads import _scipy_blas_controllers
+    try:
+        controllers = _scipy_blas_controllers()
+        for lib in controllers:
+            lib.set_num_threads(1)
+    except Exception:  # threadpoolctl could not talk to the library: keep its pool
+        return False
+    return bool(controllers) and all(lib.num_threads == 1 for lib in controllers)
+
+
 def install(core):
     """Install SciPy's gemm into the C backend if possible; returns the BLAS source name or None."""
-    global SOURCE
+    global SOURCE, SPLIT
     if core is None or os.environ.get("FASTNN_BLAS", "1") == "0":
         return None
     try:
         from scipy.linalg import cython_blas
         capsules = cython_blas.__pyx_capi__
-        core.set_blas(capsules["sgemm"], capsules["dgemm"])
+        split = _single_thread_scipy_blas()
+        core.set_blas(capsules["sgemm"], capsules["dgemm"], split)
     except (ImportError, KeyError, TypeError, AttributeError):
         return None
     if not _self_test(core):
         core.set_blas(None, None)
         return None
-    SOURCE = "scipy"
+    SOURCE, SPLIT = "scipy", split
     return SOURCE

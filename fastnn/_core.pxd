@@ -45,7 +45,7 @@ cdef extern from "fastnn.h" nogil:
                                      int *, float *, float *, int *) noexcept nogil
     ctypedef void (*fastnn_dgemm_fn)(char *, char *, int *, int *, int *, double *, double *, int *, double *,
                                      int *, double *, double *, int *) noexcept nogil
-    void fastnn_set_blas(fastnn_sgemm_fn sgemm, fastnn_dgemm_fn dgemm) noexcept
+    void fastnn_set_blas(fastnn_sgemm_fn sgemm, fastnn_dgemm_fn dgemm, int split) noexcept
     int fastnn_have_blas() noexcept
 
     int fastnn_openmp_enabled() noexcept

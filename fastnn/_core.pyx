@@ -39,14 +39,15 @@ cdef bint _is_float32(array) except -1:
     raise TypeError(f"expected a float32 or float64 array, got format {fmt!r}")
 
 
-def set_blas(sgemm, dgemm):
+def set_blas(sgemm, dgemm, bint split=False):
     """Use these sgemm/dgemm capsules (from scipy.linalg.cython_blas.__pyx_capi__) for large products, or none
     when both are None. The capsules' C signature must take int (LP64) dimensions; fastnn/_blas.py checks that
-    and runs a self-test before keeping them."""
+    and runs a self-test before keeping them. split: the BLAS is single-threaded, so fastnn splits each product
+    over its own OpenMP threads."""
     cdef const char *sname
     cdef const char *dname
     if sgemm is None and dgemm is None:
-        fastnn_set_blas(NULL, NULL)
+        fastnn_set_blas(NULL, NULL, 0)
         return
     sname = PyCapsule_GetName(sgemm)
     dname = PyCapsule_GetName(dgemm)
@@ -57,7 +58,7 @@ def set_blas(sgemm, dgemm):
         if not text.startswith("void (char *, char *, int *, int *, int *,"):
             raise TypeError(f"set_blas: unexpected gemm signature {text!r}")
     fastnn_set_blas(<fastnn_sgemm_fn>PyCapsule_GetPointer(sgemm, sname),
-                    <fastnn_dgemm_fn>PyCapsule_GetPointer(dgemm, dname))
+                    <fastnn_dgemm_fn>PyCapsule_GetPointer(dgemm, dname), split)
 
 
 def blas_enabled():

@@ -1,8 +1,8 @@
 """The number of threads fastnn's kernels may use (default: omp_get_max_threads(), i.e. OMP_NUM_THREADS).
 
-Large products run in the BLAS that fastnn takes from SciPy (fastnn/_blas.py), which has its own thread pool.
-set_num_threads also sets that pool's size when threadpoolctl is installed, touching only SciPy's OpenBLAS (NumPy
-ships a separate one, which stays as it is)."""
+Large products run in the BLAS that fastnn takes from SciPy (fastnn/_blas.py): single-threaded, split over these
+same threads, when threadpoolctl is installed; otherwise in OpenBLAS's own pool, which OPENBLAS_NUM_THREADS or
+OMP_NUM_THREADS size."""
 import operator
 import os
 
@@ -30,8 +30,7 @@ def _scipy_blas_controllers():
 
 def set_num_threads(n):
     """Let fastnn's kernels use up to n threads (n >= 1). Never calls omp_set_num_threads, so other OpenMP
-    libraries keep their setting; with threadpoolctl installed, SciPy's BLAS (which fastnn uses for large
-    products) is limited to n threads too."""
+    libraries keep their setting."""
     global _num_threads
     try:
         n = operator.index(n)
@@ -40,10 +39,6 @@ def set_num_threads(n):
     if n < 1:
         raise ValueError(f"set_num_threads: n must be >= 1, got {n}")
     _num_threads = n
-    from . import _blas
-    if _blas.SOURCE == "scipy":
-        for lib in _scipy_blas_controllers():
-            lib.set_num_threads(n)
 
 
 def get_num_threads():
