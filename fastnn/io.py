@@ -281,8 +281,6 @@ def load(path, backend=None):
             args, n_params = _network_args(path, meta)
             params = _read_params(path, zf, entries["params.npy"], args["dtype"], n_params)
     try:
-        net = Network(backend=backend, **args)
+        return Network._from_parameters(params, backend=backend, **args)
     except (TypeError, ValueError) as exc:  # e.g. an activation the loss does not allow
         raise _bad(path, str(exc)) from None
-    net._params[...] = params
-    return net

@@ -67,6 +67,17 @@ class Network:
     """
 
     def __init__(self, sizes, activations="relu", loss="mse", dtype="float32", seed=None, backend=None):
+        self._build(sizes, activations, loss, dtype, seed, backend, params=None)
+
+    @classmethod
+    def _from_parameters(cls, params, sizes, activations, loss, dtype, backend=None, seed=None):
+        """A network with these parameters (the flat buffer: all weights, then all biases), without drawing
+        initial weights first (model files, unpickling)."""
+        net = cls.__new__(cls)
+        net._build(sizes, activations, loss, dtype, seed, backend, params=params)
+        return net
+
+    def _build(self, sizes, activations, loss, dtype, seed, backend, params):
         sizes = check.parse_sizes(sizes)
         check.check_choice("loss", loss, _codes.LOSSES)
         dtype = check.check_dtype(dtype, DTYPES)
@@ -82,7 +93,13 @@ class Network:
                        for i in range(len(names))]
         self._allocate()
         self._rng = np.random.default_rng(seed)
-        self._initialize()
+        if params is None:
+            self._initialize()
+        else:
+            params = np.asarray(params)
+            if params.shape != self._params.shape:
+                raise ValueError(f"params has shape {params.shape}, the network needs {self._params.shape}")
+            self._params[...] = params
         self._workspace_rows = 0
         self._release_workspace()
         self._busy = threading.Lock()
