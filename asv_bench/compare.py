@@ -1,0 +1,796 @@
+#!/usr/bin/env python
+"""fastnn side by side with PyTorch (CPU), scikit-learn, a hand-written NumPy MLP and FANN, on five workloads.
+
+    python asv_bench/compare.py --threads 2 --repeats 3            # the measurement (a few minutes)
+    python asv_bench/compare.py --quick                             # a smoke test (small workloads, 1 repeat)
+    python asv_bench/compare.py --workloads mnist_mlp,infer_batch --libs fastnn-c,torch
+
+Every (library, workload) pair runs in its own subprocess (`compare.py --worker LIB WORKLOAD ...`, which prints
+one JSON line), so no library's threads, allocator or JIT state leaks into another's timing. The runs are
+interleaved (round r runs every workload for every library, the library order rotated by r), repeated --repeats
+times, and the medians are reported. The sgemm peak (a float32 2048^3 matmul through NumPy with the same threads)
+is measured once per round, in the same run. Every library gets the same thread count: OMP_NUM_THREADS,
+OPENBLAS_NUM_THREADS and MKL_NUM_THREADS in the subprocess environment, plus torch.set_num_threads and
+fastnn.set_num_threads. Libraries that are not installed are skipped with a note.
+
+Workloads (float32 everywhere):
+  tiny_online    16-32-4, tanh hidden, linear output, MSE, plain SGD (lr 0.01), batch 1, 20k samples: samples/s
+  mnist_mlp      784-256-128-10, ReLU, softmax + cross-entropy, Adam (lr 1e-3), batch 128, one epoch over 10k
+                 random samples of MNIST shape (pixels uniform in [0, 1), random labels): samples/s, % of peak
+  wide_mlp       1024-2048-2048-10, ReLU, softmax + CE, SGD momentum 0.9 (lr 0.01), batch 256, one epoch over 2048
+                 random samples: samples/s, % of peak
+  infer_latency  one sample through 784-256-128-10 from Python (probabilities out): median microseconds per call
+  infer_batch    10,000 samples through 784-256-128-10: samples/s
+"% of peak" = 6 x n_weights x samples/s / sgemm FLOP/s (forward 2, backward 4 flops per weight and sample).
+"""
+import argparse
+import ctypes
+import ctypes.util
+import datetime
+import importlib.util
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+LIBS = ["fastnn-c", "fastnn-python", "torch", "sklearn", "numpy", "fann"]
+WORKLOADS = ["tiny_online", "mnist_mlp", "wide_mlp", "infer_latency", "infer_batch"]
+RESULT = "@@RESULT "
+
+# sizes, samples (full, quick) and what each workload measures
+SPECS = {
+    "tiny_online": dict(sizes=[16, 32, 4], n=(20000, 4000), batch=1, unit="samples/s"),
+    "mnist_mlp": dict(sizes=[784, 256, 128, 10], n=(10000, 2048), batch=128, unit="samples/s"),
+    "wide_mlp": dict(sizes=[1024, 2048, 2048, 10], n=(2048, 512), batch=256, unit="samples/s"),
+    "infer_latency": dict(sizes=[784, 256, 128, 10], n=(3000, 300), batch=1, unit="µs/call"),
+    "infer_batch": dict(sizes=[784, 256, 128, 10], n=(10000, 2000), batch=10000, unit="samples/s"),
+}
+PEAK_WORKLOADS = ("mnist_mlp", "wide_mlp")
+
+# what a library cannot run, and why
+UNSUPPORTED = {
+    ("fann", "mnist_mlp"): "FANN 2.2 has no Adam, no softmax/cross-entropy and no minibatches",
+    ("fann", "wide_mlp"): "FANN 2.2 has no softmax/cross-entropy and no minibatches (only per-sample or full batch)",
+}
+
+
+def n_weights(sizes):
+    return sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+# =============================================================================================== worker side
+def make_data(workload, n, seed=0):
+    """Seeded float32 data for a workload: (X, y) for training, X for inference."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    sizes = SPECS[workload]["sizes"]
+    if workload == "tiny_online":  # a smooth regression target a 16-32-4 tanh net can learn
+        X = rng.standard_normal((n, 16)).astype(np.float32)
+        A = rng.standard_normal((16, 4)).astype(np.float32) / 4
+        y = (np.tanh(X @ A) + 0.05 * rng.standard_normal((n, 4))).astype(np.float32)
+        return X, y
+    if workload == "wide_mlp":
+        X = rng.standard_normal((n, sizes[0])).astype(np.float32)
+    else:  # MNIST shape: 784 pixels in [0, 1)
+        X = rng.random((n, sizes[0]), dtype=np.float32)
+    y = rng.integers(0, sizes[-1], size=n).astype(np.int64)
+    y[:sizes[-1]] = np.arange(sizes[-1])  # every class present (scikit-learn infers the classes from y)
+    return X, y
+
+
+class Timer:
+    def __enter__(self):
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.start
+
+
+def time_training(train_epoch, X, y, warm=512):
+    """Samples/s of one epoch, after a short warm-up epoch on the first `warm` samples."""
+    train_epoch(X[:warm], y[:warm])
+    with Timer() as t:
+        loss = train_epoch(X, y)
+    return {"value": X.shape[0] / t.seconds, "seconds": t.seconds, "loss": None if loss is None else float(loss)}
+
+
+def time_latency(predict_one, X):
+    """Median microseconds of one call over the rows of X (after 50 warm-up calls)."""
+    for i in range(min(50, X.shape[0])):
+        predict_one(X[i])
+    clock = time.perf_counter_ns
+    times = []
+    for row in X:
+        t0 = clock()
+        predict_one(row)
+        times.append(clock() - t0)
+    return {"value": statistics.median(times) / 1000.0, "seconds": sum(times) / 1e9,
+            "p90_us": sorted(times)[int(0.9 * len(times))] / 1000.0}
+
+
+def time_batch(predict, X, calls=3):
+    """Samples/s of predict(X), the median of `calls` calls after one warm-up call."""
+    predict(X)
+    times = []
+    for _ in range(calls):
+        with Timer() as t:
+            predict(X)
+        times.append(t.seconds)
+    return {"value": X.shape[0] / statistics.median(times), "seconds": statistics.median(times)}
+
+
+# ------------------------------------------------------------------------------------------------ fastnn
+def run_fastnn(backend, workload, n, threads):
+    import fastnn
+    fastnn.set_num_threads(threads)
+    sizes = SPECS[workload]["sizes"]
+    info = {"version": fastnn.__version__}
+    if workload == "tiny_online":
+        net = fastnn.Network(sizes, activations=["tanh", "linear"], loss="mse", seed=0, backend=backend)
+        opts = dict(batch_size=1, optimizer="sgd", learning_rate=0.01)
+    elif workload == "mnist_mlp":
+        net = fastnn.Network(sizes, activations="relu", loss="cross_entropy", seed=0, backend=backend)
+        opts = dict(batch_size=128, optimizer="adam", learning_rate=1e-3)
+    elif workload == "wide_mlp":
+        net = fastnn.Network(sizes, activations="relu", loss="cross_entropy", seed=0, backend=backend)
+        opts = dict(batch_size=256, optimizer="sgd", learning_rate=0.01, momentum=0.9)
+    else:
+        net = fastnn.Network(sizes, activations="relu", loss="cross_entropy", seed=0, backend=backend)
+        X, _ = make_data(workload, n)
+        if workload == "infer_latency":
+            return {**info, **time_latency(net.predict, X)}
+        return {**info, **time_batch(net.predict, X)}
+    info["backend"] = net.backend
+    X, y = make_data(workload, n)
+
+    def epoch(Xe, ye):
+        return net.fit(Xe, ye, epochs=1, shuffle=True, **opts)["loss"][-1]
+
+    return {**info, **time_training(epoch, X, y)}
+
+
+# ------------------------------------------------------------------------------------------------- torch
+def run_torch(workload, n, threads):
+    import numpy as np
+    import torch
+    from torch import nn
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    sizes = SPECS[workload]["sizes"]
+    info = {"version": torch.__version__, "torch_threads": torch.get_num_threads()}
+    hidden = nn.Tanh if workload == "tiny_online" else nn.ReLU
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(hidden())
+    model = nn.Sequential(*layers)
+    if workload in ("infer_latency", "infer_batch"):
+        model.eval()
+        X, _ = make_data(workload, n)
+
+        def predict(x):
+            with torch.inference_mode():
+                xt = torch.from_numpy(x)
+                if xt.ndim == 1:
+                    return torch.softmax(model(xt.unsqueeze(0)), dim=1)[0].numpy()
+                return torch.softmax(model(xt), dim=1).numpy()
+
+        return {**info, **(time_latency(predict, X) if workload == "infer_latency" else time_batch(predict, X))}
+    if workload == "tiny_online":
+        loss_fn, opt, bs = nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.01), 1
+    elif workload == "mnist_mlp":
+        loss_fn, opt, bs = nn.CrossEntropyLoss(), torch.optim.Adam(model.parameters(), lr=1e-3), 128
+    else:
+        loss_fn, opt, bs = nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9), 256
+    X, y = make_data(workload, n)
+
+    def epoch(Xe, ye):
+        Xt, yt = torch.from_numpy(np.ascontiguousarray(Xe)), torch.from_numpy(np.ascontiguousarray(ye))
+        order = torch.randperm(Xt.shape[0])
+        total = 0.0
+        for start in range(0, Xt.shape[0], bs):
+            idx = order[start:start + bs]
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model(Xt[idx]), yt[idx])
+            loss.backward()
+            opt.step()
+            total += loss.item() * idx.shape[0]
+        return total / Xt.shape[0]
+
+    return {**info, **time_training(epoch, X, y)}
+
+
+# ----------------------------------------------------------------------------------------------- sklearn
+def run_sklearn(workload, n, threads):
+    import warnings
+
+    import sklearn
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+    warnings.simplefilter("ignore", ConvergenceWarning)
+    sizes = SPECS[workload]["sizes"]
+    info = {"version": sklearn.__version__}
+    hidden = tuple(sizes[1:-1])
+    common = dict(hidden_layer_sizes=hidden, alpha=0.0, shuffle=True, random_state=0, tol=0.0,
+                  n_iter_no_change=10 ** 9)
+    X, y = make_data(workload, n)
+    if workload == "tiny_online":  # partial_fit = one pass over the data in minibatches of batch_size
+        est = MLPRegressor(activation="tanh", solver="sgd", batch_size=1, learning_rate_init=0.01, momentum=0.0,
+                           **common)
+
+        def epoch(Xe, ye):
+            est.partial_fit(Xe, ye)
+            return est.loss_
+
+        return {**info, **time_training(epoch, X, y)}
+    if workload in ("mnist_mlp", "wide_mlp"):  # fit with max_iter=1: one epoch (plus initialisation)
+        if workload == "mnist_mlp":
+            est = MLPClassifier(activation="relu", solver="adam", batch_size=128, learning_rate_init=1e-3,
+                                max_iter=1, **common)
+        else:
+            est = MLPClassifier(activation="relu", solver="sgd", batch_size=256, learning_rate_init=0.01,
+                                momentum=0.9, nesterovs_momentum=False, max_iter=1, **common)
+
+        def epoch(Xe, ye):
+            est.fit(Xe, ye)
+            return est.loss_
+
+        return {**info, **time_training(epoch, X, y)}
+    # inference: a classifier fitted for one epoch on a few samples, then predict_proba
+    Xf, yf = make_data("mnist_mlp", 256, seed=1)
+    est = MLPClassifier(activation="relu", solver="adam", batch_size=128, max_iter=1, **common).fit(Xf, yf)
+    if workload == "infer_latency":
+        return {**info, **time_latency(lambda x: est.predict_proba(x.reshape(1, -1))[0], X)}
+    return {**info, **time_batch(est.predict_proba, X)}
+
+
+# ------------------------------------------------------------------------------------------------- numpy
+class NumpyMLP:
+    """A straightforward NumPy MLP: forward, backward, SGD (momentum) or Adam, float32 throughout."""
+
+    def __init__(self, sizes, hidden, loss, seed=0):
+        import numpy as np
+        self.np = np
+        rng = np.random.default_rng(seed)
+        self.hidden, self.loss = hidden, loss
+        self.W, self.b = [], []
+        for a, b in zip(sizes[:-1], sizes[1:]):
+            limit = np.sqrt(6.0 / a) if hidden == "relu" else np.sqrt(6.0 / (a + b))
+            self.W.append(rng.uniform(-limit, limit, (a, b)).astype(np.float32))
+            self.b.append(np.zeros(b, dtype=np.float32))
+        self.params = self.W + self.b
+        self.state = None
+        self.t = 0
+
+    def forward(self, X, keep=False):
+        np = self.np
+        acts = [X]
+        h = X
+        last = len(self.W) - 1
+        for i, (W, b) in enumerate(zip(self.W, self.b)):
+            z = h @ W
+            z += b
+            if i < last:
+                if self.hidden == "relu":
+                    np.maximum(z, 0, out=z)
+                else:
+                    np.tanh(z, out=z)
+            acts.append(z)
+            h = z
+        return acts if keep else h
+
+    def predict(self, X):
+        np = self.np
+        z = self.forward(X)
+        if self.loss == "mse":
+            return z
+        z = z - z.max(axis=-1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=-1, keepdims=True)
+
+    def backward(self, X, y):
+        """Gradients of the mean loss; returns (loss, grads in the order of self.params)."""
+        np = self.np
+        acts = self.forward(X, keep=True)
+        out = acts[-1]
+        n = X.shape[0]
+        if self.loss == "mse":
+            diff = out - y
+            loss = float((diff * diff).mean())
+            d = diff * np.float32(2.0 / diff.size)
+        else:
+            z = out - out.max(axis=1, keepdims=True)
+            e = np.exp(z)
+            p = e / e.sum(axis=1, keepdims=True)
+            loss = float(-np.log(p[np.arange(n), y] + np.float32(1e-12)).mean())
+            p[np.arange(n), y] -= 1
+            d = p * np.float32(1.0 / n)
+        gW, gb = [None] * len(self.W), [None] * len(self.W)
+        for i in range(len(self.W) - 1, -1, -1):
+            gW[i] = acts[i].T @ d
+            gb[i] = d.sum(axis=0)
+            if i > 0:
+                d = d @ self.W[i].T
+                if self.hidden == "relu":
+                    d *= acts[i] > 0
+                else:
+                    d *= 1 - acts[i] * acts[i]
+        return loss, gW + gb
+
+    def sgd(self, grads, lr, momentum=0.0):
+        np = self.np
+        if momentum:
+            if self.state is None:
+                self.state = [np.zeros_like(p) for p in self.params]
+            for p, g, v in zip(self.params, grads, self.state):
+                v *= np.float32(momentum)
+                v += g
+                p -= np.float32(lr) * v
+        else:
+            for p, g in zip(self.params, grads):
+                p -= np.float32(lr) * g
+
+    def adam(self, grads, lr, beta1=0.9, beta2=0.999, eps=1e-8):
+        np = self.np
+        if self.state is None:
+            self.state = [(np.zeros_like(p), np.zeros_like(p)) for p in self.params]
+        self.t += 1
+        lr_t = np.float32(lr * np.sqrt(1 - beta2 ** self.t) / (1 - beta1 ** self.t))
+        for p, g, (m, v) in zip(self.params, grads, self.state):
+            m *= np.float32(beta1)
+            m += np.float32(1 - beta1) * g
+            v *= np.float32(beta2)
+            v += np.float32(1 - beta2) * (g * g)
+            p -= lr_t * m / (np.sqrt(v) + np.float32(eps))
+
+
+def run_numpy(workload, n, threads):
+    import numpy as np
+    sizes = SPECS[workload]["sizes"]
+    info = {"version": np.__version__}
+    if workload == "tiny_online":
+        net, step, bs = NumpyMLP(sizes, "tanh", "mse"), lambda g: net.sgd(g, 0.01), 1
+    elif workload == "mnist_mlp":
+        net, step, bs = NumpyMLP(sizes, "relu", "ce"), lambda g: net.adam(g, 1e-3), 128
+    elif workload == "wide_mlp":
+        net, step, bs = NumpyMLP(sizes, "relu", "ce"), lambda g: net.sgd(g, 0.01, 0.9), 256
+    else:
+        net = NumpyMLP(sizes, "relu", "ce")
+        X, _ = make_data(workload, n)
+        return {**info, **(time_latency(net.predict, X) if workload == "infer_latency"
+                           else time_batch(net.predict, X))}
+    X, y = make_data(workload, n)
+    rng = np.random.default_rng(0)
+
+    def epoch(Xe, ye):
+        order = rng.permutation(Xe.shape[0])
+        total = 0.0
+        for start in range(0, Xe.shape[0], bs):
+            idx = order[start:start + bs]
+            loss, grads = net.backward(Xe[idx], ye[idx])
+            step(grads)
+            total += loss * idx.shape[0]
+        return total / Xe.shape[0]
+
+    return {**info, **time_training(epoch, X, y)}
+
+
+# -------------------------------------------------------------------------------------------------- FANN
+class FannTrainData(ctypes.Structure):
+    _fields_ = [("errno_f", ctypes.c_int), ("error_log", ctypes.c_void_p), ("errstr", ctypes.c_char_p),
+                ("num_data", ctypes.c_uint), ("num_input", ctypes.c_uint), ("num_output", ctypes.c_uint),
+                ("input", ctypes.POINTER(ctypes.POINTER(ctypes.c_float))),
+                ("output", ctypes.POINTER(ctypes.POINTER(ctypes.c_float)))]
+
+
+FANN_LINEAR, FANN_SIGMOID_SYMMETRIC, FANN_LINEAR_PIECE = 0, 5, 12  # enum fann_activationfunc_enum
+FANN_TRAIN_INCREMENTAL = 0
+
+
+def load_fann():
+    """libfann (float fann_type) through ctypes, with the prototypes used here."""
+    name = ctypes.util.find_library("fann") or "libfann.so.2"
+    lib = ctypes.CDLL(name)
+    P, u, f, i = ctypes.c_void_p, ctypes.c_uint, ctypes.c_float, ctypes.c_int
+    fp = ctypes.POINTER(ctypes.c_float)
+    protos = {
+        "fann_create_standard_array": (P, [u, ctypes.POINTER(u)]),
+        "fann_destroy": (None, [P]),
+        "fann_set_activation_function_hidden": (None, [P, i]),
+        "fann_set_activation_function_output": (None, [P, i]),
+        "fann_set_activation_steepness_hidden": (None, [P, f]),
+        "fann_set_activation_steepness_output": (None, [P, f]),
+        "fann_set_training_algorithm": (None, [P, i]),
+        "fann_set_learning_rate": (None, [P, f]),
+        "fann_set_learning_momentum": (None, [P, f]),
+        "fann_randomize_weights": (None, [P, f, f]),
+        "fann_run": (fp, [P, P]),  # input passed as an address (NumPy's .ctypes.data)
+        "fann_train": (None, [P, fp, fp]),
+        "fann_create_train": (ctypes.POINTER(FannTrainData), [u, u, u]),
+        "fann_destroy_train": (None, [ctypes.POINTER(FannTrainData)]),
+        "fann_shuffle_train_data": (None, [ctypes.POINTER(FannTrainData)]),
+        "fann_train_epoch": (f, [P, ctypes.POINTER(FannTrainData)]),
+    }
+    for fname, (restype, argtypes) in protos.items():
+        fn = getattr(lib, fname)
+        fn.restype, fn.argtypes = restype, argtypes
+    return lib, name
+
+
+def run_fann(workload, n, threads):
+    import numpy as np
+    lib, name = load_fann()
+    sizes = SPECS[workload]["sizes"]
+    info = {"version": "2.2 (" + name + ")", "threads_note": "FANN is single-threaded"}
+    arr = (ctypes.c_uint * len(sizes))(*sizes)
+    ann = lib.fann_create_standard_array(len(sizes), arr)
+    lib.fann_randomize_weights(ann, -0.1, 0.1)
+    lib.fann_set_activation_function_output(ann, FANN_LINEAR)
+    try:
+        if workload == "tiny_online":
+            lib.fann_set_activation_function_hidden(ann, FANN_SIGMOID_SYMMETRIC)  # tanh(steepness * x)
+            lib.fann_set_activation_steepness_hidden(ann, 1.0)
+            lib.fann_set_training_algorithm(ann, FANN_TRAIN_INCREMENTAL)  # fann_train per sample, in C
+            lib.fann_set_learning_rate(ann, 0.01)
+            lib.fann_set_learning_momentum(ann, 0.0)
+            X, y = make_data(workload, n)
+
+            def epoch(Xe, ye):
+                data = lib.fann_create_train(Xe.shape[0], Xe.shape[1], ye.shape[1])
+                try:
+                    ctypes.memmove(data.contents.input[0], Xe.ctypes.data, Xe.nbytes)
+                    ctypes.memmove(data.contents.output[0], np.ascontiguousarray(ye).ctypes.data, ye.nbytes)
+                    lib.fann_shuffle_train_data(data)
+                    return lib.fann_train_epoch(ann, data)
+                finally:
+                    lib.fann_destroy_train(data)
+
+            return {**info, **time_training(epoch, X, y)}
+        # inference: FANN 2.2 has no ReLU and no softmax; bounded linear hidden layers, linear output
+        lib.fann_set_activation_function_hidden(ann, FANN_LINEAR_PIECE)
+        X, _ = make_data(workload, n)
+        n_out = sizes[-1]
+
+        row_bytes = 4 * n_out
+        run, memmove = lib.fann_run, ctypes.memmove
+
+        def predict_one(x):
+            out = np.empty(n_out, dtype=np.float32)
+            memmove(out.ctypes.data, run(ann, x.ctypes.data), row_bytes)
+            return out
+
+        if workload == "infer_latency":
+            return {**info, **time_latency(predict_one, X)}
+
+        def predict(Xb):  # fann_run on each row, outputs copied into one array
+            Xb = np.ascontiguousarray(Xb)
+            out = np.empty((Xb.shape[0], n_out), dtype=np.float32)
+            x_addr, x_step, o_addr = Xb.ctypes.data, Xb.strides[0], out.ctypes.data
+            for k in range(Xb.shape[0]):
+                memmove(o_addr + k * row_bytes, run(ann, x_addr + k * x_step), row_bytes)
+            return out
+
+        return {**info, **time_batch(predict, X)}
+    finally:
+        lib.fann_destroy(ann)
+
+
+# ------------------------------------------------------------------------------------------ peak and probe
+def run_peak(threads, quick):
+    """float32 2048^3 matmul through NumPy: the best of 5 (after one warm-up) as FLOP/s."""
+    import numpy as np
+    k = 2048
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((k, k), dtype=np.float32)
+    B = rng.standard_normal((k, k), dtype=np.float32)
+    C = np.empty((k, k), dtype=np.float32)
+    np.matmul(A, B, out=C)
+    best = float("inf")
+    for _ in range(3 if quick else 5):
+        with Timer() as t:
+            np.matmul(A, B, out=C)
+        best = min(best, t.seconds)
+    return {"value": 2.0 * k ** 3 / best, "seconds": best, "version": np.__version__}
+
+
+def probe(lib):
+    """Is `lib` usable here? Returns {"ok": True, "version": ...} or {"ok": False, "why": ...}."""
+    try:
+        if lib.startswith("fastnn"):
+            import fastnn
+            from fastnn import _backend
+            backend = lib.split("-")[1]
+            if backend == "c" and not _backend.c_available():
+                return {"ok": False, "why": f"the fastnn C extension does not import ({_backend._CORE_ERROR})"}
+            return {"ok": True, "version": fastnn.__version__}
+        if lib == "torch":
+            import torch
+            return {"ok": True, "version": torch.__version__}
+        if lib == "sklearn":
+            import sklearn
+            return {"ok": True, "version": sklearn.__version__}
+        if lib == "numpy":
+            import numpy
+            return {"ok": True, "version": numpy.__version__}
+        if lib == "fann":
+            _, name = load_fann()
+            return {"ok": True, "version": "2.2 (" + name + ")"}
+    except (ImportError, OSError, AttributeError) as exc:
+        return {"ok": False, "why": f"not installed ({type(exc).__name__}: {exc})"}
+    return {"ok": False, "why": "unknown library"}
+
+
+def worker(lib, workload, threads, quick):
+    if workload == "probe":
+        return probe(lib)
+    if workload == "peak":
+        return run_peak(threads, quick)
+    n = SPECS[workload]["n"][1 if quick else 0]
+    if lib == "fastnn-c":
+        out = run_fastnn("c", workload, n, threads)
+    elif lib == "fastnn-python":
+        out = run_fastnn("python", workload, n, threads)
+    elif lib == "torch":
+        out = run_torch(workload, n, threads)
+    elif lib == "sklearn":
+        out = run_sklearn(workload, n, threads)
+    elif lib == "numpy":
+        out = run_numpy(workload, n, threads)
+    elif lib == "fann":
+        out = run_fann(workload, n, threads)
+    else:
+        raise ValueError(f"unknown library {lib!r}")
+    out["n"] = n
+    return out
+
+
+# =============================================================================================== parent side
+def thread_env(threads):
+    env = dict(os.environ)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
+                "NUMEXPR_NUM_THREADS"):
+        env[var] = str(threads)
+    return env
+
+
+def spawn(lib, workload, args, timeout=900):
+    """Run one worker subprocess; returns its JSON dict, or {"error": ...}."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", lib, workload, "--threads", str(args.threads)]
+    if args.quick:
+        cmd.append("--quick")
+    try:
+        proc = subprocess.run(cmd, env=thread_env(args.threads), capture_output=True, text=True, timeout=timeout,
+                              cwd=os.path.dirname(os.path.abspath(__file__)))
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout} s"}
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(RESULT):
+            return json.loads(line[len(RESULT):])
+    tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+    return {"error": f"exit {proc.returncode}: " + " | ".join(tail)}
+
+
+def cpu_model():
+    model, flags = platform.processor() or platform.machine(), ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = f.read()
+        fields = {}
+        for line in info.splitlines():
+            if ":" in line:
+                key, value = (s.strip() for s in line.split(":", 1))
+                fields.setdefault(key, value)
+        model = fields.get("model name", model)
+        extra = []
+        if "cpu family" in fields and "model" in fields:
+            extra.append(f"family {fields['cpu family']} model {fields['model']}")
+        cpu_flags = fields.get("flags", "").split()
+        isa = [x for x in ("avx512f", "avx2", "fma") if x in cpu_flags]
+        if isa:
+            extra.append("/".join(isa))
+        if "hypervisor" in cpu_flags:
+            extra.append("virtual machine")
+        flags = ", ".join(extra)
+    except OSError:
+        pass
+    return f"{model} ({flags}; {os.cpu_count()} logical CPUs)" if flags else f"{model} ({os.cpu_count()} CPUs)"
+
+
+def fmt_value(value, unit):
+    if value is None:
+        return "—"
+    if unit == "µs/call":
+        return f"{value:,.1f} µs"
+    return f"{value:,.0f}/s"
+
+
+def speed_ratio(fast, peer, unit):
+    """fastnn-C speed / peer speed (throughput ratio; for latency, peer µs / fastnn-C µs)."""
+    if fast is None or peer is None:
+        return None
+    return peer / fast if unit == "µs/call" else fast / peer
+
+
+def fastnn_commit():
+    """The commit of the source tree around this script, "+dirty" when fastnn's sources differ from it."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        head = subprocess.run(["git", "-C", repo, "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              timeout=30).stdout.strip()
+        dirty = subprocess.run(["git", "-C", repo, "status", "--porcelain", "--", "fastnn", "csrc", "setup.py",
+                                "pyproject.toml"], capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (head + (" + uncommitted changes" if dirty else "")) if head else "unknown"
+
+
+def load_average():
+    try:
+        return "/".join(f"{x:.1f}" for x in os.getloadavg())
+    except (OSError, AttributeError):
+        return "n/a"
+
+
+def render(args, libs, workloads, results, peaks, notes, versions, started, elapsed, loads):
+    lines = []
+    peak = statistics.median(peaks) if peaks else None
+    lines.append(f"fastnn vs peers, float32, {args.threads} thread(s) per library, median of {args.repeats} "
+                 f"interleaved run(s){' (--quick: small workloads)' if args.quick else ''}")
+    lines.append("")
+    lines.append(f"- date: {started:%Y-%m-%d %H:%M} UTC, {elapsed / 60:.1f} min; load average (1/5/15 min) "
+                 f"{loads[0]} at the start, {loads[1]} at the end")
+    lines.append(f"- CPU: {cpu_model()}; Python {platform.python_version()}, {platform.system()} "
+                 f"{platform.release()}")
+    lines.append(f"- fastnn source: commit {fastnn_commit()}")
+    lines.append("- versions: " + ", ".join(f"{lib} {versions[lib]}" for lib in libs if lib in versions))
+    if peak:
+        lines.append(f"- sgemm peak (NumPy float32 2048³ matmul, {args.threads} thread(s)): {peak / 1e9:,.1f} "
+                     f"GFLOP/s (median of {len(peaks)}; range {min(peaks) / 1e9:,.1f}–{max(peaks) / 1e9:,.1f})")
+    lines.append("- ×: fastnn-C speed ÷ that library's speed (> 1: fastnn-C is faster); for infer_latency that is "
+                 "the library's µs ÷ fastnn-C's µs")
+    lines.append("")
+    lines.append("| workload | library | median | range (min–max) | % of sgemm peak | × (fastnn-C ÷ lib) |")
+    lines.append("|---|---|---:|---:|---:|---:|")
+    for workload in workloads:
+        unit = SPECS[workload]["unit"]
+        meds = {lib: statistics.median(v) for lib, v in results.get(workload, {}).items() if v}
+        fast = meds.get("fastnn-c")
+        for lib in libs:
+            if lib not in meds:
+                continue
+            vals = results[workload][lib]
+            med = meds[lib]
+            pct = "—"
+            if workload in PEAK_WORKLOADS and peak:
+                pct = f"{100.0 * 6 * n_weights(SPECS[workload]['sizes']) * med / peak:.1f}%"
+            ratio = speed_ratio(fast, med, unit)
+            ratio_s = "—" if ratio is None or lib == "fastnn-c" else f"{ratio:,.2f}"
+            rng = f"{fmt_value(min(vals), unit)} – {fmt_value(max(vals), unit)}" if len(vals) > 1 else "—"
+            name = f"**{lib}**" if lib == "fastnn-c" else lib
+            lines.append(f"| {workload} | {name} | {fmt_value(med, unit)} | {rng} | {pct} | {ratio_s} |")
+    if notes:
+        lines.append("")
+        lines.append("Notes:")
+        for note in notes:
+            lines.append(f"- {note}")
+    return "\n".join(lines)
+
+
+def parse_list(text, allowed, what):
+    items = [s.strip() for s in text.split(",") if s.strip()]
+    bad = [s for s in items if s not in allowed]
+    if bad:
+        raise SystemExit(f"unknown {what}: {', '.join(bad)} (choose from {', '.join(allowed)})")
+    return items
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=2, help="threads for every library (default 2)")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="interleaved rounds; medians are reported (default 5, 1 with --quick)")
+    parser.add_argument("--workloads", default=",".join(WORKLOADS),
+                        help=f"comma-separated subset of {','.join(WORKLOADS)}")
+    parser.add_argument("--libs", default=",".join(LIBS), help=f"comma-separated subset of {','.join(LIBS)}")
+    parser.add_argument("--quick", action="store_true", help="small workloads: a smoke test, not a measurement")
+    parser.add_argument("--output", help="also write the markdown table to this file")
+    parser.add_argument("--json", help="also write every raw result to this JSON file")
+    parser.add_argument("--worker", nargs=2, metavar=("LIB", "WORKLOAD"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.threads < 1:
+        parser.error("--threads must be >= 1")
+
+    if args.worker:
+        lib, workload = args.worker
+        try:
+            out = worker(lib, workload, args.threads, args.quick)
+        except Exception as exc:  # reported to the parent, which notes it and goes on
+            import traceback
+            traceback.print_exc()
+            out = {"error": f"{type(exc).__name__}: {exc}"}
+        print(RESULT + json.dumps(out), flush=True)
+        return 0
+
+    if args.repeats is None:
+        args.repeats = 1 if args.quick else 5
+    if args.repeats < 1:
+        parser.error("--repeats must be >= 1")
+    workloads = parse_list(args.workloads, WORKLOADS, "workload")
+    libs = parse_list(args.libs, LIBS, "library")
+    started = datetime.datetime.now(datetime.timezone.utc)
+    t0 = time.perf_counter()
+    load_start = load_average()
+
+    notes, versions, usable = [], {}, []
+    for lib in libs:
+        info = spawn(lib, "probe", args, timeout=300)
+        if info.get("ok"):
+            usable.append(lib)
+            versions[lib] = info.get("version", "?")
+        else:
+            notes.append(f"{lib} skipped: {info.get('why') or info.get('error')}")
+            print(f"skip {lib}: {info.get('why') or info.get('error')}", file=sys.stderr)
+    for (lib, workload), why in UNSUPPORTED.items():
+        if lib in usable and workload in workloads:
+            notes.append(f"{lib} skips {workload}: {why}")
+    if "fann" in usable:
+        notes.append("fann: tiny_online uses fann_train_epoch with FANN_TRAIN_INCREMENTAL (fann_train on each "
+                     "sample, in C; data shuffled by fann_shuffle_train_data each epoch) and FANN_SIGMOID_SYMMETRIC "
+                     "with steepness 1 (= tanh); inference uses fann_run per sample with FANN_LINEAR_PIECE hidden "
+                     "layers and a linear output (FANN 2.2 has no ReLU and no softmax); FANN is single-threaded")
+    if "sklearn" in usable:
+        notes.append("sklearn: tiny_online = MLPRegressor(solver='sgd', batch_size=1).partial_fit (one pass); "
+                     "mnist_mlp / wide_mlp = MLPClassifier(max_iter=1).fit (one epoch, includes initialisation "
+                     "and label encoding); inference = predict_proba; alpha=0 (no L2)")
+    notes.append("mnist_mlp and infer_* use random data of MNIST shape (784 pixels uniform in [0, 1), random "
+                 "labels), not MNIST itself: the timings do not depend on the values")
+    notes.append("training throughput = samples of one epoch / its wall time (shuffling and per-batch Python "
+                 "overhead included), after a warm-up epoch on 512 samples; infer_latency = median of per-call "
+                 "times over the input rows, infer_batch = median of 3 calls")
+
+    results = {w: {lib: [] for lib in usable} for w in workloads}
+    raw, peaks = [], []
+    for r in range(args.repeats):
+        out = spawn("numpy", "peak", args)
+        if "value" in out:
+            peaks.append(out["value"])
+        raw.append({"round": r, "lib": "numpy", "workload": "peak", **out})
+        print(f"[round {r + 1}/{args.repeats}] sgemm peak {out.get('value', 0) / 1e9:.1f} GFLOP/s", file=sys.stderr)
+        for w in workloads:
+            order = [lib for lib in usable if (lib, w) not in UNSUPPORTED]
+            shift = r % max(1, len(order))
+            order = order[shift:] + order[:shift]
+            for lib in order:
+                out = spawn(lib, w, args)
+                raw.append({"round": r, "lib": lib, "workload": w, **out})
+                if "value" in out:
+                    results[w][lib].append(out["value"])
+                    versions.setdefault(lib, out.get("version", "?"))
+                    print(f"[round {r + 1}/{args.repeats}] {w:14s} {lib:14s} "
+                          f"{fmt_value(out['value'], SPECS[w]['unit'])}", file=sys.stderr)
+                else:
+                    print(f"[round {r + 1}/{args.repeats}] {w:14s} {lib:14s} ERROR {out.get('error')}",
+                          file=sys.stderr)
+                    notes.append(f"{lib} {w} round {r + 1} failed: {out.get('error')}")
+    elapsed = time.perf_counter() - t0
+    table = render(args, libs, workloads, results, peaks, notes, versions, started, elapsed,
+                   (load_start, load_average()))
+    print(table)
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write(table + "\n")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"threads": args.threads, "repeats": args.repeats, "quick": args.quick,
+                       "date": started.isoformat(), "cpu": cpu_model(), "results": raw}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
