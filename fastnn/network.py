@@ -245,42 +245,44 @@ class Network:
             x = out
         return x
 
-    def _batch_loss(self, X, T, acts, n_threads):
-        out = self._forward_train(X, acts, n_threads)
-        return self._kernels.loss(None, out, T, self._loss_code, n_threads)
-
-    def _backprop(self, X, T, n_threads):
-        """Forward and backward pass over one batch: fills the gradient buffer, returns the mean loss."""
-        return self._kernels.net_backprop(self._workspace(X.shape[0]), X, T, n_threads)
-
-    def _chunked(self, X, T, rows=4096):
-        for start in range(0, X.shape[0], rows):
-            yield X[start:start + rows], T[start:start + rows]
-
     @_exclusive
-    def evaluate(self, X, y):
-        """Mean loss over X (the value `gradients` differentiates; no weight decay term)."""
+    def evaluate(self, X, y, sample_weight=None):
+        """Mean loss over X (the value `gradients` differentiates; no weight decay term). With sample_weight,
+        each sample's loss is multiplied by its weight (the mean stays over the samples)."""
         X, T = self._check_xy(X, y)
-        return self._mean_loss(X, T, get_num_threads())
+        w = training.sample_weights(self.loss, y, X.shape[0], self.n_outputs, None, sample_weight, self.dtype)
+        return self._mean_loss(X, T, get_num_threads(), w)
 
-    def _mean_loss(self, X, T, n_threads):
+    def _mean_loss(self, X, T, n_threads, w=None):
         # every loss is a mean over samples (times a constant n_outputs), so chunk means combine by rows
         total = 0.0
-        for Xc, Tc in self._chunked(X, T):
+        for start in range(0, X.shape[0], 4096):
+            Xc, Tc = X[start:start + 4096], T[start:start + 4096]
+            wc = None if w is None else w[start:start + 4096]
             self._workspace(Xc.shape[0])
-            acts = [a[:Xc.shape[0]] for a in self._acts]
-            total += self._batch_loss(Xc, Tc, acts, n_threads) * Xc.shape[0]
+            out = self._forward_train(Xc, [a[:Xc.shape[0]] for a in self._acts], n_threads)
+            total += self._kernels.loss(None, out, Tc, self._loss_code, n_threads, wc) * Xc.shape[0]
         return total / X.shape[0]
 
     @_exclusive
-    def gradients(self, X, y):
+    def gradients(self, X, y, sample_weight=None):
         """Gradients of the mean loss over all of X, per layer (dW, db) as new arrays. Updates nothing."""
+        return self._loss_and_gradients(X, y, sample_weight)[1]
+
+    @_exclusive
+    def loss_and_gradients(self, X, y, sample_weight=None):
+        """(mean loss, gradients per layer as (dW, db)) over all of X in one forward and backward pass: what
+        `evaluate` and `gradients` return, for optimizers that need both (e.g. scipy.optimize)."""
+        return self._loss_and_gradients(X, y, sample_weight)
+
+    def _loss_and_gradients(self, X, y, sample_weight):
         X, T = self._check_xy(X, y)
-        self._backprop(X, T, get_num_threads())
+        w = training.sample_weights(self.loss, y, X.shape[0], self.n_outputs, None, sample_weight, self.dtype)
+        value = self._kernels.net_backprop(self._workspace(X.shape[0]), X, T, get_num_threads(), w)
         grads = [(layer.dW.copy(), layer.db.copy()) for layer in self.layers]
         if X.shape[0] > 4096:
             self._release_workspace()
-        return grads
+        return value, grads
 
     def _check_xy(self, X, y, name_x="X", name_y="y"):
         X = check.as_input(name_x, X, self.n_inputs, self.dtype)

@@ -39,7 +39,7 @@ How the two line up (so that the same random_state gives nearly the same model a
 - sample_weight: scikit-learn normalises each minibatch by its weight sum (loss = sum w l / sum w, L2 term over
   sum w). fastnn's weighted loss is sum w l / n_batch, so each sample's weight is scaled by n_batch / (its
   batch's weight sum); the full batches share one weight_decay (alpha over their mean weight sum): exact for
-  alpha = 0, uniform weights or one batch per epoch. lbfgs with weights: see _weighted_loss_and_gradient.
+  alpha = 0, uniform weights or one batch per epoch. lbfgs: Network.loss_and_gradients with the weights.
 - Stopping rule, "adaptive" and max_iter follow scikit-learn's code: training stops (or "adaptive" divides the
   learning rate by 5) once n_iter_no_change + 1 consecutive epochs fail to improve the training loss (or the
   validation score, with early_stopping) by tol; ConvergenceWarning at max_iter.
@@ -568,7 +568,7 @@ class _BaseMLP(BaseEstimator):
     # --------------------------------------------------------------------------------------------- lbfgs
     def _fit_lbfgs(self, X, T, sample_weight):
         """scipy's L-BFGS-B on c * (fastnn's mean loss) + alpha/(2 n) |W|^2, fastnn computing loss and gradient
-        on the full batch (Network.evaluate and Network.gradients)."""
+        on the full batch in one pass (Network.loss_and_gradients)."""
         network = self._network
         c, r = self._loss_scales()
         alpha = float(self.alpha)
@@ -590,12 +590,8 @@ class _BaseMLP(BaseEstimator):
 
         def loss_and_gradient(x):
             unpack(x)
-            if weights is None:
-                data = network.evaluate(X, T)
-                pairs = network.gradients(X, T)
-                grad = pack([dW for dW, _ in pairs] + [db for _, db in pairs])
-            else:
-                data, grad = self._weighted_loss_and_gradient(X, T, weights, pack, unpack)
+            data, pairs = network.loss_and_gradients(X, T, sample_weight=weights)
+            grad = pack([dW for dW, _ in pairs] + [db for _, db in pairs])
             W = x[:n_w]
             value = c * data + 0.5 * alpha * float(W @ W) / total_weight
             grad *= c
@@ -623,23 +619,6 @@ class _BaseMLP(BaseEstimator):
         W = result.x[:n_w]
         l2 = 0.5 * alpha * float(W @ W) / total_weight
         self.loss_ = float(r * (result.fun - l2) / c + l2)  # scikit-learn's reported loss (differs for regression)
-
-    def _weighted_loss_and_gradient(self, X, T, weights, pack, unpack):
-        """The weighted mean loss and its gradient in one Network pass. Network.evaluate / Network.gradients take
-        no sample_weight, so this takes one plain SGD train_step (which does) with a power-of-two learning rate
-        S and reads the gradient back as (before - after) / S (exact but for the rounding of the step, relative
-        to the larger of |g| and |p| / S), then restores the parameters."""
-        network = self._network
-        params = network.weights + network.biases
-        before = pack(params)
-        for step in (2.0 ** 20, 1.0):  # 1.0 only if a huge gradient overflowed the scaled step
-            value = self._guarded(network.train_step, X, T, optimizer="sgd", learning_rate=step,
-                                  sample_weight=weights)
-            after = pack(params)
-            unpack(before)
-            if np.isfinite(after).all():
-                break
-        return value, (before - after) / step
 
     # --------------------------------------------------------------------------------------------- tags
     def __sklearn_tags__(self):

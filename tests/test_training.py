@@ -288,3 +288,27 @@ def test_irprop_minus_on_proben1_cancer1(backend):
                 early_stopping=fastnn.EarlyStopping(patience=3000), callbacks=[gl5], shuffle=False)
         errors.append(100 * np.mean(net.predict(X_te).argmax(axis=1) != Y_te.argmax(axis=1)))
     assert np.mean(errors) <= 1.38 + 2.0, errors
+
+
+def test_weighted_gradients_match_finite_differences(backend):
+    rng = np.random.default_rng(5)
+    X, y = rng.normal(size=(7, 3)), rng.integers(0, 3, size=7)
+    w = rng.uniform(0, 2, size=7)
+    net = fastnn.Network([3, 4, 3], activations="tanh", loss="cross_entropy", dtype="float64", seed=0,
+                         backend=backend)
+    value, grads = net.loss_and_gradients(X, y, sample_weight=w)
+    assert value == net.evaluate(X, y, sample_weight=w)
+    for (dW, db), (gW, gb) in zip(grads, net.gradients(X, y, sample_weight=w)):
+        np.testing.assert_array_equal(dW, gW)
+    eps = 1e-6
+    for (dW, db), W in zip(grads, net.weights):
+        numeric = np.zeros_like(W)
+        for idx in np.ndindex(W.shape):
+            old = W[idx]
+            W[idx] = old + eps
+            up = net.evaluate(X, y, sample_weight=w)
+            W[idx] = old - eps
+            down = net.evaluate(X, y, sample_weight=w)
+            W[idx] = old
+            numeric[idx] = (up - down) / (2 * eps)
+        np.testing.assert_allclose(dW, numeric, rtol=1e-5, atol=1e-8)
