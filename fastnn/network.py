@@ -103,6 +103,7 @@ class Network:
         self._workspace_rows = 0
         self._release_workspace()
         self._busy = threading.Lock()
+        self.n_threads = None
         self._reset_optimizer()
 
     # ----------------------------------------------------------------------------------------------- memory
@@ -202,6 +203,18 @@ class Network:
         return [layer.activation for layer in self.layers]
 
     @property
+    def n_threads(self):
+        """Threads this network's kernels may use: None (the default) follows fastnn.get_num_threads()."""
+        return self._n_threads
+
+    @n_threads.setter
+    def n_threads(self, value):
+        self._n_threads = None if value is None else check.check_int("n_threads", value, 1)
+
+    def _n_threads_now(self):
+        return get_num_threads() if self._n_threads is None else self._n_threads
+
+    @property
     def n_params(self):
         return int(self._params.size)
 
@@ -228,7 +241,7 @@ class Network:
             # scratch per call, so any number of threads may predict at once
             k.net_forward_single(self._handle, y, X, np.empty(2 * max(self.sizes[1:]), dtype=self.dtype))
             return y
-        n_threads = get_num_threads()
+        n_threads = self._n_threads_now()
         x = X
         for layer in self.layers:
             out = np.empty((X.shape[0], layer.d_out), dtype=self.dtype)
@@ -251,7 +264,7 @@ class Network:
         each sample's loss is multiplied by its weight (the mean stays over the samples)."""
         X, T = self._check_xy(X, y)
         w = training.sample_weights(self.loss, y, X.shape[0], self.n_outputs, None, sample_weight, self.dtype)
-        return self._mean_loss(X, T, get_num_threads(), w)
+        return self._mean_loss(X, T, self._n_threads_now(), w)
 
     def _mean_loss(self, X, T, n_threads, w=None):
         # every loss is a mean over samples (times a constant n_outputs), so chunk means combine by rows
@@ -278,7 +291,7 @@ class Network:
     def _loss_and_gradients(self, X, y, sample_weight):
         X, T = self._check_xy(X, y)
         w = training.sample_weights(self.loss, y, X.shape[0], self.n_outputs, None, sample_weight, self.dtype)
-        value = self._kernels.net_backprop(self._workspace(X.shape[0]), X, T, get_num_threads(), w)
+        value = self._kernels.net_backprop(self._workspace(X.shape[0]), X, T, self._n_threads_now(), w)
         grads = [(layer.dW.copy(), layer.db.copy()) for layer in self.layers]
         if X.shape[0] > 4096:
             self._release_workspace()
@@ -325,7 +338,7 @@ class Network:
         opts = training.check_optimizer(optimizer, learning_rate, momentum, nesterov, weight_decay, options)
         X, T = self._check_xy(X, y)
         w = training.sample_weights(self.loss, y, X.shape[0], self.n_outputs, None, sample_weight, self.dtype)
-        n_threads = get_num_threads()
+        n_threads = self._n_threads_now()
         value = self._kernels.net_backprop(self._workspace(X.shape[0]), X, T, n_threads, w)
         if not math.isfinite(value):
             raise FloatingPointError(f"the loss is {value}; the step was not applied")
@@ -390,7 +403,7 @@ class Network:
         state = self._optimizer(opts)
         handle = self._workspace(batch)
         snapshot = np.empty_like(self._params)
-        n_threads = get_num_threads()
+        n_threads = self._n_threads_now()
         progress = training.Progress(verbose, epochs)
         try:
             for epoch in range(epochs):

@@ -1,11 +1,11 @@
 """scikit-learn drop-in estimators on fastnn.Network: fastnn.MLPClassifier and fastnn.MLPRegressor.
 
 Same constructor parameters, defaults, fitted attributes and methods as sklearn.neural_network.MLPClassifier /
-MLPRegressor, plus fastnn's own `dtype` ("float64" or "float32"), `n_threads` (fastnn threads while fitting and
-predicting; None leaves fastnn.get_num_threads() as it is), `backend` (None, "c" or "python") and, for the
+MLPRegressor, plus fastnn's own `dtype` ("float64" or "float32"), `n_threads` (the network's threads while fitting
+and predicting; None follows fastnn.get_num_threads()), `backend` (None, "c" or "python") and, for the
 classifier, `class_weight` (None, "balanced" or {label: weight}, multiplied into sample_weight). The training
-runs in fastnn: one Network.fit epoch (in C) per iteration for "sgd"/"adam", Network.evaluate + Network.gradients
-under scipy.optimize.minimize(method="L-BFGS-B") for "lbfgs".
+runs in fastnn: one Network.fit epoch (in C) per iteration for "sgd"/"adam", Network.loss_and_gradients under
+scipy.optimize.minimize(method="L-BFGS-B") for "lbfgs".
 
 How the two line up (so that the same random_state gives nearly the same model as scikit-learn):
 
@@ -53,14 +53,12 @@ regressor allows it and runs a full lbfgs fit).
 
 scikit-learn (>= 1.6) is imported only when fastnn.MLPClassifier / fastnn.MLPRegressor are first used.
 """
-import contextlib
 import math
 import warnings
 from numbers import Integral, Real
 
 import numpy as np
 
-from ._threads import get_num_threads, set_num_threads
 from .network import Network
 
 try:
@@ -143,19 +141,6 @@ def _dtype_name(dtype):
     return name
 
 
-@contextlib.contextmanager
-def _threads(n_threads):
-    """fastnn's thread count set to n_threads for the duration (None: unchanged). fastnn's setting is global, so
-    estimators with different n_threads should not fit or predict at the same time in one process."""
-    if n_threads is None:
-        yield
-        return
-    previous = get_num_threads()
-    set_num_threads(n_threads)
-    try:
-        yield
-    finally:
-        set_num_threads(previous)
 
 
 def _shuffled(indices, random_state):
@@ -282,8 +267,8 @@ class _BaseMLP(BaseEstimator):
     def _forward(self, X):
         """Network outputs for validated X: probabilities for the classifier, values for the regressor, in X's
         floating type as scikit-learn's (a float32 Network computes in float32 either way)."""
-        with _threads(self.n_threads):
-            outputs = self._network.predict(self._as_network_input(X))
+        self._network.n_threads = self.n_threads
+        outputs = self._network.predict(self._as_network_input(X))
         return outputs.astype(X.dtype, copy=False)
 
     # ------------------------------------------------------------------------------------------ fitting
@@ -316,11 +301,11 @@ class _BaseMLP(BaseEstimator):
                              f"({self._network.dtype.name}); the parameters and data now give {layer_units} "
                              f"({dtype}). Set warm_start=False to start afresh.")
         X = self._as_network_input(X)
-        with _threads(self.n_threads):
-            if self.solver in _STOCHASTIC_SOLVERS:
-                self._fit_stochastic(X, T, y, sample_weight, incremental, random_state)
-            else:
-                self._fit_lbfgs(X, T, sample_weight)
+        self._network.n_threads = self.n_threads
+        if self.solver in _STOCHASTIC_SOLVERS:
+            self._fit_stochastic(X, T, y, sample_weight, incremental, random_state)
+        else:
+            self._fit_lbfgs(X, T, sample_weight)
         if not all(np.isfinite(p).all() for p in self._network.weights + self._network.biases):
             raise ValueError("Solver produced non-finite parameter weights. The input data may contain large "
                              "values and need to be preprocessed.")

@@ -346,3 +346,19 @@ def test_non_contiguous_inputs_are_handled(backend):
     np.testing.assert_array_equal(net.predict(frozen), expected)
     np.testing.assert_array_equal(net.predict(X.astype(np.float32).astype(np.int64)),
                                   net.predict(X.astype(np.int64).astype(np.float64)))
+
+
+def test_network_n_threads_overrides_the_global_setting(digits):
+    if not _backend.c_available() or "c" not in _available():
+        pytest.skip("needs the C backend")
+    X_train, _, y_train, _ = digits
+    results = []
+    for n_threads in (1, 3):
+        net = fastnn.Network([64, 300, 10], loss="cross_entropy", seed=0, backend="c")
+        net.n_threads = n_threads
+        assert net.n_threads == n_threads
+        net.fit(X_train, y_train, epochs=1, batch_size=256)
+        results.append(net._params.copy())
+    np.testing.assert_array_equal(results[0], results[1])
+    with pytest.raises(ValueError, match="n_threads"):
+        net.n_threads = 0
