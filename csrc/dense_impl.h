@@ -97,7 +97,8 @@ static REAL SFX(dot)(const REAL *FASTNN_RESTRICT u, const REAL *FASTNN_RESTRICT 
 }
 
 /* Backward for one sample (online training): dW = outer(x, dz), db = dz, dx = W dz. Serial and direct: the
- * tiling of the batch path only costs time at this size. Same sums as the batch path. */
+ * tiling of the batch path only costs time at this size. The summation order is the batch path's; with FMA
+ * contraction a sum may still round differently in its last bit. */
 FASTNN_SIMD_CLONES
 static void SFX(dense_backward_one)(REAL *dx, REAL *FASTNN_RESTRICT dW, REAL *db, const REAL *FASTNN_RESTRICT dz,
                                     const REAL *x, const REAL *W, int64_t d_in, int64_t d_out)
