@@ -36,6 +36,7 @@ def show_config(file=None):
         "c_extension": "available" if _backend.c_available() else f"unavailable ({_backend._CORE_ERROR})",
         "openmp": bool(kernels.openmp_enabled()),
         "threads": get_num_threads(),
+        "omp_wait_policy": __import__("os").environ.get("OMP_WAIT_POLICY"),
         "blas_threads": _threads.blas_num_threads() if BACKEND == "c" else None,
         "blas": _blas_source(),
     }
