@@ -76,7 +76,7 @@ class BuildExt(build_ext):
             omp = ([] if is_msvc else ["-Wno-unknown-pragmas"], [])
         else:
             print(f"fastnn: building the C extension with OpenMP ({' '.join(omp[0])})", file=sys.stderr)
-        base = ["/O2"] if is_msvc else ["-O3", "-std=c99", "-ffp-contract=fast", "-fno-strict-aliasing"]
+        base = ["/O2"] if is_msvc else ["-O3", "-std=c99", "-ffp-contract=fast", "-fno-math-errno", "-fno-strict-aliasing"]
         for ext in self.extensions:
             ext.extra_compile_args = base + omp[0]
             ext.extra_link_args = omp[1]

@@ -46,9 +46,10 @@ static void SFX(adam_range)(REAL *FASTNN_RESTRICT params, const REAL *FASTNN_RES
                             REAL b1, REAL b2, REAL one_b1, REAL one_b2, REAL eps_t, REAL wd, REAL shrink)
 {
     int64_t k;
+    if (shrink != 1) /* AdamW: decay first, as its own pass so the loop below stays branch-free */
+        for (k = lo; k < hi; k++) params[k] *= shrink;
     for (k = lo; k < hi; k++) {
         REAL g = grads[k] + wd * params[k];
-        if (shrink != 1) params[k] *= shrink;
         REAL mk = b1 * m[k] + one_b1 * g;
         REAL vk = b2 * v[k] + one_b2 * (g * g);
         m[k] = mk;
