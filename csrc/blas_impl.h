@@ -25,8 +25,8 @@ static void SFX(gemm_rows)(int trans_a, int trans_b, int64_t m, int64_t n, int64
  * is stored as (k, m), trans_b that B is stored as (n, k). Returns 0 (and does nothing) when no BLAS is set or a
  * size does not fit in int; the caller then uses its own loops. Must not be called inside an OpenMP region.
  *
- * When the BLAS runs single-threaded (fastnn_set_blas's `split`), C is cut into blocks of BLAS_ROW_BLOCK rows,
- * one BLAS call each, shared out over up to n_threads OpenMP threads. The blocks do not depend on n_threads, and
+ * When the BLAS runs single-threaded (fastnn_set_blas's `split`), C is cut into at most BLAS_MAX_BLOCKS blocks of
+ * a multiple of BLAS_ROW_BLOCK rows, one BLAS call each, shared out over up to n_threads OpenMP threads. The blocks do not depend on n_threads, and
  * a BLAS's result does depend on the shape it is given, so this keeps results bit-identical for any thread
  * count. */
 int SFX(fastnn_blas_gemm)(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, const REAL *A,
@@ -34,11 +34,14 @@ int SFX(fastnn_blas_gemm)(int trans_a, int trans_b, int64_t m, int64_t n, int64_
 {
     if (!fastnn_have_blas() || !fits_int(m, n, k) || m < 1 || n < 1 || k < 1) return 0;
     if (g_blas_split) {
-        int64_t blocks = (m + BLAS_ROW_BLOCK - 1) / BLAS_ROW_BLOCK;
+        /* at most BLAS_MAX_BLOCKS blocks of a multiple of BLAS_ROW_BLOCK rows: each call packs op(B) again */
+        int64_t rows = (m + BLAS_MAX_BLOCKS - 1) / BLAS_MAX_BLOCKS;
+        rows = (rows + BLAS_ROW_BLOCK - 1) / BLAS_ROW_BLOCK * BLAS_ROW_BLOCK;
+        int64_t blocks = (m + rows - 1) / rows;
         FASTNN_FOR_RANGE(blocks, m * n * k, n_threads, lo, hi, {
             int64_t blk;
             for (blk = lo; blk < hi; blk++) {
-                int64_t first = blk * BLAS_ROW_BLOCK, last = first + BLAS_ROW_BLOCK < m ? first + BLAS_ROW_BLOCK : m;
+                int64_t first = blk * rows, last = first + rows < m ? first + rows : m;
                 SFX(gemm_rows)(trans_a, trans_b, m, n, k, A, B, beta, C, first, last);
             }
         });
