@@ -80,13 +80,23 @@ def as_array(name, value):
     return arr
 
 
+def _all_finite(arr):
+    """np.isfinite(arr).all() without a boolean temporary the size of arr (which would be the biggest allocation
+    of a fit): the check runs over slices of 64k elements."""
+    step = 1 << 16
+    if arr.size <= step:
+        return bool(np.isfinite(arr).all())
+    flat = arr.reshape(-1)
+    return all(np.isfinite(flat[i:i + step]).all() for i in range(0, flat.size, step))
+
+
 def _converted(name, arr, dtype):
     """arr as a C-contiguous array of `dtype` (a copy only when needed), refusing NaN, infinity and values that
     overflow `dtype` (a float64 1e300 in a float32 network) instead of letting them become infinity."""
     with np.errstate(over="ignore", invalid="ignore"):
         out = np.ascontiguousarray(arr, dtype=dtype)
-    if not np.isfinite(out).all():
-        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+    if not _all_finite(out):
+        if arr.dtype.kind == "f" and not _all_finite(arr):
             raise ValueError(f"{name} contains NaN or infinity")
         big = np.finfo(dtype).max
         raise ValueError(f"{name} has values outside the {np.dtype(dtype).name} range (magnitude above "
@@ -119,7 +129,7 @@ def as_targets(name, y, n_samples, n_outputs, loss, dtype):
         raise ValueError(f"{name} must be 1-D (n_samples,) or 2-D (n_samples, {n_outputs}), got {y.ndim}-D")
     if y.shape[0] != n_samples:
         raise ValueError(f"{name} has {y.shape[0]} samples, expected {n_samples} (one per input row)")
-    if not np.isfinite(y).all():
+    if not _all_finite(y):
         raise ValueError(f"{name} contains NaN or infinity")
     if loss == "cross_entropy" and y.ndim == 1:
         if y.dtype.kind == "f" and not np.all(y == np.round(y)):
