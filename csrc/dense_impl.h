@@ -167,22 +167,14 @@ int SFX(fastnn_dense_forward)(REAL *y, const REAL *x, const REAL *W, const REAL 
     if (rc != FASTNN_OK) return rc;
     REAL alpha_r = (REAL)alpha;
     if (n > 1 && n * d_in * d_out >= FASTNN_BLAS_MIN_WORK && fastnn_have_blas()) {
-        /* y = bias rows, y += x W in BLAS, then the activation in one pass */
+        /* y = bias rows, y += x W in BLAS, then the activation kernel in one pass over y */
         FASTNN_FOR_RANGE(n, n * d_out, n_threads, lo, hi, {
             int64_t i, j;
             for (i = lo; i < hi; i++)
                 for (j = 0; j < d_out; j++) y[i * d_out + j] = b ? b[j] : (REAL)0;
         });
         SFX(fastnn_blas_gemm)(0, 0, n, d_out, d_in, x, W, (REAL)1, y, n_threads);
-        if (act != FASTNN_ACT_LINEAR)
-            FASTNN_FOR_RANGE(n, 8 * n * d_out, n_threads, lo, hi, {
-                int64_t i;
-                if (act == FASTNN_ACT_SOFTMAX)
-                    for (i = lo; i < hi; i++) SFX(softmax_row)(y + i * d_out, d_out);
-                else
-                    SFX(act_apply)(y + lo * d_out, (hi - lo) * d_out, act, alpha_r);
-            });
-        return FASTNN_OK;
+        return SFX(fastnn_act_forward)(y, n, d_out, act, alpha, n_threads);
     }
     FASTNN_FOR_RANGE(n, n * d_in * d_out, n_threads, lo, hi,
                      SFX(dense_forward_rows)(y, x, W, b, lo, hi, d_in, d_out, act, alpha_r));
