@@ -3,9 +3,10 @@
 The interface a layer type implements (Dense is the first; convolutional and recurrent layers come next):
   - `param_shapes()`: shapes of its decayed parameters (weights) and of its undecayed ones (biases);
   - `bind(weights, biases, grad_weights, grad_biases)`: views into the network's flat buffers;
-  - `forward(kernels, x, out, train, n_threads)` / `forward_single(kernels, x, out)`;
-  - `backward(kernels, dz, x, dx, n_threads)`: fills its gradients and, unless dx is None, the input gradient;
-  - `config()` / `Layer.from_config(dict)`: what a model file stores.
+  - `forward(kernels, x, out, train, n_threads)`: a forward pass over a batch (used by evaluate);
+  - `config()`: what a model file stores.
+Training, gradients and one-sample prediction run through the whole-network kernels (csrc/network.c), which read
+each layer's buffers and activation codes; a new layer type needs its own entry there.
 """
 from . import _codes
 
@@ -37,12 +38,6 @@ class Dense:
     def forward(self, kernels, x, out, train, n_threads):
         act = self.train_act_code() if train else self.act_code
         kernels.dense_forward(out, x, self.W, self.b, act, self.alpha, n_threads)
-
-    def forward_single(self, kernels, x, out):
-        kernels.dense_forward_single(out, x, self.W, self.b, self.act_code, self.alpha)
-
-    def backward(self, kernels, dz, x, dx, n_threads):
-        kernels.dense_backward(dx, self.dW, self.db, dz, x, self.W, n_threads)
 
     def config(self):
         return {"type": self.kind, "d_in": self.d_in, "d_out": self.d_out, "activation": self.activation}
