@@ -16,12 +16,10 @@ void fastnn_set_blas(fastnn_sgemm_fn sgemm, fastnn_dgemm_fn dgemm, int split)
 
 int fastnn_have_blas(void) { return g_sgemm != NULL && g_dgemm != NULL; }
 
-/* When fastnn splits a product over its threads: blocks are multiples of this many rows of C (big enough for the
- * BLAS's kernels, small enough to share a batch of 128 between 2 threads), and there are at most BLAS_MAX_BLOCKS
- * of them, because every call packs the other operand again. Both depend on the shape only, never on the
- * number of threads. */
-#define BLAS_ROW_BLOCK 64
-#define BLAS_MAX_BLOCKS 16
+/* When fastnn splits a product over its threads, bands of C are a multiple of BLAS_BAND_UNIT rows or columns
+ * (the BLAS kernels' register blocks) and a thread is only given a band of at least BLAS_MIN_BAND of them. */
+#define BLAS_BAND_UNIT 16
+#define BLAS_MIN_BAND 32
 
 static int fits_int(int64_t a, int64_t b, int64_t c) { return a <= INT_MAX && b <= INT_MAX && c <= INT_MAX; }
 
