@@ -46,11 +46,12 @@ int SFX(fastnn_blas_gemm)(int trans_a, int trans_b, int64_t m, int64_t n, int64_
         SFX(gemm_block_call)(trans_a, trans_b, m, n, k, A, B, beta, C, 0, m, 0, n);
         return 1;
     }
-    /* balanced bands of a multiple of BLAS_BAND_UNIT rows or columns, the last one shorter */
+    /* balanced bands of a multiple of BLAS_BAND_UNIT rows or columns, the last one shorter; cut by the team
+     * OpenMP really gives (fewer threads than asked, or one in a build without OpenMP) */
     int64_t units = (extent + BLAS_BAND_UNIT - 1) / BLAS_BAND_UNIT;
-    int64_t band = (units + nt - 1) / nt * BLAS_BAND_UNIT;
     FASTNN_PRAGMA(omp parallel num_threads(nt))
     {
+        int64_t band = (units + omp_get_num_threads() - 1) / omp_get_num_threads() * BLAS_BAND_UNIT;
         int64_t first = omp_get_thread_num() * band, last = first + band < extent ? first + band : extent;
         if (first < last) {
             if (by_rows)
