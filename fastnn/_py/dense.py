@@ -1,7 +1,7 @@
 """Dense (fully connected) layer forward and backward (twin of csrc/dense.c)."""
 import numpy as np
 
-from .._codes import LINEAR
+from .._codes import LINEAR, RELU
 from .activations import apply_activation
 
 
@@ -9,7 +9,9 @@ def dense_forward(y, x, W, b, act, alpha, n_threads):
     """y = act(x @ W + b) for a batch x of shape (n, d_in); W is (d_in, d_out), y is (n, d_out)."""
     np.matmul(x, W, out=y)
     y += b
-    if act != LINEAR:
+    if act == RELU:
+        np.maximum(y, 0, out=y)  # in place; NaN propagates, as in the C kernel
+    elif act != LINEAR:
         y[...] = apply_activation(y, act, alpha)
 
 

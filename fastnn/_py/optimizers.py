@@ -3,14 +3,32 @@
 The first n_decay entries are the weights, which get L2 weight decay (g += wd * p); biases do not.
 """
 import math
+import threading
 
 import numpy as np
 
+_local = threading.local()
+
+
+def _scratch(like, which=0):
+    """Reusable temporaries of like's shape and dtype, per Python thread (networks may train in several threads
+    at once): an update runs over the whole network every step, and a fresh temporary that size costs page
+    faults each time. Only the most recent size is kept."""
+    key = (like.shape, like.dtype.str)
+    if getattr(_local, "key", None) != key:
+        _local.key, _local.bufs = key, {}
+    buf = _local.bufs.get(which)
+    if buf is None:
+        buf = _local.bufs[which] = np.empty_like(like)
+    return buf
+
 
 def _decayed(params, grads, n_decay, weight_decay):
+    """The gradient with L2 decay on the weights: grads itself (not to be written) when there is none."""
+    if weight_decay == 0 or n_decay == 0:
+        return grads
     g = grads.copy()
-    if weight_decay != 0 and n_decay > 0:
-        g[:n_decay] += params.dtype.type(weight_decay) * params[:n_decay]
+    g[:n_decay] += params.dtype.type(weight_decay) * params[:n_decay]
     return g
 
 
@@ -23,8 +41,12 @@ def sgd_step(params, grads, velocity, n_decay, lr, momentum, nesterov, weight_de
             raise ValueError("sgd_step: momentum needs a velocity buffer")
         velocity *= real(momentum)
         velocity += g
-        g = g + real(momentum) * velocity if nesterov else velocity
-    params -= real(lr) * g
+        if nesterov:
+            params -= real(lr) * (g + real(momentum) * velocity)
+            return
+        g = velocity
+    # params -= lr g, in place (NumPy's `-= lr * g` would allocate a temporary the size of the network)
+    params -= np.multiply(g, real(lr), out=_scratch(g))
 
 
 def adam_step(params, grads, m, v, n_decay, lr, beta1, beta2, eps, weight_decay, t, n_threads):
@@ -45,15 +67,23 @@ def _adam_like(params, grads, m, v, n_decay, lr, beta1, beta2, eps, weight_decay
     lr_t = real(lr * c2 / (1.0 - beta1 ** t))
     eps_t = real(eps * c2)
     if decoupled:
-        g = grads.copy()
+        g = grads
         params[:n_decay] *= real(1.0 - lr * weight_decay)
     else:
         g = _decayed(params, grads, n_decay, weight_decay)
+    tmp = _scratch(g)
     m *= real(beta1)
-    m += real(1.0 - beta1) * g
+    m += np.multiply(g, real(1.0 - beta1), out=tmp)
     v *= real(beta2)
-    v += real(1.0 - beta2) * (g * g)
-    params -= lr_t * m / (np.sqrt(v) + eps_t)
+    np.multiply(g, g, out=tmp)
+    tmp *= real(1.0 - beta2)
+    v += tmp
+    # p -= (lr_t m) / (sqrt(v) + eps_t), in the C kernel's order, through two temporaries
+    np.sqrt(v, out=tmp)
+    tmp += eps_t
+    step = np.multiply(m, lr_t, out=_scratch(g, 1))
+    step /= tmp
+    params -= step
 
 
 def rmsprop_step(params, grads, sq, n_decay, lr, rho, eps, weight_decay, n_threads):
