@@ -602,3 +602,26 @@ def test_inputs_are_not_kept(backend):
     y32[...] = -1e6
     assert np.array_equal(net.forward(X), expected)
     assert not any(np.shares_memory(X32, a) for a in (net._acts or []) + (net._deltas or []))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 2, 3, 784, 1 << 16, (1 << 16) + 1])
+def test_finite_check_accepts_extremes_and_finds_every_bad_value(dtype, n):
+    """The finite check's fast path (a scaled dot product for small inputs) against np.isfinite: the largest
+    finite values of both signs, subnormals and alternating signs are accepted; one NaN or infinity anywhere,
+    or +inf next to -inf, is found."""
+    from fastnn._validation import _all_finite
+    big, tiny = np.finfo(dtype).max, np.finfo(dtype).smallest_subnormal
+    cases = [np.full(n, big, dtype), np.full(n, -big, dtype), np.full(n, tiny, dtype),
+             np.where(np.arange(n) % 2 == 0, big, -big).astype(dtype)]
+    for arr in cases:
+        assert _all_finite(arr) == bool(np.isfinite(arr).all()) == True  # noqa: E712
+        for pos in {0, n // 2, n - 1}:
+            for bad in (np.nan, np.inf, -np.inf):
+                spoiled = arr.copy()
+                spoiled[pos] = bad
+                assert not _all_finite(spoiled)
+    if n > 1:
+        both = np.zeros(n, dtype)
+        both[0], both[-1] = np.inf, -np.inf
+        assert not _all_finite(both)
