@@ -607,9 +607,8 @@ def test_inputs_are_not_kept(backend):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n", [1, 2, 3, 784, 1 << 16, (1 << 16) + 1])
 def test_finite_check_accepts_extremes_and_finds_every_bad_value(dtype, n):
-    """The finite check's fast path (a scaled dot product for small inputs) against np.isfinite: the largest
-    finite values of both signs, subnormals and alternating signs are accepted; one NaN or infinity anywhere,
-    or +inf next to -inf, is found."""
+    """The finite check, whole and in slices: the largest finite values of both signs, subnormals and
+    alternating signs are accepted; one NaN or infinity anywhere, or +inf next to -inf, is found."""
     from fastnn._validation import _all_finite
     big, tiny = np.finfo(dtype).max, np.finfo(dtype).smallest_subnormal
     cases = [np.full(n, big, dtype), np.full(n, -big, dtype), np.full(n, tiny, dtype),
