@@ -16,12 +16,46 @@ void fastnn_set_blas(fastnn_sgemm_fn sgemm, fastnn_dgemm_fn dgemm, int split)
 
 int fastnn_have_blas(void) { return g_sgemm != NULL && g_dgemm != NULL; }
 
+/* 1 when the BLAS runs single-threaded and fastnn shares products out over its own threads */
+int fastnn_blas_split(void) { return g_blas_split; }
+
 /* When fastnn splits a product over its threads, bands of C are a multiple of BLAS_BAND_UNIT rows or columns
  * (the BLAS kernels' register blocks) and a thread is only given a band of at least BLAS_MIN_BAND of them. */
 #define BLAS_BAND_UNIT 16
 #define BLAS_MIN_BAND 32
 
 static int fits_int(int64_t a, int64_t b, int64_t c) { return a <= INT_MAX && b <= INT_MAX && c <= INT_MAX; }
+
+/* How to share C (m, n) = op(A) op(B) (inner size k) out over fastnn's threads: 0 when no BLAS is set or a
+ * size does not fit in int, else the number of threads, each of which makes one BLAS call on its own band of C
+ * (see fastnn_blas_band). 1 when the BLAS runs its own threads (fastnn_set_blas's `split` is 0) or the product
+ * is too small to share.
+ *
+ * Every call packs the operand it does not cut again, so C is cut across the smaller one: into bands of rows
+ * (*by_rows = 1; each call packs all of op(B), k x n) when n < m, into bands of columns (each packs all of op(A),
+ * m x k) otherwise. For 2048 x 2048 weights and a batch of 256 that is 0.5 M elements packed per call instead of
+ * 4 M, and it is one call per thread, not many small ones, for the same reason. A band changes which elements a
+ * call computes, not the order of any sum, but OpenBLAS picks its kernels by the shape of each call: float64
+ * results may differ in the last bits between thread counts (tests/test_kernels.py allows RTOL there; the own
+ * loops stay bit-identical). */
+int fastnn_blas_plan(int64_t m, int64_t n, int64_t k, int n_threads, int *by_rows)
+{
+    *by_rows = n < m;
+    if (!fastnn_have_blas() || !fits_int(m, n, k) || m < 1 || n < 1 || k < 1) return 0;
+    if (!g_blas_split) return 1;
+    return fastnn_threads_for(m * n * k, (*by_rows ? m : n) / BLAS_MIN_BAND, n_threads);
+}
+
+/* Thread t's band [*first, *last) of [0, extent) in a team of n_teams: balanced bands of a multiple of
+ * BLAS_BAND_UNIT, the last one shorter, possibly empty. Cut by the team OpenMP really gives (fewer threads than
+ * asked, or one in a build without OpenMP). */
+void fastnn_blas_band(int64_t extent, int t, int n_teams, int64_t *first, int64_t *last)
+{
+    int64_t units = (extent + BLAS_BAND_UNIT - 1) / BLAS_BAND_UNIT;
+    int64_t band = (units + n_teams - 1) / n_teams * BLAS_BAND_UNIT;
+    *first = t * band < extent ? t * band : extent;
+    *last = *first + band < extent ? *first + band : extent;
+}
 
 #define FASTNN_TEMPLATE "blas_impl.h"
 #include "fastnn_real.h"

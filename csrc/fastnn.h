@@ -110,6 +110,8 @@ int fastnn_openmp_enabled(void);
 int fastnn_max_threads(void);
 
 #define FASTNN_DECLARE_KERNELS(REAL, SFX)                                                                         \
+/* *finite = 1 when none of x[0:n] is NaN or infinite, else 0. */                                              \
+int fastnn_all_finite_##SFX(int *finite, const REAL *x, int64_t n, int n_threads);                             \
 /* Dense layer forward for a batch, with bias and activation fused into one pass over the output.              \
  * y (n, d_out) = act(x (n, d_in) @ W (d_in, d_out) + b (d_out)). y must not alias x. alpha: leaky slope. */    \
 int fastnn_dense_forward_##SFX(REAL *y, const REAL *x, const REAL *W, const REAL *b,                           \

@@ -70,9 +70,18 @@ static inline void fastnn_chunk(int64_t n, int t, int nt, int64_t *lo, int64_t *
  * own loops (single samples and tiny layers stay in C). */
 #define FASTNN_BLAS_MIN_WORK ((int64_t)1 << 15)
 
+/* blas.c: products through the BLAS installed by fastnn_set_blas, shared out over fastnn's threads */
+int fastnn_blas_split(void);
+int fastnn_blas_plan(int64_t m, int64_t n, int64_t k, int n_threads, int *by_rows);
+void fastnn_blas_band(int64_t extent, int t, int n_teams, int64_t *first, int64_t *last);
 int fastnn_blas_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, const float *A,
                          const float *B, float beta, float *C, int n_threads);
 int fastnn_blas_gemm_f64(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, const double *A,
                          const double *B, double beta, double *C, int n_threads);
+void fastnn_blas_gemm_block_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, const float *A,
+                                const float *B, float beta, float *C, int64_t r0, int64_t r1, int64_t c0, int64_t c1);
+void fastnn_blas_gemm_block_f64(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, const double *A,
+                                const double *B, double beta, double *C, int64_t r0, int64_t r1, int64_t c0,
+                                int64_t c1);
 
 #endif /* FASTNN_INTERNAL_H */

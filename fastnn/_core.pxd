@@ -51,6 +51,9 @@ cdef extern from "fastnn.h" nogil:
     int fastnn_openmp_enabled() noexcept
     int fastnn_max_threads() noexcept
 
+    int fastnn_all_finite_f32(int *finite, const float *x, int64_t n, int n_threads) noexcept
+    int fastnn_all_finite_f64(int *finite, const double *x, int64_t n, int n_threads) noexcept
+
     int fastnn_dense_forward_f32(float *y, const float *x, const float *W, const float *b, int64_t n,
                                  int64_t d_in, int64_t d_out, int act, double alpha, int n_threads) noexcept
     int fastnn_dense_forward_f64(double *y, const double *x, const double *W, const double *b, int64_t n,

@@ -76,6 +76,20 @@ def max_threads():
     return fastnn_max_threads()
 
 
+def all_finite(const floating[::1] x, int n_threads):
+    """True when x holds no NaN and no infinity."""
+    cdef int rc, finite = 1
+    if x.shape[0] == 0:
+        return True
+    with nogil:
+        if floating is float:
+            rc = fastnn_all_finite_f32(&finite, &x[0], x.shape[0], n_threads)
+        else:
+            rc = fastnn_all_finite_f64(&finite, &x[0], x.shape[0], n_threads)
+    _check(rc, "all_finite")
+    return bool(finite)
+
+
 def dense_forward(floating[:, ::1] y, const floating[:, ::1] x, const floating[:, ::1] W,
                   const floating[::1] b, int act, double alpha, int n_threads):
     """y = act(x @ W + b) for a batch x of shape (n, d_in); W is (d_in, d_out), y is (n, d_out)."""

