@@ -411,10 +411,10 @@ class Network:
                 lr = opts["learning_rate"] if schedule is None else schedule(epoch, opts["learning_rate"], history)
                 state.lr = check.check_float("the learning rate from lr_schedule", lr, 0.0, include_minimum=False)
                 snapshot[...] = self._params
-                order = (self._rng.permutation(n) if shuffle else np.arange(n)).astype(np.int64)
+                order = (self._rng.permutation(n) if shuffle else np.arange(n)).astype(np.int64, copy=False)
                 loss_sum, _, finite = self._kernels.net_train_epoch(handle, state, X, T, order, batch, n_threads, W)
                 epoch_loss = loss_sum / n if finite else math.nan
-                if not (finite and math.isfinite(epoch_loss) and np.isfinite(self._params).all()):
+                if not (finite and math.isfinite(epoch_loss) and check._all_finite(self._params)):
                     self._params[...] = snapshot
                     warnings.warn(f"training diverged in epoch {epoch + 1} (the loss became NaN or infinite); "
                                   f"stopped and restored the weights of the end of epoch {epoch}. Try a smaller "
