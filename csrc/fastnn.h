@@ -121,7 +121,7 @@ int fastnn_dense_forward_single_##SFX(REAL *y, const REAL *x, const REAL *W, con
                                       int64_t d_in, int64_t d_out, int act, double alpha);                    \
 /* Activation in place: a (n, d) <- act(a). For softmax, rows are normalised. */                                \
 int fastnn_act_forward_##SFX(REAL *a, int64_t n, int64_t d, int act, double alpha, int n_threads);             \
-/* Activation derivative: dz (n, d) = da * f'(z), with f' taken from the output a. dz may alias da. */          \
+/* Activation derivative: dz (n, d) = da * f'(z), with f' taken from the output a. dz may alias da, not a. */   \
 int fastnn_act_backward_##SFX(REAL *dz, const REAL *da, const REAL *a, int64_t n, int64_t d,                   \
                               int act, double alpha, int n_threads);                                          \
 /* Loss and its gradient. `out` (n, d) is the network output: the activation a for mse, the logits z for       \

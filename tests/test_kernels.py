@@ -513,6 +513,11 @@ def test_act_backward(c_kernels, py_kernels, dtype, rng, shape, act, alpha):
         buf = da.copy()
         c_kernels.act_backward(buf, buf, a, act, alpha, nt)
         assert np.array_equal(buf, dz_c), f"dz aliasing da differs (n_threads={nt})"
+    # but dz must not be a (the C kernel reads a through a restrict pointer): refused by both backends
+    for kernels in (c_kernels, py_kernels):
+        buf = a.copy()
+        with pytest.raises(ValueError):
+            kernels.act_backward(buf, da, buf, act, alpha, 1)
 
 
 def _away_from_kinks(rng, n, d, act):

@@ -42,7 +42,9 @@ def act_forward(a, act, alpha, n_threads):
 
 
 def act_backward(dz, da, a, act, alpha, n_threads):
-    """dz = da * act'(z), the derivative taken from the activation's output a. dz may be da."""
+    """dz = da * act'(z), the derivative taken from the activation's output a. dz may be da, not a."""
+    if np.may_share_memory(dz, a):
+        raise ValueError("act_backward: dz must not overlap a")
     one = a.dtype.type(1)
     if act == SIGMOID:
         dz[...] = da * (a * (one - a))
