@@ -34,6 +34,26 @@ def apply_activation(z, act, alpha):
     raise ValueError(f"act_forward: unknown activation code {act}")
 
 
+def activate_inplace(z, act, alpha):
+    """z (n, d) <- act(z) without temporaries the size of z where NumPy allows (relu, tanh, softmax): the same
+    operations, in the same order, as apply_activation."""
+    if act == RELU:
+        np.maximum(z, 0, out=z)  # NaN propagates, as in the C kernel
+    elif act == TANH:
+        np.tanh(z, out=z)
+    elif act == SOFTMAX and z.shape[0] == 1:  # one sample: scalar reductions, a third of the axis=1 path's time
+        row = z[0]
+        row -= row.max()
+        np.exp(row, out=row)
+        row *= z.dtype.type(1.0 / float(row.sum(dtype=np.float64)))
+    elif act == SOFTMAX:
+        np.subtract(z, z.max(axis=1, keepdims=True), out=z)
+        np.exp(z, out=z)
+        z *= (1.0 / z.sum(axis=1, keepdims=True, dtype=np.float64)).astype(z.dtype)
+    elif act != LINEAR:
+        z[...] = apply_activation(z, act, alpha)
+
+
 def act_forward(a, act, alpha, n_threads):
     """a <- act(a) in place (softmax normalises each row)."""
     if a.shape[0] == 0 or act == LINEAR:

@@ -1,26 +1,21 @@
 """Dense (fully connected) layer forward and backward (twin of csrc/dense.c)."""
 import numpy as np
 
-from .._codes import LINEAR, RELU
-from .activations import apply_activation
+from .activations import activate_inplace
 
 
 def dense_forward(y, x, W, b, act, alpha, n_threads):
     """y = act(x @ W + b) for a batch x of shape (n, d_in); W is (d_in, d_out), y is (n, d_out)."""
     np.matmul(x, W, out=y)
     y += b
-    if act == RELU:
-        np.maximum(y, 0, out=y)  # in place; NaN propagates, as in the C kernel
-    elif act != LINEAR:
-        y[...] = apply_activation(y, act, alpha)
+    activate_inplace(y, act, alpha)
 
 
 def dense_forward_single(y, x, W, b, act, alpha):
     """y = act(x @ W + b) for one sample x of shape (d_in,)."""
     np.matmul(x, W, out=y)
     y += b
-    if act != LINEAR:
-        y[...] = apply_activation(y[None, :], act, alpha)[0]
+    activate_inplace(y[None, :], act, alpha)
 
 
 def dense_backward(dx, dW, db, dz, x, W, n_threads):
