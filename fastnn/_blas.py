@@ -6,7 +6,8 @@ Threads: with threadpoolctl installed, SciPy's OpenBLAS is set to one thread and
 its own OpenMP threads (fastnn.set_num_threads). OpenBLAS's pool stalls badly when another process keeps a core
 busy (mnist_mlp, 2 threads on a loaded 2-core machine: 2.5k samples/s with OpenBLAS's pool, 30.6k split by
 fastnn), and this way one setting governs all of fastnn's threads. NumPy's own OpenBLAS is a different library
-and is left alone. Without threadpoolctl, products run in OpenBLAS's pool, called from serial code."""
+and is left alone. Without threadpoolctl, or with FASTNN_BLAS_SPLIT=0, products run in OpenBLAS's pool, called
+from serial code."""
 import os
 
 import numpy as np
@@ -62,7 +63,8 @@ def install(core):
     try:
         from scipy.linalg import cython_blas
         capsules = cython_blas.__pyx_capi__
-        split = _single_thread_scipy_blas()
+        # FASTNN_BLAS_SPLIT=0 leaves SciPy's BLAS its own thread pool (products then run in one call each)
+        split = os.environ.get("FASTNN_BLAS_SPLIT", "1") != "0" and _single_thread_scipy_blas()
         core.set_blas(capsules["sgemm"], capsules["dgemm"], split)
     except (ImportError, KeyError, TypeError, AttributeError):
         return None

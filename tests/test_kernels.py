@@ -99,6 +99,23 @@ SGD_SIZES = [1, 7, 33, 1001, LARGE_SGD]
 ADAM_SIZES = [1, 13, 33, 1001, LARGE_ADAM]
 
 
+def test_blas_split_switch(c_kernels):
+    """FASTNN_BLAS_SPLIT=0 leaves SciPy's BLAS its own thread pool: fastnn then neither splits products nor sets
+    SciPy's BLAS to one thread (checked in a fresh interpreter, since the choice is made at import)."""
+    pytest.importorskip("threadpoolctl")
+    if _scipy_gemm() is None or os.environ.get("FASTNN_BLAS", "1") == "0":
+        pytest.skip("no SciPy cython_blas, or FASTNN_BLAS=0")
+    import subprocess
+    import sys
+    code = "import fastnn, fastnn._blas as b; print(b.SOURCE, b.SPLIT)"
+    env = {k: v for k, v in os.environ.items() if k not in ("FASTNN_BLAS_SPLIT", "FASTNN_BACKEND")}
+    default = subprocess.run([sys.executable, "-I", "-c", code], env=env, capture_output=True, text=True, check=True)
+    pool = subprocess.run([sys.executable, "-I", "-c", code], env={**env, "FASTNN_BLAS_SPLIT": "0"},
+                          capture_output=True, text=True, check=True)
+    assert default.stdout.split() == ["scipy", "True"]
+    assert pool.stdout.split() == ["scipy", "False"]
+
+
 def test_blas_survives_the_import_self_test(c_kernels):
     """With SciPy present (and FASTNN_BLAS not 0) the C backend must have kept SciPy's gemm at import: fastnn/_blas.py
     drops it silently when its self-test finds the BLAS path of the dense kernels wrong."""
