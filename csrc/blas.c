@@ -28,7 +28,7 @@ static int fits_int(int64_t a, int64_t b, int64_t c) { return a <= INT_MAX && b 
 
 /* How to share C (m, n) = op(A) op(B) (inner size k) out over fastnn's threads: 0 when no BLAS is set or a
  * size does not fit in int, else the number of threads, each of which makes one BLAS call on its own band of C
- * (see fastnn_blas_band). 1 when the BLAS runs its own threads (fastnn_set_blas's `split` is 0) or the product
+ * (see fastnn_blas_own_block). 1 when the BLAS runs its own threads (fastnn_set_blas's `split` is 0) or the product
  * is too small to share.
  *
  * Every call packs the operand it does not cut again, so C is cut across the smaller one: into bands of rows
@@ -47,14 +47,25 @@ int fastnn_blas_plan(int64_t m, int64_t n, int64_t k, int n_threads, int *by_row
 }
 
 /* Thread t's band [*first, *last) of [0, extent) in a team of n_teams: balanced bands of a multiple of
- * BLAS_BAND_UNIT, the last one shorter, possibly empty. Cut by the team OpenMP really gives (fewer threads than
- * asked, or one in a build without OpenMP). */
-void fastnn_blas_band(int64_t extent, int t, int n_teams, int64_t *first, int64_t *last)
+ * BLAS_BAND_UNIT, the last one shorter, possibly empty. */
+static void blas_band(int64_t extent, int t, int n_teams, int64_t *first, int64_t *last)
 {
     int64_t units = (extent + BLAS_BAND_UNIT - 1) / BLAS_BAND_UNIT;
     int64_t band = (units + n_teams - 1) / n_teams * BLAS_BAND_UNIT;
     *first = t * band < extent ? t * band : extent;
     *last = *first + band < extent ? *first + band : extent;
+}
+
+/* Inside a parallel region: the block [*r0, *r1) x [*c0, *c1) of C (m, n) that the calling thread owns under
+ * fastnn_blas_plan's cut (by_rows: a band of rows, else of columns). Cut by the team OpenMP really gives
+ * (fewer threads than asked, or one in a build without OpenMP). */
+void fastnn_blas_own_block(int64_t m, int64_t n, int by_rows, int64_t *r0, int64_t *r1, int64_t *c0, int64_t *c1)
+{
+    *r0 = 0, *r1 = m, *c0 = 0, *c1 = n;
+    if (by_rows)
+        blas_band(m, omp_get_thread_num(), omp_get_num_threads(), r0, r1);
+    else
+        blas_band(n, omp_get_thread_num(), omp_get_num_threads(), c0, c1);
 }
 
 #define FASTNN_TEMPLATE "blas_impl.h"

@@ -39,11 +39,8 @@ int SFX(fastnn_blas_gemm)(int trans_a, int trans_b, int64_t m, int64_t n, int64_
     }
     FASTNN_PRAGMA(omp parallel num_threads(nt))
     {
-        int64_t r0 = 0, r1 = m, c0 = 0, c1 = n;
-        if (by_rows)
-            fastnn_blas_band(m, omp_get_thread_num(), omp_get_num_threads(), &r0, &r1);
-        else
-            fastnn_blas_band(n, omp_get_thread_num(), omp_get_num_threads(), &c0, &c1);
+        int64_t r0, r1, c0, c1;
+        fastnn_blas_own_block(m, n, by_rows, &r0, &r1, &c0, &c1);
         SFX(fastnn_blas_gemm_block)(trans_a, trans_b, m, n, k, A, B, beta, C, r0, r1, c0, c1);
     }
     return 1;

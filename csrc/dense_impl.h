@@ -266,11 +266,8 @@ int SFX(fastnn_dense_forward)(REAL *y, const REAL *x, const REAL *W, const REAL 
         /* one region: each thread fills, multiplies and activates its own band of y */
         FASTNN_PRAGMA(omp parallel num_threads(nt))
         {
-            int64_t r0 = 0, r1 = n, c0 = 0, c1 = d_out;
-            if (by_rows)
-                fastnn_blas_band(n, omp_get_thread_num(), omp_get_num_threads(), &r0, &r1);
-            else
-                fastnn_blas_band(d_out, omp_get_thread_num(), omp_get_num_threads(), &c0, &c1);
+            int64_t r0, r1, c0, c1;
+            fastnn_blas_own_block(n, d_out, by_rows, &r0, &r1, &c0, &c1);
             SFX(forward_blas_block)(y, x, W, b, n, d_in, d_out, act, alpha_r, r0, r1, c0, c1);
         }
     }
