@@ -29,7 +29,8 @@
 #if defined(__GNUC__)
 /* GCC/Clang vector of 64 bytes (16 floats, 8 doubles): one AVX-512 register, two AVX2 ones. Named vector
  * variables stay in registers, where a local array of the same size is spilled to the stack once it passes
- * the compiler's scalarisation limit (measured: the one-row path ran at a third of this speed). */
+ * the compiler's scalarisation limit (perf annotate of the old one-row tile: every multiply-add loaded and
+ * stored its partial sums through the stack). */
 typedef REAL SFX(vec64) __attribute__((vector_size(64)));
 #define VEC_LEN ((int64_t)(64 / sizeof(REAL)))
 
