@@ -42,6 +42,7 @@ import fastnn  # noqa: E402
 from fastnn import _backend  # noqa: E402
 from fastnn._codes import (  # noqa: E402
     BINARY_CROSS_ENTROPY, CROSS_ENTROPY, LEAKY_RELU, LEAKY_RELU_SLOPE, LINEAR, MSE, RELU, SIGMOID, SOFTMAX, TANH)
+from references import ref_act, ref_act_backward  # noqa: E402
 
 F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
 RTOL = {F32: 1e-5, F64: 1e-12}
@@ -176,34 +177,6 @@ def assert_close(what, actual, desired, dtype, atol):
         raise AssertionError(f"{what}: {int(bad.sum())} of {bad.size} elements differ; worst at {i}: "
                              f"actual {actual[i]!r}, desired {desired[i]!r}, |diff| {err[i]:.3e} > allowed "
                              f"{allowed[i]:.3e} (atol {atol_i:.3e}, rtol {RTOL[dtype]:g})")
-
-
-def ref_act(z, act, alpha):
-    z = np.asarray(z, dtype=np.float64)
-    with np.errstate(over="ignore", under="ignore"):
-        if act == LINEAR:
-            return z.copy()
-        if act == SIGMOID:
-            return 1.0 / (1.0 + np.exp(-z))
-        if act == TANH:
-            return np.tanh(z)
-        if act == RELU:
-            return np.maximum(z, 0.0)
-        if act == LEAKY_RELU:
-            return np.where(z > 0, z, alpha * z)
-        if act == SOFTMAX:
-            e = np.exp(z - z.max(axis=1, keepdims=True))
-            return e / e.sum(axis=1, keepdims=True)
-    raise AssertionError(act)
-
-
-def ref_act_backward(da, a, act, alpha):
-    da, a = np.asarray(da, np.float64), np.asarray(a, np.float64)
-    if act == SOFTMAX:
-        return a * (da - np.sum(da * a, axis=1, keepdims=True))
-    deriv = {LINEAR: np.ones_like(a), SIGMOID: a * (1 - a), TANH: 1 - a * a, RELU: (a > 0).astype(np.float64),
-             LEAKY_RELU: np.where(a > 0, 1.0, alpha)}[act]
-    return da * deriv
 
 
 def ref_loss(out, target, kind):

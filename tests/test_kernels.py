@@ -24,6 +24,7 @@ import pytest
 
 from fastnn._codes import (BINARY_CROSS_ENTROPY, CROSS_ENTROPY, LEAKY_RELU, LEAKY_RELU_SLOPE, LINEAR, MSE, RELU,
                            SIGMOID, SOFTMAX, TANH)
+from references import ref_act, ref_act_backward
 
 RTOL = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-12}
 # 1 is the serial path; 2 and 3 (uneven chunks) open OpenMP regions where the work is large enough. More would
@@ -298,26 +299,8 @@ def same_for_all_threads(run, exact=True):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Independent float64 references, written out here
+# Independent float64 references, written out here (the activations' are in tests/references.py)
 # ---------------------------------------------------------------------------------------------------------------
-
-def ref_act(z, act, alpha):
-    z = np.asarray(z, dtype=np.float64)
-    if act == LINEAR:
-        return z.copy()
-    if act == SIGMOID:
-        return 1.0 / (1.0 + np.exp(-z))
-    if act == TANH:
-        return np.tanh(z)
-    if act == RELU:
-        return np.maximum(z, 0.0)
-    if act == LEAKY_RELU:
-        return np.where(z > 0, z, alpha * z)
-    if act == SOFTMAX:
-        e = np.exp(z - z.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
-    raise AssertionError(act)
-
 
 def ref_loss(out, target, kind, weights=None):
     """Mean loss in float64 from the textbook definitions (not the fused forms of the kernels); weights (n)
@@ -516,14 +499,7 @@ def test_act_backward(c_kernels, py_kernels, dtype, rng, shape, act, alpha):
     assert_close(dz_c, dz_py, dtype, atol)
 
     # independent: the derivative written from the output a, in float64
-    a64, da64 = a.astype(np.float64), da.astype(np.float64)
-    if act == SOFTMAX:
-        ref = a64 * (da64 - np.sum(da64 * a64, axis=1, keepdims=True))
-    else:
-        deriv = {LINEAR: np.ones_like(a64), SIGMOID: a64 * (1 - a64), TANH: 1 - a64 ** 2,
-                 RELU: (a64 > 0).astype(np.float64), LEAKY_RELU: np.where(a64 > 0, 1.0, alpha)}[act]
-        ref = da64 * deriv
-    assert_close(dz_c, ref, dtype, atol)
+    assert_close(dz_c, ref_act_backward(da, a, act, alpha), dtype, atol)
 
     # aliasing: dz may be da (the header allows it, the network relies on it)
     for nt in THREADS:
