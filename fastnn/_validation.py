@@ -10,6 +10,7 @@ import operator
 import numpy as np
 
 from . import _codes
+from ._py import checks as _py_checks
 
 
 def check_choice(name, value, choices):
@@ -82,16 +83,14 @@ def as_array(name, value):
 
 def _all_finite(arr):
     """np.isfinite(arr).all() without a boolean temporary the size of arr (which would be the biggest allocation
-    of a fit): the check runs over slices of 64k elements."""
-    step = 1 << 16
-    if arr.size <= step:
+    of a fit): the all_finite kernel of the backend (csrc/checks.c: threaded) for large float arrays, its NumPy
+    twin (in slices) for anything else, and one isfinite call for small inputs (a single sample's fast path)."""
+    if arr.size <= _py_checks.SLICE:
         return bool(np.isfinite(arr).all())
     if arr.dtype in (np.float32, np.float64) and arr.flags.c_contiguous:
-        # the backend's kernel (csrc/checks.c: threaded, no temporaries; ~3x NumPy's speed on one thread)
         from . import _backend, _threads
         return _backend.get().all_finite(arr.reshape(-1), _threads.get_num_threads())
-    flat = arr.reshape(-1)
-    return all(np.isfinite(flat[i:i + step]).all() for i in range(0, flat.size, step))
+    return _py_checks.all_finite(arr.reshape(-1), 1)
 
 
 def _converted(name, arr, dtype):

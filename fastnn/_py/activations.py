@@ -56,9 +56,9 @@ def activate_inplace(z, act, alpha):
 
 def act_forward(a, act, alpha, n_threads):
     """a <- act(a) in place (softmax normalises each row)."""
-    if a.shape[0] == 0 or act == LINEAR:
+    if a.shape[0] == 0:
         return
-    a[...] = apply_activation(a, act, alpha)
+    activate_inplace(a, act, alpha)
 
 
 def act_backward(dz, da, a, act, alpha, n_threads):
