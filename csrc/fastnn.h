@@ -58,17 +58,58 @@ typedef enum {
     FASTNN_OPT_IRPROP_MINUS = 4
 } fastnn_optimizer_kind;
 
+/* Layer kinds of a network (the `kind` of fastnn_layer; fastnn/_codes.py mirrors them, checked by a test). */
+typedef enum {
+    FASTNN_LAYER_DENSE = 0,
+    FASTNN_LAYER_CONV2D = 1,
+    FASTNN_LAYER_MAXPOOL2D = 2,
+    FASTNN_LAYER_AVGPOOL2D = 3,
+    FASTNN_LAYER_FLATTEN = 4,
+    FASTNN_LAYER_DROPOUT = 5
+} fastnn_layer_kind;
+
 /* ---- A whole network, for the kernels that run a forward pass, a backward pass or an epoch in one call. ----
  * Every buffer is owned by the caller (Network, in Python) and typed REAL of the kernel's dtype; the structs hold
- * void pointers so one declaration serves both dtypes. Nothing here is allocated by C. */
+ * void pointers so one declaration serves both dtypes. Nothing here is allocated by C.
+ *
+ * A layer maps a sample of in_size values to one of out_size values. Images are (c, h, w) per sample, NCHW in a
+ * batch. Which fields a kind reads:
+ *   dense:     in_size = d_in, out_size = d_out, act/predict_act/alpha, W (d_in, d_out), b, dW, db
+ *   conv2d:    win: in (in_c, in_h, in_w) -> out (out_c, out_h, out_w), kernel kh x kw, stride sh, sw, zero
+ *              padding pad_h, pad_w before the image (after it: what out_h, out_w need); act...; W (out_c, in_c, kh,
+ *              kw), b (out_c); cols: im2col columns (max_batch * out_h * out_w, in_c * kh * kw); scratch: the
+ *              product in position-major order (max_batch * out_h * out_w, out_c)
+ *   maxpool2d: win: in (in_c, in_h, in_w) -> out (in_c, out_h, out_w), window kh x kw, stride sh, sw; argmax (int32,
+ *              max_batch * out_size): the input index within its plane of each output's maximum
+ *   avgpool2d: as maxpool2d, without argmax
+ *   flatten:   out_size = in_size; no buffers of its own: its output is its input (a view)
+ *   dropout:   rate; mask (max_batch, out_size): the multipliers (0 or 1 / (1 - rate)) of the last training
+ *              pass. Outside training it passes its input through, like flatten.
+ * Every kind but flatten has a and delta workspaces of (max_batch, out_size): its outputs, and d(loss)/d(its
+ * pre-activation outputs) during backprop. */
+/* The geometry of a window sliding over images (convolution, pooling): per sample (in_c, in_h, in_w) in,
+ * (out_c, out_h, out_w) out (out_c = in_c for pooling), windows of kh x kw taken every sh rows and sw columns of
+ * the input padded with pad_h rows above and pad_w columns to the left (zeros; pooling has no padding).
+ * Output (oy, ox) sees input rows oy * sh - pad_h + [0, kh) and columns ox * sw - pad_w + [0, kw). */
 typedef struct {
-    int64_t d_in, d_out;
+    int64_t in_c, in_h, in_w, out_c, out_h, out_w;
+    int64_t kh, kw, sh, sw, pad_h, pad_w;
+} fastnn_window;
+
+typedef struct {
+    int kind;           /* fastnn_layer_kind */
+    int64_t in_size, out_size;
+    fastnn_window win;  /* conv2d, maxpool2d, avgpool2d */
     int act;            /* activation code in a forward pass for training (linear for a fused output layer) */
     int predict_act;    /* activation code when predicting (softmax/sigmoid for a fused output layer) */
     double alpha;       /* leaky_relu slope */
-    void *W, *b;        /* parameters: (d_in, d_out) and (d_out) */
+    double rate;        /* dropout: the fraction of units dropped */
+    void *W, *b;        /* parameters */
     void *dW, *db;      /* their gradients, same shapes */
-    void *a, *delta;    /* workspaces of (max_batch, d_out): activations, and d(loss)/d(pre-activation) */
+    void *a, *delta;    /* workspaces of (max_batch, out_size) */
+    void *cols, *scratch; /* conv2d workspaces */
+    int32_t *argmax;    /* maxpool2d workspace */
+    void *mask;         /* dropout workspace */
 } fastnn_layer;
 
 typedef struct {
@@ -78,7 +119,7 @@ typedef struct {
     int64_t max_batch;  /* rows of every workspace */
     void *params, *grads; /* the flat buffers the layers' W, b, dW, db point into: all weights, then all biases */
     int64_t n_params, n_decay; /* n_decay: the leading n_params entries that are weights (get weight decay) */
-    void *x_batch, *t_batch; /* (max_batch, d_in) and (max_batch, d_out): a gathered minibatch */
+    void *x_batch, *t_batch; /* (max_batch, in_size) and (max_batch, out_size): a gathered minibatch */
     void *w_batch;      /* (max_batch): its sample weights, gathered when training with weights */
 } fastnn_net;
 
@@ -161,23 +202,80 @@ int fastnn_rmsprop_step_##SFX(REAL *params, const REAL *grads, REAL *sq, int64_t
 int fastnn_irprop_minus_step_##SFX(REAL *params, const REAL *grads, REAL *prev, REAL *steps, int64_t n,         \
                                    int64_t n_decay, double eta_plus, double eta_minus, double step_min,       \
                                    double step_max, double weight_decay, int n_threads);                      \
-/* Forward and backward pass of a whole network over one batch x (n <= max_batch, d_in), targets t (n, d_out), \
- * sample weights w (n, or NULL): fills every layer's a, delta, dW, db and sets *loss to the batch's mean loss. */\
+/* im2col over a batch: x (n, in_c, in_h, in_w) -> cols (n * out_h * out_w, in_c * kh * kw), one row per output \
+ * position (sample-major), columns in the order of W's (in_c, kh, kw); zeros where the window meets padding. */ \
+int fastnn_im2col_##SFX(REAL *cols, const REAL *x, int64_t n, const fastnn_window *g, int n_threads);          \
+/* The adjoint of im2col: dx (n, in_c, in_h, in_w) = the sum of every column entry into the pixel it was read    \
+ * from (overwritten). Threads own whole samples, so no two write one pixel. */                                 \
+int fastnn_col2im_##SFX(REAL *dx, const REAL *cols, int64_t n, const fastnn_window *g, int n_threads);         \
+/* Convolution forward: y (n, out_c, out_h, out_w) = act(conv(x, W (out_c, in_c, kh, kw)) + b (out_c)), as      \
+ * cols = im2col(x), scratch (n * out_h * out_w, out_c) = cols @ W^T (one product for the batch), then bias,     \
+ * activation and the transposition to NCHW in one pass. cols and scratch are the workspaces of fastnn_layer.   \
+ * A 1x1 stride-1 unpadded convolution's columns are x transposed, so it needs no window loop. */               \
+int fastnn_conv2d_forward_##SFX(REAL *y, REAL *cols, REAL *scratch, const REAL *x, const REAL *W, const REAL *b, \
+                                int64_t n, const fastnn_window *g, int act, double alpha, int n_threads);      \
+/* Convolution backward from dz (n, out_c, out_h, out_w) = d(loss)/d(pre-activation) and the forward's cols:    \
+ * dW = dz^T cols and db = sums of dz (each one product or sum, whatever n_threads); if dx is not NULL,         \
+ * dx = col2im(dz W), computed in cols (which it overwrites). scratch: as in the forward. */                     \
+int fastnn_conv2d_backward_##SFX(REAL *dx, REAL *dW, REAL *db, REAL *cols, REAL *scratch, const REAL *dz,      \
+                                 const REAL *W, int64_t n, const fastnn_window *g, int n_threads);            \
+/* Max pooling: y (n, c, out_h, out_w) = window maxima of x (n, c, in_h, in_w); the first maximum in row-major   \
+ * window order wins, and a NaN wins over any number. argmax (n * c * out_h * out_w), if not NULL, receives the  \
+ * index within its plane (row * in_w + col) of each maximum. */                                                \
+int fastnn_maxpool2d_forward_##SFX(REAL *y, int32_t *argmax, const REAL *x, int64_t n, const fastnn_window *g,  \
+                                   int n_threads);                                                            \
+/* dx (n, c, in_h, in_w) = dy scattered to the maxima argmax points at (overwritten; sums where windows meet). */\
+int fastnn_maxpool2d_backward_##SFX(REAL *dx, const REAL *dy, const int32_t *argmax, int64_t n,                \
+                                    const fastnn_window *g, int n_threads);                                   \
+/* Average pooling: y = window means (kh * kw values each; no padding). */                                      \
+int fastnn_avgpool2d_forward_##SFX(REAL *y, const REAL *x, int64_t n, const fastnn_window *g, int n_threads);  \
+/* dx = dy / (kh * kw) spread over each window (overwritten; sums where windows overlap). */                    \
+int fastnn_avgpool2d_backward_##SFX(REAL *dx, const REAL *dy, int64_t n, const fastnn_window *g,               \
+                                    int n_threads);                                                           \
+/* Inverted dropout over x (n, d): mask = 1 / (1 - rate) where fastnn_dropout_uniform(key, i) >= rate, else 0   \
+ * (i = row * d + column); y = x * mask. y may alias x. */                                                     \
+int fastnn_dropout_forward_##SFX(REAL *y, REAL *mask, const REAL *x, int64_t n, int64_t d, double rate,        \
+                                 uint64_t key, int n_threads);                                                \
+/* dx = dy * mask (dx may alias dy). */                                                                        \
+int fastnn_dropout_backward_##SFX(REAL *dx, const REAL *dy, const REAL *mask, int64_t n, int64_t d,            \
+                                  int n_threads);                                                             \
+/* Forward and backward pass of a whole network over one batch x (n <= max_batch, in_size), targets t (n,      \
+ * out_size), sample weights w (n, or NULL): fills every layer's workspaces and the gradient buffer and sets    \
+ * *loss to the batch's mean loss. training != 0 turns dropout on, its masks drawn from dropout_key. */         \
 int fastnn_net_backprop_##SFX(const fastnn_net *net, double *loss, const REAL *x, const REAL *t, const REAL *w, \
-                              int64_t n, int n_threads);                                                     \
+                              int64_t n, int training, uint64_t dropout_key, int n_threads);                  \
 /* One update of net->params from net->grads; increments opt->t. */                                           \
 int fastnn_net_update_##SFX(const fastnn_net *net, fastnn_optimizer *opt, int n_threads);                      \
-/* One epoch of minibatch training: batches of `batch` rows (<= max_batch) of X (n, d_in), T (n, d_out) and     \
- * sample weights W (n, or NULL) taken in the order of `order` (n indices in [0, n)), each gathered into        \
- * x_batch / t_batch / w_batch, then backprop and update.                                                      \
+/* One epoch of minibatch training: batches of `batch` rows (<= max_batch) of X (n, in_size), T (n, out_size)  \
+ * and sample weights W (n, or NULL) taken in the order of `order` (n indices in [0, n)), each gathered into    \
+ * x_batch / t_batch / w_batch, then backprop (training; batch b draws its dropout masks from                  \
+ * fastnn_dropout_batch_key(dropout_seed, b)) and update.                                                      \
  * *loss_sum receives the sum over batches of batch loss * batch rows, *n_done the rows trained. Stops with      \
  * FASTNN_ENONFINITE at the first non-finite batch loss, before that batch's update. */                         \
 int fastnn_net_train_epoch_##SFX(const fastnn_net *net, fastnn_optimizer *opt, const REAL *X, const REAL *T,    \
-                                 const REAL *W, const int64_t *order, int64_t n, int64_t batch, double *loss_sum,             \
-                                 int64_t *n_done, int n_threads);                                              \
-/* One sample through the whole network for prediction: x (d_in) -> y (d_out). scratch holds two vectors of   \
- * the widest layer (2 * max d_out REALs). Never threaded, never allocates. */                                  \
+                                 const REAL *W, const int64_t *order, int64_t n, int64_t batch,               \
+                                 uint64_t dropout_seed, double *loss_sum, int64_t *n_done, int n_threads);    \
+/* Prediction for a batch: x (n, in_size) -> y (n, out_size), the output layer's predict activation applied.   \
+ * Uses only `scratch` (fastnn_net_infer_scratch_size(net, n) REALs), never the network's workspaces, so any    \
+ * number of threads may predict with one network at once. */                                                 \
+int fastnn_net_predict_##SFX(const fastnn_net *net, REAL *y, const REAL *x, int64_t n, REAL *scratch,          \
+                             int n_threads);                                                                  \
+/* The mean loss over x (n, in_size) against t (n, out_size), sample weights w (n, or NULL), without dropout;   \
+ * scratch as for fastnn_net_predict. */                                                                       \
+int fastnn_net_evaluate_##SFX(const fastnn_net *net, double *loss, const REAL *x, const REAL *t, const REAL *w, \
+                              int64_t n, REAL *scratch, int n_threads);                                       \
+/* One sample through a network of dense layers only: x (in_size) -> y (out_size). scratch holds two vectors of \
+ * the widest layer (2 * max out_size REALs). Never threaded, never allocates. */                               \
 int fastnn_net_forward_single_##SFX(const fastnn_net *net, REAL *y, const REAL *x, REAL *scratch);
+
+/* The key of batch b (0, 1, ...) of an epoch whose dropout seed is `seed`, and the uniform number in [0, 1)
+ * (53 bits) of element i under a key: splitmix64 finalisers, so the NumPy twin computes the same masks. */
+uint64_t fastnn_dropout_batch_key(uint64_t seed, int64_t b);
+double fastnn_dropout_uniform(uint64_t key, int64_t i);
+/* The key of layer `layer` (its index in the network) under a pass's dropout key. */
+uint64_t fastnn_dropout_layer_key(uint64_t key, int64_t layer);
+/* REALs of scratch fastnn_net_predict / fastnn_net_evaluate need for n samples (-1 if the net is invalid). */
+int64_t fastnn_net_infer_scratch_size(const fastnn_net *net, int64_t n);
 
 FASTNN_DECLARE_KERNELS(float, f32)
 FASTNN_DECLARE_KERNELS(double, f64)

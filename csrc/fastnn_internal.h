@@ -84,4 +84,8 @@ void fastnn_blas_gemm_block_f64(int trans_a, int trans_b, int64_t m, int64_t n, 
                                 const double *B, double beta, double *C, int64_t r0, int64_t r1, int64_t c0,
                                 int64_t c1);
 
+/* conv.c: FASTNN_OK when a window geometry is one the conv and pool kernels can run (pooling: no padding,
+ * out_c == in_c) */
+int fastnn_check_window(const fastnn_window *g, int pooling);
+
 #endif /* FASTNN_INTERNAL_H */

@@ -1,50 +1,175 @@
-/* network_impl.h -- template body of network.c, instantiated per REAL by fastnn_real.h. */
+/* network_impl.h -- template body of network.c, instantiated per REAL by fastnn_real.h.
+ *
+ * Every whole-network kernel walks the layer table and switches on each layer's kind. Flatten (always) and
+ * dropout (outside training) pass their input through: their output is the buffer below them and the layer
+ * above writes its input gradient straight into the delta of the layer below them. */
 
+static int SFX(passes_through)(const fastnn_layer *L, int training)
+{
+    return L->kind == FASTNN_LAYER_FLATTEN || (L->kind == FASTNN_LAYER_DROPOUT && !training);
+}
+
+static int SFX(has_params)(const fastnn_layer *L)
+{
+    return L->kind == FASTNN_LAYER_DENSE || L->kind == FASTNN_LAYER_CONV2D;
+}
+
+/* The nearest layer at or below i that owns its output buffer, or -1 when only pass-through layers (or none)
+ * lie between the input and i. */
+static int SFX(owner_at_or_below)(const fastnn_net *net, int i, int training)
+{
+    for (; i >= 0; i--)
+        if (!SFX(passes_through)(&net->layers[i], training)) return i;
+    return -1;
+}
+
+static int SFX(params_below)(const fastnn_net *net, int i)
+{
+    for (i = i - 1; i >= 0; i--)
+        if (SFX(has_params)(&net->layers[i])) return 1;
+    return 0;
+}
+
+/* The table itself: kinds, sizes chained layer to layer, the geometry of each window, parameters present. */
 static int SFX(check_net)(const fastnn_net *net)
 {
-    int i;
+    int i, rc;
     if (net == NULL || net->n_layers < 1 || net->layers == NULL || net->params == NULL || net->grads == NULL)
         return FASTNN_EINVAL;
     for (i = 0; i < net->n_layers; i++) {
         const fastnn_layer *L = &net->layers[i];
-        if (L->W == NULL || L->b == NULL) return FASTNN_EINVAL;
-        if (i > 0 && L->d_in != net->layers[i - 1].d_out) return FASTNN_ESHAPE;
+        const fastnn_window *g = &L->win;
+        if (L->in_size < 1 || L->out_size < 1) return FASTNN_ESHAPE;
+        if (i > 0 && L->in_size != net->layers[i - 1].out_size) return FASTNN_ESHAPE;
+        switch (L->kind) {
+        case FASTNN_LAYER_DENSE:
+            break;
+        case FASTNN_LAYER_CONV2D:
+        case FASTNN_LAYER_MAXPOOL2D:
+        case FASTNN_LAYER_AVGPOOL2D:
+            rc = fastnn_check_window(g, L->kind != FASTNN_LAYER_CONV2D);
+            if (rc != FASTNN_OK) return rc;
+            if (L->in_size != g->in_c * g->in_h * g->in_w || L->out_size != g->out_c * g->out_h * g->out_w)
+                return FASTNN_ESHAPE;
+            break;
+        case FASTNN_LAYER_FLATTEN:
+            if (L->out_size != L->in_size) return FASTNN_ESHAPE;
+            break;
+        case FASTNN_LAYER_DROPOUT:
+            if (L->out_size != L->in_size) return FASTNN_ESHAPE;
+            if (!(L->rate >= 0 && L->rate < 1)) return FASTNN_EINVAL;
+            break;
+        default:
+            return FASTNN_EINVAL;
+        }
+        if (SFX(has_params)(L) && (L->W == NULL || L->b == NULL || L->dW == NULL || L->db == NULL))
+            return FASTNN_EINVAL;
+    }
+    /* the loss reads the output layer's buffer, and the fused losses its logits */
+    if (net->layers[net->n_layers - 1].kind != FASTNN_LAYER_DENSE) return FASTNN_EINVAL;
+    return FASTNN_OK;
+}
+
+/* The training workspaces every layer's backprop needs. */
+static int SFX(check_workspaces)(const fastnn_net *net)
+{
+    int i;
+    for (i = 0; i < net->n_layers; i++) {
+        const fastnn_layer *L = &net->layers[i];
+        if (L->kind == FASTNN_LAYER_FLATTEN) continue;
+        if (L->a == NULL || L->delta == NULL) return FASTNN_EINVAL;
+        if (L->kind == FASTNN_LAYER_CONV2D && (L->cols == NULL || L->scratch == NULL)) return FASTNN_EINVAL;
+        if (L->kind == FASTNN_LAYER_MAXPOOL2D && L->argmax == NULL) return FASTNN_EINVAL;
+        if (L->kind == FASTNN_LAYER_DROPOUT && L->mask == NULL) return FASTNN_EINVAL;
     }
     return FASTNN_OK;
 }
 
+/* Layer i's forward pass over n samples: out = layer(in). act is the activation to apply (dense, conv2d);
+ * cols, scratch, argmax and mask are the workspaces to use (argmax may be NULL outside training). */
+static int SFX(layer_forward)(const fastnn_layer *L, int i, REAL *out, const REAL *in, int64_t n, int act,
+                              REAL *cols, REAL *scratch, int32_t *argmax, uint64_t dropout_key, int n_threads)
+{
+    switch (L->kind) {
+    case FASTNN_LAYER_DENSE:
+        return SFX(fastnn_dense_forward)(out, in, (const REAL *)L->W, (const REAL *)L->b, n, L->in_size,
+                                         L->out_size, act, L->alpha, n_threads);
+    case FASTNN_LAYER_CONV2D:
+        return SFX(fastnn_conv2d_forward)(out, cols, scratch, in, (const REAL *)L->W, (const REAL *)L->b, n,
+                                          &L->win, act, L->alpha, n_threads);
+    case FASTNN_LAYER_MAXPOOL2D:
+        return SFX(fastnn_maxpool2d_forward)(out, argmax, in, n, &L->win, n_threads);
+    case FASTNN_LAYER_AVGPOOL2D:
+        return SFX(fastnn_avgpool2d_forward)(out, in, n, &L->win, n_threads);
+    case FASTNN_LAYER_DROPOUT:
+        return SFX(fastnn_dropout_forward)(out, (REAL *)L->mask, in, n, L->in_size, L->rate,
+                                           fastnn_dropout_layer_key(dropout_key, i), n_threads);
+    default:
+        return FASTNN_EINVAL;
+    }
+}
+
 int SFX(fastnn_net_backprop)(const fastnn_net *net, double *loss, const REAL *x, const REAL *t, const REAL *w,
-                             int64_t n, int n_threads)
+                             int64_t n, int training, uint64_t dropout_key, int n_threads)
 {
     int i, rc = SFX(check_net)(net);
     if (rc != FASTNN_OK) return rc;
+    if (loss == NULL || x == NULL || t == NULL) return FASTNN_EINVAL;
     if (n < 1 || n > net->max_batch) return FASTNN_ESHAPE;
+    if ((rc = SFX(check_workspaces)(net)) != FASTNN_OK) return rc;
     const fastnn_layer *layers = net->layers, *last = &layers[net->n_layers - 1];
 
     const REAL *in = x;
     for (i = 0; i < net->n_layers; i++) {
         const fastnn_layer *L = &layers[i];
-        rc = SFX(fastnn_dense_forward)((REAL *)L->a, in, (const REAL *)L->W, (const REAL *)L->b, n, L->d_in,
-                                       L->d_out, L->act, L->alpha, n_threads);
+        if (SFX(passes_through)(L, training)) continue;
+        rc = SFX(layer_forward)(L, i, (REAL *)L->a, in, n, L->act, (REAL *)L->cols, (REAL *)L->scratch, L->argmax,
+                                dropout_key, n_threads);
         if (rc != FASTNN_OK) return rc;
         in = (const REAL *)L->a;
     }
-    rc = SFX(fastnn_loss)(loss, (REAL *)last->delta, (const REAL *)last->a, t, w, n, last->d_out,
+    rc = SFX(fastnn_loss)(loss, (REAL *)last->delta, (const REAL *)last->a, t, w, n, last->out_size,
                           net->loss_kind, n_threads);
     if (rc != FASTNN_OK) return rc;
     /* the fused losses already gave the gradient w.r.t. the logits; mse gave it w.r.t. the activation */
     rc = SFX(fastnn_act_backward)((REAL *)last->delta, (const REAL *)last->delta, (const REAL *)last->a, n,
-                                  last->d_out, last->act, last->alpha, n_threads);
+                                  last->out_size, last->act, last->alpha, n_threads);
     if (rc != FASTNN_OK) return rc;
+
     for (i = net->n_layers - 1; i >= 0; i--) {
-        const fastnn_layer *L = &layers[i], *below = i > 0 ? &layers[i - 1] : NULL;
+        const fastnn_layer *L = &layers[i];
+        if (SFX(passes_through)(L, training)) continue;
+        int b = SFX(owner_at_or_below)(net, i - 1, training);
+        const fastnn_layer *below = b >= 0 ? &layers[b] : NULL;
         const REAL *x_in = below ? (const REAL *)below->a : x;
-        REAL *dx = below ? (REAL *)below->delta : NULL;
-        rc = SFX(fastnn_dense_backward)(dx, (REAL *)L->dW, (REAL *)L->db, (const REAL *)L->delta, x_in,
-                                        (const REAL *)L->W, n, L->d_in, L->d_out, n_threads);
+        /* an input gradient only matters if some layer below has parameters */
+        REAL *dx = below && SFX(params_below)(net, i) ? (REAL *)below->delta : NULL;
+        const REAL *dz = (const REAL *)L->delta;
+        switch (L->kind) {
+        case FASTNN_LAYER_DENSE:
+            rc = SFX(fastnn_dense_backward)(dx, (REAL *)L->dW, (REAL *)L->db, dz, x_in, (const REAL *)L->W, n,
+                                            L->in_size, L->out_size, n_threads);
+            break;
+        case FASTNN_LAYER_CONV2D:
+            rc = SFX(fastnn_conv2d_backward)(dx, (REAL *)L->dW, (REAL *)L->db, (REAL *)L->cols,
+                                             (REAL *)L->scratch, dz, (const REAL *)L->W, n, &L->win, n_threads);
+            break;
+        case FASTNN_LAYER_MAXPOOL2D:
+            rc = dx ? SFX(fastnn_maxpool2d_backward)(dx, dz, L->argmax, n, &L->win, n_threads) : FASTNN_OK;
+            break;
+        case FASTNN_LAYER_AVGPOOL2D:
+            rc = dx ? SFX(fastnn_avgpool2d_backward)(dx, dz, n, &L->win, n_threads) : FASTNN_OK;
+            break;
+        case FASTNN_LAYER_DROPOUT:
+            rc = dx ? SFX(fastnn_dropout_backward)(dx, dz, (const REAL *)L->mask, n, L->in_size, n_threads)
+                    : FASTNN_OK;
+            break;
+        default:
+            rc = FASTNN_EINVAL;
+        }
         if (rc != FASTNN_OK) return rc;
-        if (below) {
-            rc = SFX(fastnn_act_backward)(dx, dx, (const REAL *)below->a, n, below->d_out, below->act,
+        if (dx && SFX(has_params)(below)) {
+            rc = SFX(fastnn_act_backward)(dx, dx, (const REAL *)below->a, n, below->out_size, below->act,
                                           below->alpha, n_threads);
             if (rc != FASTNN_OK) return rc;
         }
@@ -81,24 +206,24 @@ int SFX(fastnn_net_update)(const fastnn_net *net, fastnn_optimizer *opt, int n_t
 }
 
 int SFX(fastnn_net_train_epoch)(const fastnn_net *net, fastnn_optimizer *opt, const REAL *X, const REAL *T,
-                                const REAL *W, const int64_t *order, int64_t n, int64_t batch, double *loss_sum,
-                                int64_t *n_done, int n_threads)
+                                const REAL *W, const int64_t *order, int64_t n, int64_t batch,
+                                uint64_t dropout_seed, double *loss_sum, int64_t *n_done, int n_threads)
 {
     int rc = SFX(check_net)(net);
     if (rc != FASTNN_OK) return rc;
     if (opt == NULL || X == NULL || T == NULL || order == NULL || loss_sum == NULL || n_done == NULL)
         return FASTNN_EINVAL;
     if (n < 1 || batch < 1 || batch > net->max_batch) return FASTNN_ESHAPE;
-    const int64_t d_in = net->layers[0].d_in, d_out = net->layers[net->n_layers - 1].d_out;
+    const int64_t d_in = net->layers[0].in_size, d_out = net->layers[net->n_layers - 1].out_size;
     REAL *xb = (REAL *)net->x_batch, *tb = (REAL *)net->t_batch, *wb = W ? (REAL *)net->w_batch : NULL;
-    if (W != NULL && wb == NULL) return FASTNN_EINVAL;
-    int64_t start, r, j;
+    if (xb == NULL || tb == NULL || (W != NULL && wb == NULL)) return FASTNN_EINVAL;
+    int64_t start, r, j, b;
     *loss_sum = 0.0;
     *n_done = 0;
     for (r = 0; r < n; r++)
         if (order[r] < 0 || order[r] >= n) return FASTNN_EINVAL;
 
-    for (start = 0; start < n; start += batch) {
+    for (start = 0, b = 0; start < n; start += batch, b++) {
         int64_t rows = n - start < batch ? n - start : batch;
         double loss;
         for (r = 0; r < rows; r++) {
@@ -107,7 +232,8 @@ int SFX(fastnn_net_train_epoch)(const fastnn_net *net, fastnn_optimizer *opt, co
             for (j = 0; j < d_out; j++) tb[r * d_out + j] = ts[j];
             if (wb) wb[r] = W[order[start + r]];
         }
-        rc = SFX(fastnn_net_backprop)(net, &loss, xb, tb, wb, rows, n_threads);
+        rc = SFX(fastnn_net_backprop)(net, &loss, xb, tb, wb, rows, 1, fastnn_dropout_batch_key(dropout_seed, b),
+                                      n_threads);
         if (rc != FASTNN_OK) return rc;
         if (!isfinite(loss)) return FASTNN_ENONFINITE;
         rc = SFX(fastnn_net_update)(net, opt, n_threads);
@@ -118,19 +244,73 @@ int SFX(fastnn_net_train_epoch)(const fastnn_net *net, fastnn_optimizer *opt, co
     return FASTNN_OK;
 }
 
+/* A forward pass outside training in `scratch` (see fastnn_net_infer_scratch_size): two buffers of the widest
+ * layer output taken in turn, then one conv2d's columns and product. predict: the output layer applies its
+ * predict activation and writes into y; otherwise the output (logits for the fused losses) is returned in *out. */
+static int SFX(net_infer)(const fastnn_net *net, REAL *y, const REAL **out, const REAL *x, int64_t n,
+                          REAL *scratch, int n_threads)
+{
+    int i, rc;
+    int64_t widest = fastnn_net_infer_widest(net);
+    REAL *buf0 = scratch, *buf1 = scratch + n * widest, *cols = scratch + 2 * n * widest;
+    REAL *conv_scratch = cols + n * fastnn_net_infer_cols(net);
+    const REAL *in = x;
+    for (i = 0; i < net->n_layers; i++) {
+        const fastnn_layer *L = &net->layers[i];
+        if (SFX(passes_through)(L, 0)) continue;
+        int is_last = i == net->n_layers - 1;
+        REAL *dst = is_last && y ? y : (in == buf0 ? buf1 : buf0);
+        rc = SFX(layer_forward)(L, i, dst, in, n, is_last && y ? L->predict_act : L->act, cols, conv_scratch, NULL,
+                                0, n_threads);
+        if (rc != FASTNN_OK) return rc;
+        in = dst;
+    }
+    if (out) *out = in;
+    return FASTNN_OK;
+}
+
+int SFX(fastnn_net_predict)(const fastnn_net *net, REAL *y, const REAL *x, int64_t n, REAL *scratch,
+                            int n_threads)
+{
+    int rc = SFX(check_net)(net);
+    if (rc != FASTNN_OK) return rc;
+    if (n < 0) return FASTNN_ESHAPE;
+    if (n == 0) return FASTNN_OK;
+    if (y == NULL || x == NULL || scratch == NULL) return FASTNN_EINVAL;
+    return SFX(net_infer)(net, y, NULL, x, n, scratch, n_threads);
+}
+
+int SFX(fastnn_net_evaluate)(const fastnn_net *net, double *loss, const REAL *x, const REAL *t, const REAL *w,
+                             int64_t n, REAL *scratch, int n_threads)
+{
+    const REAL *out = NULL;
+    int rc = SFX(check_net)(net);
+    if (rc != FASTNN_OK) return rc;
+    if (n < 1) return FASTNN_ESHAPE;
+    if (loss == NULL || x == NULL || t == NULL || scratch == NULL) return FASTNN_EINVAL;
+    rc = SFX(net_infer)(net, NULL, &out, x, n, scratch, n_threads);
+    if (rc != FASTNN_OK) return rc;
+    return SFX(fastnn_loss)(loss, NULL, out, t, w, n, net->layers[net->n_layers - 1].out_size, net->loss_kind,
+                            n_threads);
+}
+
 int SFX(fastnn_net_forward_single)(const fastnn_net *net, REAL *y, const REAL *x, REAL *scratch)
 {
     int i, rc;
     if (net == NULL || net->n_layers < 1 || net->layers == NULL || y == NULL || x == NULL || scratch == NULL)
         return FASTNN_EINVAL;
     int64_t widest = 0;
-    for (i = 0; i < net->n_layers; i++) widest = net->layers[i].d_out > widest ? net->layers[i].d_out : widest;
+    for (i = 0; i < net->n_layers; i++) {
+        if (net->layers[i].kind != FASTNN_LAYER_DENSE) return FASTNN_EINVAL;
+        if (i > 0 && net->layers[i].in_size != net->layers[i - 1].out_size) return FASTNN_ESHAPE;
+        widest = net->layers[i].out_size > widest ? net->layers[i].out_size : widest;
+    }
     const REAL *in = x;
     for (i = 0; i < net->n_layers; i++) {
         const fastnn_layer *L = &net->layers[i];
         REAL *out = i == net->n_layers - 1 ? y : scratch + (i % 2) * widest;
-        rc = SFX(fastnn_dense_forward_single)(out, in, (const REAL *)L->W, (const REAL *)L->b, L->d_in, L->d_out,
-                                              L->predict_act, L->alpha);
+        rc = SFX(fastnn_dense_forward_single)(out, in, (const REAL *)L->W, (const REAL *)L->b, L->in_size,
+                                              L->out_size, L->predict_act, L->alpha);
         if (rc != FASTNN_OK) return rc;
         in = out;
     }

@@ -1,4 +1,4 @@
-"""fastnn: fast dense neural networks on the CPU.
+"""fastnn: fast neural networks (dense and convolutional) on the CPU.
 
 The hot loops are C99 with OpenMP (csrc/), wrapped by Cython (fastnn._core); a NumPy twin (fastnn._py) gives the
 same numbers where the extension cannot build. See README.md.
@@ -7,7 +7,7 @@ from . import _backend, datasets
 from . import _threads
 from ._threads import get_num_threads, set_num_threads
 from .io import load
-from .layers import Dense
+from .layers import AvgPool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D
 from .network import Network
 from .training import (CosineDecay, EarlyStopping, ExponentialDecay, History, ReduceLROnPlateau,
                        StepDecay)
@@ -54,6 +54,6 @@ def __getattr__(name):  # fastnn.MLPClassifier / MLPRegressor (fastnn/sklearn.py
     raise AttributeError(f"module 'fastnn' has no attribute {name!r}")
 
 
-__all__ = ["BACKEND", "CosineDecay", "Dense", "EarlyStopping", "ExponentialDecay", "History", "MLPClassifier",
-           "MLPRegressor", "Network", "ReduceLROnPlateau", "StepDecay", "datasets", "get_num_threads", "load",
-           "set_num_threads", "show_config"]
+__all__ = ["AvgPool2D", "BACKEND", "Conv2D", "CosineDecay", "Dense", "Dropout", "EarlyStopping", "ExponentialDecay",
+           "Flatten", "History", "MLPClassifier", "MLPRegressor", "MaxPool2D", "Network", "ReduceLROnPlateau",
+           "StepDecay", "datasets", "get_num_threads", "load", "set_num_threads", "show_config"]

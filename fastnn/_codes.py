@@ -16,3 +16,6 @@ OPTIMIZERS = {"sgd": OPT_SGD, "adam": OPT_ADAM, "adamw": OPT_ADAMW, "rmsprop": O
               "irprop-": OPT_IRPROP_MINUS}
 
 LEAKY_RELU_SLOPE = 0.01
+
+# Layer kinds (fastnn_layer_kind in csrc/fastnn.h).
+LAYER_DENSE, LAYER_CONV2D, LAYER_MAXPOOL2D, LAYER_AVGPOOL2D, LAYER_FLATTEN, LAYER_DROPOUT = range(6)

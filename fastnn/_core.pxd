@@ -1,5 +1,5 @@
 # Declarations of csrc/fastnn.h for the Cython layer. The C functions never set Python errors, hence noexcept.
-from libc.stdint cimport int64_t
+from libc.stdint cimport int32_t, int64_t, uint64_t
 
 cdef extern from "fastnn.h" nogil:
     enum:
@@ -9,16 +9,26 @@ cdef extern from "fastnn.h" nogil:
         FASTNN_ENOMEM
         FASTNN_ENONFINITE
 
+    ctypedef struct fastnn_window:
+        int64_t in_c, in_h, in_w, out_c, out_h, out_w
+        int64_t kh, kw, sh, sw, pad_h, pad_w
+
     ctypedef struct fastnn_layer:
-        int64_t d_in, d_out
+        int kind
+        int64_t in_size, out_size
+        fastnn_window win
         int act, predict_act
-        double alpha
+        double alpha, rate
         void *W
         void *b
         void *dW
         void *db
         void *a
         void *delta
+        void *cols
+        void *scratch
+        int32_t *argmax
+        void *mask
 
     ctypedef struct fastnn_net:
         int n_layers
@@ -105,18 +115,72 @@ cdef extern from "fastnn.h" nogil:
                                      int64_t n_decay, double eta_plus, double eta_minus, double step_min,
                                      double step_max, double weight_decay, int n_threads) noexcept
 
+    int fastnn_im2col_f32(float *cols, const float *x, int64_t n, const fastnn_window *g, int n_threads) noexcept
+    int fastnn_im2col_f64(double *cols, const double *x, int64_t n, const fastnn_window *g, int n_threads) noexcept
+    int fastnn_col2im_f32(float *dx, const float *cols, int64_t n, const fastnn_window *g, int n_threads) noexcept
+    int fastnn_col2im_f64(double *dx, const double *cols, int64_t n, const fastnn_window *g, int n_threads) noexcept
+    int fastnn_conv2d_forward_f32(float *y, float *cols, float *scratch, const float *x, const float *W,
+                                  const float *b, int64_t n, const fastnn_window *g, int act, double alpha,
+                                  int n_threads) noexcept
+    int fastnn_conv2d_forward_f64(double *y, double *cols, double *scratch, const double *x, const double *W,
+                                  const double *b, int64_t n, const fastnn_window *g, int act, double alpha,
+                                  int n_threads) noexcept
+    int fastnn_conv2d_backward_f32(float *dx, float *dW, float *db, float *cols, float *scratch, const float *dz,
+                                   const float *W, int64_t n, const fastnn_window *g, int n_threads) noexcept
+    int fastnn_conv2d_backward_f64(double *dx, double *dW, double *db, double *cols, double *scratch,
+                                   const double *dz, const double *W, int64_t n, const fastnn_window *g,
+                                   int n_threads) noexcept
+    int fastnn_maxpool2d_forward_f32(float *y, int32_t *argmax, const float *x, int64_t n, const fastnn_window *g,
+                                     int n_threads) noexcept
+    int fastnn_maxpool2d_forward_f64(double *y, int32_t *argmax, const double *x, int64_t n,
+                                     const fastnn_window *g, int n_threads) noexcept
+    int fastnn_maxpool2d_backward_f32(float *dx, const float *dy, const int32_t *argmax, int64_t n,
+                                      const fastnn_window *g, int n_threads) noexcept
+    int fastnn_maxpool2d_backward_f64(double *dx, const double *dy, const int32_t *argmax, int64_t n,
+                                      const fastnn_window *g, int n_threads) noexcept
+    int fastnn_avgpool2d_forward_f32(float *y, const float *x, int64_t n, const fastnn_window *g,
+                                     int n_threads) noexcept
+    int fastnn_avgpool2d_forward_f64(double *y, const double *x, int64_t n, const fastnn_window *g,
+                                     int n_threads) noexcept
+    int fastnn_avgpool2d_backward_f32(float *dx, const float *dy, int64_t n, const fastnn_window *g,
+                                      int n_threads) noexcept
+    int fastnn_avgpool2d_backward_f64(double *dx, const double *dy, int64_t n, const fastnn_window *g,
+                                      int n_threads) noexcept
+    int fastnn_dropout_forward_f32(float *y, float *mask, const float *x, int64_t n, int64_t d, double rate,
+                                   uint64_t key, int n_threads) noexcept
+    int fastnn_dropout_forward_f64(double *y, double *mask, const double *x, int64_t n, int64_t d, double rate,
+                                   uint64_t key, int n_threads) noexcept
+    int fastnn_dropout_backward_f32(float *dx, const float *dy, const float *mask, int64_t n, int64_t d,
+                                    int n_threads) noexcept
+    int fastnn_dropout_backward_f64(double *dx, const double *dy, const double *mask, int64_t n, int64_t d,
+                                    int n_threads) noexcept
+    uint64_t fastnn_dropout_batch_key(uint64_t seed, int64_t b) noexcept
+    uint64_t fastnn_dropout_layer_key(uint64_t key, int64_t layer) noexcept
+    double fastnn_dropout_uniform(uint64_t key, int64_t i) noexcept
+    int64_t fastnn_net_infer_scratch_size(const fastnn_net *net, int64_t n) noexcept
+
     int fastnn_net_backprop_f32(const fastnn_net *net, double *loss, const float *x, const float *t,
-                                const float *w, int64_t n, int n_threads) noexcept
+                                const float *w, int64_t n, int training, uint64_t dropout_key, int n_threads) noexcept
     int fastnn_net_backprop_f64(const fastnn_net *net, double *loss, const double *x, const double *t,
-                                const double *w, int64_t n, int n_threads) noexcept
+                                const double *w, int64_t n, int training, uint64_t dropout_key,
+                                int n_threads) noexcept
     int fastnn_net_update_f32(const fastnn_net *net, fastnn_optimizer *opt, int n_threads) noexcept
     int fastnn_net_update_f64(const fastnn_net *net, fastnn_optimizer *opt, int n_threads) noexcept
     int fastnn_net_train_epoch_f32(const fastnn_net *net, fastnn_optimizer *opt, const float *X, const float *T,
-                                   const float *W, const int64_t *order, int64_t n, int64_t batch, double *loss_sum,
-                                   int64_t *n_done, int n_threads) noexcept
+                                   const float *W, const int64_t *order, int64_t n, int64_t batch,
+                                   uint64_t dropout_seed, double *loss_sum, int64_t *n_done, int n_threads) noexcept
     int fastnn_net_train_epoch_f64(const fastnn_net *net, fastnn_optimizer *opt, const double *X,
-                                   const double *T, const double *W, const int64_t *order, int64_t n, int64_t batch,
-                                   double *loss_sum, int64_t *n_done, int n_threads) noexcept
+                                   const double *T, const double *W, const int64_t *order, int64_t n,
+                                   int64_t batch, uint64_t dropout_seed, double *loss_sum, int64_t *n_done,
+                                   int n_threads) noexcept
+    int fastnn_net_predict_f32(const fastnn_net *net, float *y, const float *x, int64_t n, float *scratch,
+                               int n_threads) noexcept
+    int fastnn_net_predict_f64(const fastnn_net *net, double *y, const double *x, int64_t n, double *scratch,
+                               int n_threads) noexcept
+    int fastnn_net_evaluate_f32(const fastnn_net *net, double *loss, const float *x, const float *t,
+                                const float *w, int64_t n, float *scratch, int n_threads) noexcept
+    int fastnn_net_evaluate_f64(const fastnn_net *net, double *loss, const double *x, const double *t,
+                                const double *w, int64_t n, double *scratch, int n_threads) noexcept
     int fastnn_net_forward_single_f32(const fastnn_net *net, float *y, const float *x, float *scratch) noexcept
     int fastnn_net_forward_single_f64(const fastnn_net *net, double *y, const double *x,
                                       double *scratch) noexcept

@@ -7,7 +7,7 @@ validation and conversion before it gets here.
 """
 from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
 from cython cimport floating
-from libc.stdint cimport int64_t
+from libc.stdint cimport int32_t, int64_t, uint64_t
 
 from fastnn._core cimport *
 
@@ -344,12 +344,265 @@ def irprop_minus_step(floating[::1] params, const floating[::1] grads, floating[
     _check(rc, "irprop_minus_step")
 
 
+# ----------------------------------------------------------------------------------- conv, pool, dropout kernels
+# These take NumPy arrays (checked by _data) rather than fused memoryviews: several arguments may be None, and
+# the window geometry decides the sizes, which _data checks against it.
+
+cdef size_t _data(arr, dtype, Py_ssize_t min_rows, Py_ssize_t cols, str what, bint writable=True) except 0:
+    """The address of a 2-D C-contiguous array of this dtype with `cols` columns and at least min_rows rows."""
+    if arr is None:
+        raise ValueError(f"{what} is required")
+    if arr.dtype != dtype or arr.ndim != 2 or not arr.flags.c_contiguous or (writable and not arr.flags.writeable):
+        raise ValueError(f"{what} must be a {'writable ' if writable else ''}C-contiguous 2-D {dtype} array, got "
+                         f"{arr.dtype} of shape {arr.shape}")
+    if arr.shape[1] != cols or arr.shape[0] < min_rows:
+        raise ValueError(f"{what} has shape {arr.shape}, expected ({min_rows} or more, {cols})")
+    if arr.size == 0:
+        raise ValueError(f"{what} is empty")
+    return <size_t>arr.__array_interface__["data"][0]
+
+
+cdef int _window(fastnn_window *g, win) except -1:
+    if len(win) != 12:
+        raise ValueError(f"a window is 12 ints (in_c, in_h, in_w, out_c, out_h, out_w, kh, kw, sh, sw, pad_h, "
+                         f"pad_w), got {win!r}")
+    (g.in_c, g.in_h, g.in_w, g.out_c, g.out_h, g.out_w, g.kh, g.kw, g.sh, g.sw, g.pad_h, g.pad_w) = win
+    return 0
+
+
+cdef class _Batch:
+    """The dtype and sizes of one conv/pool call, from the input x (n, in_size)."""
+    cdef object dtype
+    cdef bint f32
+    cdef fastnn_window g
+    cdef Py_ssize_t n, in_size, out_size, positions, k
+
+    def __init__(self, x, win):
+        _window(&self.g, win)
+        self.dtype = x.dtype
+        if self.dtype.name not in ("float32", "float64"):
+            raise TypeError(f"expected float32 or float64 arrays, got {self.dtype}")
+        self.f32 = self.dtype.name == "float32"
+        self.n = x.shape[0]
+        self.in_size = self.g.in_c * self.g.in_h * self.g.in_w
+        self.out_size = self.g.out_c * self.g.out_h * self.g.out_w
+        self.positions = self.g.out_h * self.g.out_w
+        self.k = self.g.in_c * self.g.kh * self.g.kw
+
+
+def im2col(cols, x, win, int n_threads):
+    """cols (n*P, K) = the window under each output position of x (n, C*H*W); zeros where it meets padding."""
+    cdef _Batch B = _Batch(x, win)
+    cdef size_t px = _data(x, B.dtype, B.n, B.in_size, "im2col: x", False)
+    cdef size_t pc = _data(cols, B.dtype, B.n * B.positions, B.k, "im2col: cols")
+    cdef int rc
+    with nogil:
+        if B.f32:
+            rc = fastnn_im2col_f32(<float *>pc, <const float *>px, B.n, &B.g, n_threads)
+        else:
+            rc = fastnn_im2col_f64(<double *>pc, <const double *>px, B.n, &B.g, n_threads)
+    _check(rc, "im2col")
+
+
+def col2im(dx, cols, win, int n_threads):
+    """dx (n, C*H*W) = every column entry summed into the pixel it was read from (overwritten)."""
+    cdef _Batch B = _Batch(dx, win)
+    cdef size_t pd = _data(dx, B.dtype, B.n, B.in_size, "col2im: dx")
+    cdef size_t pc = _data(cols, B.dtype, B.n * B.positions, B.k, "col2im: cols", False)
+    cdef int rc
+    with nogil:
+        if B.f32:
+            rc = fastnn_col2im_f32(<float *>pd, <const float *>pc, B.n, &B.g, n_threads)
+        else:
+            rc = fastnn_col2im_f64(<double *>pd, <const double *>pc, B.n, &B.g, n_threads)
+    _check(rc, "col2im")
+
+
+def conv2d_forward(y, cols, scratch, x, W, b, win, int act, double alpha, int n_threads):
+    """y (n, out_c*P) = act(conv(x, W) + b); W (out_c, K); cols (n*P, K) and scratch (n*P, out_c) workspaces."""
+    cdef _Batch B = _Batch(x, win)
+    cdef size_t px = _data(x, B.dtype, B.n, B.in_size, "conv2d_forward: x", False)
+    cdef size_t py = _data(y, B.dtype, B.n, B.out_size, "conv2d_forward: y")
+    cdef size_t pc = _data(cols, B.dtype, B.n * B.positions, B.k, "conv2d_forward: cols")
+    cdef size_t ps = _data(scratch, B.dtype, B.n * B.positions, B.g.out_c, "conv2d_forward: scratch")
+    cdef size_t pw = _data(W, B.dtype, B.g.out_c, B.k, "conv2d_forward: W", False)
+    cdef size_t pb = _data(b.reshape(1, -1), B.dtype, 1, B.g.out_c, "conv2d_forward: b", False)
+    cdef int rc
+    if y.shape[0] != B.n:
+        raise ValueError(f"conv2d_forward: y has {y.shape[0]} rows, x has {B.n}")
+    with nogil:
+        if B.f32:
+            rc = fastnn_conv2d_forward_f32(<float *>py, <float *>pc, <float *>ps, <const float *>px,
+                                           <const float *>pw, <const float *>pb, B.n, &B.g, act, alpha, n_threads)
+        else:
+            rc = fastnn_conv2d_forward_f64(<double *>py, <double *>pc, <double *>ps, <const double *>px,
+                                           <const double *>pw, <const double *>pb, B.n, &B.g, act, alpha,
+                                           n_threads)
+    _check(rc, "conv2d_forward")
+
+
+def conv2d_backward(dx, dW, db, cols, scratch, dz, W, win, int n_threads):
+    """From dz (n, out_c*P) and the forward's cols: dW (out_c, K) = dz^T cols, db = sums of dz and, unless dx is
+    None, dx = col2im(dz W) (cols is overwritten)."""
+    cdef _Batch B = _Batch(dz, win)
+    cdef size_t pz = _data(dz, B.dtype, B.n, B.out_size, "conv2d_backward: dz", False)
+    cdef size_t pdw = _data(dW, B.dtype, B.g.out_c, B.k, "conv2d_backward: dW")
+    cdef size_t pdb = _data(db.reshape(1, -1), B.dtype, 1, B.g.out_c, "conv2d_backward: db")
+    cdef size_t pc = _data(cols, B.dtype, B.n * B.positions, B.k, "conv2d_backward: cols")
+    cdef size_t ps = _data(scratch, B.dtype, B.n * B.positions, B.g.out_c, "conv2d_backward: scratch")
+    cdef size_t pw = _data(W, B.dtype, B.g.out_c, B.k, "conv2d_backward: W", False)
+    cdef size_t pdx = 0
+    cdef int rc
+    if dW.shape[0] != B.g.out_c or B.n == 0:
+        raise ValueError("conv2d_backward: dW must be (out_c, K) and the batch non-empty")
+    if dx is not None:
+        pdx = _data(dx, B.dtype, B.n, B.in_size, "conv2d_backward: dx")
+    with nogil:
+        if B.f32:
+            rc = fastnn_conv2d_backward_f32(<float *>pdx, <float *>pdw, <float *>pdb, <float *>pc, <float *>ps,
+                                            <const float *>pz, <const float *>pw, B.n, &B.g, n_threads)
+        else:
+            rc = fastnn_conv2d_backward_f64(<double *>pdx, <double *>pdw, <double *>pdb, <double *>pc,
+                                            <double *>ps, <const double *>pz, <const double *>pw, B.n, &B.g,
+                                            n_threads)
+    _check(rc, "conv2d_backward")
+
+
+cdef size_t _index_data(arr, Py_ssize_t min_rows, Py_ssize_t cols, str what) except 0:
+    if arr.dtype.name != "int32" or arr.ndim != 2 or not arr.flags.c_contiguous or not arr.flags.writeable or \
+            arr.shape[1] != cols or arr.shape[0] < min_rows or arr.size == 0:
+        raise ValueError(f"{what} must be a writable C-contiguous int32 array of ({min_rows} or more, {cols}), got "
+                         f"{arr.dtype} {arr.shape}")
+    return <size_t>arr.__array_interface__["data"][0]
+
+
+def maxpool2d_forward(y, argmax, x, win, int n_threads):
+    """y (n, c*out_h*out_w) = window maxima of x; argmax (int32, same shape), unless None, their plane indices."""
+    cdef _Batch B = _Batch(x, win)
+    cdef size_t px = _data(x, B.dtype, B.n, B.in_size, "maxpool2d_forward: x", False)
+    cdef size_t py = _data(y, B.dtype, B.n, B.out_size, "maxpool2d_forward: y")
+    cdef size_t pa = 0
+    cdef int rc
+    if argmax is not None:
+        pa = _index_data(argmax, B.n, B.out_size, "maxpool2d_forward: argmax")
+    with nogil:
+        if B.f32:
+            rc = fastnn_maxpool2d_forward_f32(<float *>py, <int32_t *>pa, <const float *>px, B.n, &B.g, n_threads)
+        else:
+            rc = fastnn_maxpool2d_forward_f64(<double *>py, <int32_t *>pa, <const double *>px, B.n, &B.g,
+                                              n_threads)
+    _check(rc, "maxpool2d_forward")
+
+
+def maxpool2d_backward(dx, dy, argmax, win, int n_threads):
+    """dx = dy scattered to the maxima argmax points at (overwritten)."""
+    cdef _Batch B = _Batch(dy, win)
+    cdef size_t py = _data(dy, B.dtype, B.n, B.out_size, "maxpool2d_backward: dy", False)
+    cdef size_t pd = _data(dx, B.dtype, B.n, B.in_size, "maxpool2d_backward: dx")
+    cdef size_t pa = _index_data(argmax, B.n, B.out_size, "maxpool2d_backward: argmax")
+    cdef int rc
+    with nogil:
+        if B.f32:
+            rc = fastnn_maxpool2d_backward_f32(<float *>pd, <const float *>py, <const int32_t *>pa, B.n, &B.g,
+                                               n_threads)
+        else:
+            rc = fastnn_maxpool2d_backward_f64(<double *>pd, <const double *>py, <const int32_t *>pa, B.n, &B.g,
+                                               n_threads)
+    _check(rc, "maxpool2d_backward")
+
+
+def avgpool2d_forward(y, x, win, int n_threads):
+    """y = window means of x."""
+    cdef _Batch B = _Batch(x, win)
+    cdef size_t px = _data(x, B.dtype, B.n, B.in_size, "avgpool2d_forward: x", False)
+    cdef size_t py = _data(y, B.dtype, B.n, B.out_size, "avgpool2d_forward: y")
+    cdef int rc
+    with nogil:
+        if B.f32:
+            rc = fastnn_avgpool2d_forward_f32(<float *>py, <const float *>px, B.n, &B.g, n_threads)
+        else:
+            rc = fastnn_avgpool2d_forward_f64(<double *>py, <const double *>px, B.n, &B.g, n_threads)
+    _check(rc, "avgpool2d_forward")
+
+
+def avgpool2d_backward(dx, dy, win, int n_threads):
+    """dx = dy / (kh * kw) spread over each window (overwritten)."""
+    cdef _Batch B = _Batch(dy, win)
+    cdef size_t py = _data(dy, B.dtype, B.n, B.out_size, "avgpool2d_backward: dy", False)
+    cdef size_t pd = _data(dx, B.dtype, B.n, B.in_size, "avgpool2d_backward: dx")
+    cdef int rc
+    with nogil:
+        if B.f32:
+            rc = fastnn_avgpool2d_backward_f32(<float *>pd, <const float *>py, B.n, &B.g, n_threads)
+        else:
+            rc = fastnn_avgpool2d_backward_f64(<double *>pd, <const double *>py, B.n, &B.g, n_threads)
+    _check(rc, "avgpool2d_backward")
+
+
+def dropout_forward(y, mask, x, double rate, uint64_t key, int n_threads):
+    """mask = 1 / (1 - rate) where dropout_uniform(key, i) >= rate, else 0; y = x * mask (y may be x)."""
+    cdef Py_ssize_t n = x.shape[0], d = x.shape[1]
+    cdef size_t px = _data(x, x.dtype, n, d, "dropout_forward: x", False)
+    cdef size_t py = _data(y, x.dtype, n, d, "dropout_forward: y")
+    cdef size_t pm = _data(mask, x.dtype, n, d, "dropout_forward: mask")
+    cdef int rc
+    cdef bint f32 = x.dtype.name == "float32"
+    with nogil:
+        if f32:
+            rc = fastnn_dropout_forward_f32(<float *>py, <float *>pm, <const float *>px, n, d, rate, key, n_threads)
+        else:
+            rc = fastnn_dropout_forward_f64(<double *>py, <double *>pm, <const double *>px, n, d, rate, key,
+                                            n_threads)
+    _check(rc, "dropout_forward")
+
+
+def dropout_backward(dx, dy, mask, int n_threads):
+    """dx = dy * mask."""
+    cdef Py_ssize_t n = dy.shape[0], d = dy.shape[1]
+    cdef size_t py = _data(dy, dy.dtype, n, d, "dropout_backward: dy", False)
+    cdef size_t pd = _data(dx, dy.dtype, n, d, "dropout_backward: dx")
+    cdef size_t pm = _data(mask, dy.dtype, n, d, "dropout_backward: mask", False)
+    cdef int rc
+    cdef bint f32 = dy.dtype.name == "float32"
+    with nogil:
+        if f32:
+            rc = fastnn_dropout_backward_f32(<float *>pd, <const float *>py, <const float *>pm, n, d, n_threads)
+        else:
+            rc = fastnn_dropout_backward_f64(<double *>pd, <const double *>py, <const double *>pm, n, d, n_threads)
+    _check(rc, "dropout_backward")
+
+
+def dropout_batch_key(uint64_t seed, int64_t b):
+    """The dropout key of batch b of an epoch whose seed is `seed`."""
+    return fastnn_dropout_batch_key(seed, b)
+
+
+def dropout_layer_key(uint64_t key, int64_t layer):
+    """The dropout key of layer `layer` under a pass's key."""
+    return fastnn_dropout_layer_key(key, layer)
+
+
+def dropout_uniform(uint64_t key, index):
+    """The uniform numbers in [0, 1) of the elements `index` (ints) under `key`, as the C kernels draw them."""
+    import numpy as np
+    idx = np.asarray(index, dtype=np.int64).reshape(-1)
+    out = np.empty(idx.shape[0], dtype=np.float64)
+    cdef double[::1] o = out
+    cdef const int64_t[::1] ii = idx
+    cdef Py_ssize_t j
+    for j in range(ii.shape[0]):
+        o[j] = fastnn_dropout_uniform(key, ii[j])
+    return out.reshape(np.shape(index))
+
+
 # ----------------------------------------------------------------------------------------- whole-network kernels
 from libc.stdlib cimport calloc, free
 
 
 cdef void *_address(arr, dtype, tuple shape, str what) except NULL:
     """The data pointer of a C-contiguous, writable array of exactly this dtype and shape (checked)."""
+    if arr is None:
+        raise ValueError(f"NetHandle: {what} is missing")
     if arr.dtype != dtype or tuple(arr.shape) != shape or not arr.flags.c_contiguous or not arr.flags.writeable:
         raise ValueError(f"NetHandle: {what} must be a writable C-contiguous {dtype} array of shape {shape}, "
                          f"got {arr.dtype} {arr.shape}")
@@ -358,22 +611,27 @@ cdef void *_address(arr, dtype, tuple shape, str what) except NULL:
     return <void *><size_t>arr.__array_interface__["data"][0]
 
 
+LAYER_FIELDS = ("kind", "in_size", "out_size", "win", "act", "predict_act", "alpha", "rate", "W", "b", "dW", "db",
+                "a", "delta", "cols", "scratch", "argmax", "mask")
+
+
 cdef class NetHandle:
     """A C view (fastnn_net) of a network's buffers, built once and reused by the whole-network kernels.
 
-    layers: a list of (W, b, dW, db, a, delta, act, predict_act, alpha), where a and delta are (max_batch, d_out)
-    workspaces or both None (a handle for prediction only). It keeps every array alive while it exists."""
+    layers: one dict per layer with the fields of fastnn_layer (LAYER_FIELDS; `win` the fastnn_window as a
+    tuple or None); workspaces are (max_batch, per-sample size) arrays, or None for a handle that only predicts
+    and evaluates. The handle keeps every array alive while it exists; the C code checks the table itself."""
     cdef fastnn_net net
     cdef readonly object dtype
     cdef readonly bint is_f32
-    cdef readonly Py_ssize_t max_batch, d_in, d_out, widest
+    cdef readonly Py_ssize_t max_batch, d_in, d_out
     cdef object _keep
 
     def __cinit__(self):
         self.net.layers = NULL
 
-    def __init__(self, list layers, int loss_kind, params, grads, Py_ssize_t n_decay, x_batch, t_batch,
-                 w_batch=None):
+    def __init__(self, list layers, int loss_kind, params, grads, Py_ssize_t n_decay, x_batch, t_batch, w_batch,
+                 Py_ssize_t max_batch):
         cdef Py_ssize_t i
         cdef fastnn_layer *L
         self.dtype = params.dtype
@@ -382,8 +640,7 @@ cdef class NetHandle:
         self.is_f32 = self.dtype.name == "float32"
         if not layers:
             raise ValueError("NetHandle: no layers")
-        self._keep = (list(layers), params, grads, x_batch, t_batch, w_batch)
-        self.net.n_layers = len(layers)
+        self._keep = ([dict(fields) for fields in layers], params, grads, x_batch, t_batch, w_batch)
         self.net.loss_kind = loss_kind
         self.net.params = _address(params, self.dtype, (params.shape[0],), "params")
         self.net.grads = _address(grads, self.dtype, (params.shape[0],), "grads")
@@ -391,34 +648,55 @@ cdef class NetHandle:
         if not 0 <= n_decay <= params.shape[0]:
             raise ValueError("NetHandle: n_decay out of range")
         self.net.n_decay = n_decay
-        self.d_in = layers[0][0].shape[0]
-        self.d_out = layers[len(layers) - 1][0].shape[1]  # (wraparound is off in this module)
-        self.max_batch = 0 if layers[0][4] is None else layers[0][4].shape[0]
-        self.net.max_batch = self.max_batch
+        self.max_batch = max_batch
+        self.net.max_batch = max_batch
         self.net.layers = <fastnn_layer *>calloc(len(layers), sizeof(fastnn_layer))
         if self.net.layers == NULL:
             raise MemoryError()
-        self.widest = 0
-        for i, (W, b, dW, db, a, delta, act, predict_act, alpha) in enumerate(layers):
+        self.net.n_layers = len(layers)
+        for i, fields in enumerate(layers):
+            missing = set(LAYER_FIELDS) - set(fields)
+            if missing:
+                raise ValueError(f"NetHandle: layer {i} lacks {sorted(missing)}")
             L = &self.net.layers[i]
-            L.d_in, L.d_out = W.shape[0], W.shape[1]
-            if i > 0 and L.d_in != self.net.layers[i - 1].d_out:
-                raise ValueError(f"NetHandle: layer {i} takes {L.d_in} inputs, layer {i - 1} gives "
-                                 f"{self.net.layers[i - 1].d_out}")
-            L.act, L.predict_act, L.alpha = act, predict_act, alpha
-            L.W = _address(W, self.dtype, (L.d_in, L.d_out), f"layer {i} W")
-            L.b = _address(b, self.dtype, (L.d_out,), f"layer {i} b")
-            L.dW = _address(dW, self.dtype, (L.d_in, L.d_out), f"layer {i} dW")
-            L.db = _address(db, self.dtype, (L.d_out,), f"layer {i} db")
-            if self.max_batch:
-                L.a = _address(a, self.dtype, (self.max_batch, L.d_out), f"layer {i} a")
-                L.delta = _address(delta, self.dtype, (self.max_batch, L.d_out), f"layer {i} delta")
-            self.widest = max(self.widest, L.d_out)
-        if self.max_batch:
-            self.net.x_batch = _address(x_batch, self.dtype, (self.max_batch, self.d_in), "x_batch")
-            self.net.t_batch = _address(t_batch, self.dtype, (self.max_batch, self.d_out), "t_batch")
+            L.kind = fields["kind"]
+            L.in_size, L.out_size = fields["in_size"], fields["out_size"]
+            if fields["win"] is not None:
+                _window(&L.win, fields["win"])
+            L.act, L.predict_act = fields["act"], fields["predict_act"]
+            L.alpha, L.rate = fields["alpha"], fields["rate"]
+            if fields["W"] is not None:
+                # dense: (d_in, d_out); conv2d: (out_c, in_c kh kw)
+                want = (L.in_size, L.out_size) if L.kind == 0 else (L.win.out_c, L.win.in_c * L.win.kh * L.win.kw)
+                L.W = _address(fields["W"], self.dtype, want, f"layer {i} W")
+                L.dW = _address(fields["dW"], self.dtype, want, f"layer {i} dW")
+                n_out = want[1] if L.kind == 0 else want[0]
+                L.b = _address(fields["b"], self.dtype, (n_out,), f"layer {i} b")
+                L.db = _address(fields["db"], self.dtype, (n_out,), f"layer {i} db")
+            if max_batch:
+                rows = (max_batch, L.out_size)
+                if fields["a"] is not None:
+                    L.a = _address(fields["a"], self.dtype, rows, f"layer {i} a")
+                    L.delta = _address(fields["delta"], self.dtype, rows, f"layer {i} delta")
+                if fields["cols"] is not None:
+                    L.cols = _address(fields["cols"], self.dtype, (max_batch, L.win.out_h * L.win.out_w *
+                                                                   L.win.in_c * L.win.kh * L.win.kw),
+                                      f"layer {i} cols")
+                    L.scratch = _address(fields["scratch"], self.dtype, rows, f"layer {i} scratch")
+                if fields["argmax"] is not None:
+                    L.argmax = <int32_t *>_address(fields["argmax"], fields["argmax"].dtype, rows,
+                                                   f"layer {i} argmax")
+                    if fields["argmax"].dtype.name != "int32":
+                        raise ValueError(f"NetHandle: layer {i} argmax must be int32")
+                if fields["mask"] is not None:
+                    L.mask = _address(fields["mask"], self.dtype, rows, f"layer {i} mask")
+        self.d_in = self.net.layers[0].in_size
+        self.d_out = self.net.layers[self.net.n_layers - 1].out_size
+        if max_batch:
+            self.net.x_batch = _address(x_batch, self.dtype, (max_batch, self.d_in), "x_batch")
+            self.net.t_batch = _address(t_batch, self.dtype, (max_batch, self.d_out), "t_batch")
             if w_batch is not None:
-                self.net.w_batch = _address(w_batch, self.dtype, (self.max_batch,), "w_batch")
+                self.net.w_batch = _address(w_batch, self.dtype, (max_batch,), "w_batch")
 
     def __dealloc__(self):
         free(self.net.layers)
@@ -437,36 +715,27 @@ cdef int _load_optimizer(fastnn_optimizer *opt, state, NetHandle h) except -1:
     return 0
 
 
-def net_backprop(NetHandle h, x, t, int n_threads, w=None):
-    """Forward and backward pass over one batch (x: (n, d_in), t: (n, d_out), n <= max_batch, sample weights
-    w: (n,) or None): fills the workspaces and the gradient buffer, returns the batch's mean loss."""
-    cdef const float[:, ::1] x32, t32
-    cdef const double[:, ::1] x64, t64
-    cdef const float[::1] w32
-    cdef const double[::1] w64
-    cdef const float *w32_ptr = NULL
-    cdef const double *w64_ptr = NULL
+def net_backprop(NetHandle h, x, t, int n_threads, w=None, bint training=False, uint64_t dropout_key=0):
+    """Forward and backward pass over one batch (x: (n, in_size), t: (n, out_size), n <= max_batch, sample
+    weights w: (n,) or None): fills the workspaces and the gradient buffer, returns the batch's mean loss.
+    training turns dropout on, its masks drawn from dropout_key."""
+    cdef Py_ssize_t n = x.shape[0]
     cdef double value = 0.0
     cdef int rc
-    cdef Py_ssize_t n = x.shape[0]
+    cdef size_t pw = 0
     if x.shape != (n, h.d_in) or t.shape != (n, h.d_out) or not 0 < n <= h.max_batch:
         raise ValueError(f"net_backprop: x {x.shape} / t {t.shape} do not fit the network or its workspace")
-    if w is not None and w.shape != (n,):
-        raise ValueError(f"net_backprop: w has shape {w.shape}, expected ({n},)")
-    if h.is_f32:
-        x32, t32 = x, t
-        if w is not None:
-            w32 = w
-            w32_ptr = &w32[0]
-        with nogil:
-            rc = fastnn_net_backprop_f32(&h.net, &value, &x32[0, 0], &t32[0, 0], w32_ptr, n, n_threads)
-    else:
-        x64, t64 = x, t
-        if w is not None:
-            w64 = w
-            w64_ptr = &w64[0]
-        with nogil:
-            rc = fastnn_net_backprop_f64(&h.net, &value, &x64[0, 0], &t64[0, 0], w64_ptr, n, n_threads)
+    cdef size_t px = _data(x, h.dtype, n, h.d_in, "net_backprop: x", False)
+    cdef size_t pt = _data(t, h.dtype, n, h.d_out, "net_backprop: t", False)
+    if w is not None:
+        pw = _data(w.reshape(n, 1), h.dtype, n, 1, "net_backprop: w", False)
+    with nogil:
+        if h.is_f32:
+            rc = fastnn_net_backprop_f32(&h.net, &value, <const float *>px, <const float *>pt, <const float *>pw,
+                                         n, training, dropout_key, n_threads)
+        else:
+            rc = fastnn_net_backprop_f64(&h.net, &value, <const double *>px, <const double *>pt,
+                                         <const double *>pw, n, training, dropout_key, n_threads)
     _check(rc, "net_backprop")
     return value
 
@@ -486,44 +755,35 @@ def net_update(NetHandle h, state, int n_threads):
 
 
 def net_train_epoch(NetHandle h, state, X, T, const int64_t[::1] order, Py_ssize_t batch, int n_threads,
-                    W=None):
+                    W=None, uint64_t dropout_seed=0):
     """One epoch of minibatch training in C with the GIL released throughout; W: sample weights (n,) or None.
     Returns (loss_sum, n_done, finite): finite is False when a batch loss was not finite (training stopped
     before that batch's update)."""
     cdef fastnn_optimizer opt
-    cdef const float[:, ::1] X32, T32
-    cdef const double[:, ::1] X64, T64
-    cdef const float[::1] W32
-    cdef const double[::1] W64
-    cdef const float *W32_ptr = NULL
-    cdef const double *W64_ptr = NULL
     cdef double loss_sum = 0.0
     cdef int64_t n_done = 0
     cdef int rc
     cdef Py_ssize_t n = X.shape[0]
+    cdef size_t pw = 0
     if X.shape != (n, h.d_in) or T.shape != (n, h.d_out) or order.shape[0] != n or n == 0:
         raise ValueError("net_train_epoch: X, T and order do not fit the network")
     if not 0 < batch <= h.max_batch:
         raise ValueError(f"net_train_epoch: batch {batch} exceeds the workspace ({h.max_batch})")
     if W is not None and (W.shape != (n,) or h.net.w_batch == NULL):
         raise ValueError("net_train_epoch: W must be (n,) and the handle needs a w_batch workspace")
+    cdef size_t px = _data(X, h.dtype, n, h.d_in, "net_train_epoch: X", False)
+    cdef size_t pt = _data(T, h.dtype, n, h.d_out, "net_train_epoch: T", False)
+    if W is not None:
+        pw = _data(W.reshape(n, 1), h.dtype, n, 1, "net_train_epoch: W", False)
     _load_optimizer(&opt, state, h)
-    if h.is_f32:
-        X32, T32 = X, T
-        if W is not None:
-            W32 = W
-            W32_ptr = &W32[0]
-        with nogil:
-            rc = fastnn_net_train_epoch_f32(&h.net, &opt, &X32[0, 0], &T32[0, 0], W32_ptr, &order[0], n, batch,
-                                            &loss_sum, &n_done, n_threads)
-    else:
-        X64, T64 = X, T
-        if W is not None:
-            W64 = W
-            W64_ptr = &W64[0]
-        with nogil:
-            rc = fastnn_net_train_epoch_f64(&h.net, &opt, &X64[0, 0], &T64[0, 0], W64_ptr, &order[0], n, batch,
-                                            &loss_sum, &n_done, n_threads)
+    with nogil:
+        if h.is_f32:
+            rc = fastnn_net_train_epoch_f32(&h.net, &opt, <const float *>px, <const float *>pt, <const float *>pw,
+                                            &order[0], n, batch, dropout_seed, &loss_sum, &n_done, n_threads)
+        else:
+            rc = fastnn_net_train_epoch_f64(&h.net, &opt, <const double *>px, <const double *>pt,
+                                            <const double *>pw, &order[0], n, batch, dropout_seed, &loss_sum,
+                                            &n_done, n_threads)
     state.t = opt.t
     if rc == FASTNN_ENONFINITE:
         return loss_sum, n_done, False
@@ -531,23 +791,81 @@ def net_train_epoch(NetHandle h, state, X, T, const int64_t[::1] order, Py_ssize
     return loss_sum, n_done, True
 
 
-def net_forward_single(NetHandle h, y, x, scratch):
-    """One sample x (d_in,) through the network for prediction into y (d_out,); scratch: 2 * widest values."""
-    cdef float[::1] y32, s32
-    cdef const float[::1] x32
-    cdef double[::1] y64, s64
-    cdef const double[::1] x64
+def net_infer_scratch_size(NetHandle h, Py_ssize_t n):
+    """Elements of scratch net_predict / net_evaluate need for n samples."""
+    cdef int64_t size = fastnn_net_infer_scratch_size(&h.net, n)
+    if size < 0:
+        raise ValueError("net_infer_scratch_size: invalid network or n")
+    return size
+
+
+cdef size_t _scratch(NetHandle h, scratch, Py_ssize_t n, str where) except 0:
+    need = fastnn_net_infer_scratch_size(&h.net, n)
+    if scratch.ndim != 1 or scratch.size < max(need, 1):
+        raise ValueError(f"{where}: scratch must be 1-D with at least {need} elements, got {scratch.shape}")
+    return _data(scratch.reshape(1, -1), h.dtype, 1, scratch.size, f"{where}: scratch")
+
+
+def net_predict(NetHandle h, y, x, scratch, int n_threads):
+    """Prediction for a batch x (n, in_size) into y (n, out_size), using only `scratch` (1-D, at least
+    net_infer_scratch_size(h, n) elements): any number of threads may predict with one handle at once."""
+    cdef Py_ssize_t n = x.shape[0]
     cdef int rc
-    if h.is_f32:
-        y32, x32, s32 = y, x, scratch
-        if y32.shape[0] != h.d_out or x32.shape[0] != h.d_in or s32.shape[0] < 2 * h.widest:
-            raise ValueError("net_forward_single: sizes do not fit the network")
-        with nogil:
-            rc = fastnn_net_forward_single_f32(&h.net, &y32[0], &x32[0], &s32[0])
-    else:
-        y64, x64, s64 = y, x, scratch
-        if y64.shape[0] != h.d_out or x64.shape[0] != h.d_in or s64.shape[0] < 2 * h.widest:
-            raise ValueError("net_forward_single: sizes do not fit the network")
-        with nogil:
-            rc = fastnn_net_forward_single_f64(&h.net, &y64[0], &x64[0], &s64[0])
+    if n == 0:
+        return
+    cdef size_t px = _data(x, h.dtype, n, h.d_in, "net_predict: x", False)
+    cdef size_t py = _data(y, h.dtype, n, h.d_out, "net_predict: y")
+    cdef size_t ps = _scratch(h, scratch, n, "net_predict")
+    if y.shape[0] != n:
+        raise ValueError(f"net_predict: y has {y.shape[0]} rows, x has {n}")
+    with nogil:
+        if h.is_f32:
+            rc = fastnn_net_predict_f32(&h.net, <float *>py, <const float *>px, n, <float *>ps, n_threads)
+        else:
+            rc = fastnn_net_predict_f64(&h.net, <double *>py, <const double *>px, n, <double *>ps, n_threads)
+    _check(rc, "net_predict")
+
+
+def net_evaluate(NetHandle h, x, t, scratch, int n_threads, w=None):
+    """The mean loss over x (n, in_size) against t (n, out_size), sample weights w (n,) or None, without
+    dropout, using only `scratch`."""
+    cdef Py_ssize_t n = x.shape[0]
+    cdef double value = 0.0
+    cdef int rc
+    cdef size_t pw = 0
+    if n == 0 or t.shape != (n, h.d_out):
+        raise ValueError(f"net_evaluate: x {x.shape} / t {t.shape} do not fit the network")
+    cdef size_t px = _data(x, h.dtype, n, h.d_in, "net_evaluate: x", False)
+    cdef size_t pt = _data(t, h.dtype, n, h.d_out, "net_evaluate: t", False)
+    cdef size_t ps = _scratch(h, scratch, n, "net_evaluate")
+    if w is not None:
+        pw = _data(w.reshape(n, 1), h.dtype, n, 1, "net_evaluate: w", False)
+    with nogil:
+        if h.is_f32:
+            rc = fastnn_net_evaluate_f32(&h.net, &value, <const float *>px, <const float *>pt, <const float *>pw,
+                                         n, <float *>ps, n_threads)
+        else:
+            rc = fastnn_net_evaluate_f64(&h.net, &value, <const double *>px, <const double *>pt,
+                                         <const double *>pw, n, <double *>ps, n_threads)
+    _check(rc, "net_evaluate")
+    return value
+
+
+def net_forward_single(NetHandle h, y, x, scratch):
+    """One sample x (in_size,) through a network of dense layers for prediction into y (out_size,); scratch:
+    2 * the widest layer's values."""
+    cdef int rc
+    cdef size_t px = _data(x.reshape(1, -1), h.dtype, 1, h.d_in, "net_forward_single: x", False)
+    cdef size_t py = _data(y.reshape(1, -1), h.dtype, 1, h.d_out, "net_forward_single: y")
+    cdef Py_ssize_t widest = 0, i
+    for i in range(h.net.n_layers):
+        widest = max(widest, h.net.layers[i].out_size)
+    if scratch.ndim != 1 or scratch.size < 2 * widest:
+        raise ValueError("net_forward_single: scratch is too small")
+    cdef size_t ps = _data(scratch.reshape(1, -1), h.dtype, 1, scratch.size, "net_forward_single: scratch")
+    with nogil:
+        if h.is_f32:
+            rc = fastnn_net_forward_single_f32(&h.net, <float *>py, <const float *>px, <float *>ps)
+        else:
+            rc = fastnn_net_forward_single_f64(&h.net, <double *>py, <const double *>px, <double *>ps)
     _check(rc, "net_forward_single")

@@ -193,3 +193,17 @@ def parse_sizes(sizes):
     if len(sizes) < 2:
         raise ValueError(f"sizes needs at least an input and an output width, got {sizes}")
     return [check_int(f"sizes[{i}]", s, 1) for i, s in enumerate(sizes)]
+
+
+def parse_shape(name, shape):
+    """A per-sample shape: a tuple of 1 to 3 positive ints (an int means a vector of that many values)."""
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, (bool, np.bool_)):
+        shape = (shape,)
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise TypeError(f"{name} must be a tuple of ints, e.g. (1, 28, 28), got {shape!r}") from None
+    if not 1 <= len(dims) <= 3:
+        raise ValueError(f"{name} must have 1 to 3 dimensions (features, or channels, height, width), got "
+                         f"{shape!r}")
+    return tuple(check_int(f"{name}[{i}]", d, 1) for i, d in enumerate(dims))

@@ -1,8 +1,12 @@
 """Model files: a NumPy .npz archive (a zip) of plain arrays plus JSON metadata, read without pickle.
 
-Entries: "meta.npy", the UTF-8 bytes of a JSON object {"format": "fastnn", "version": 1, "dtype", "loss", "sizes",
-"layers": [layer configs], "n_params"} as a uint8 array; and "params.npy", the flat parameter buffer (all weights,
-then all biases) in the network's dtype. The file is the same for both backends and round-trips bit for bit.
+Entries: "meta.npy", the UTF-8 bytes of a JSON object as a uint8 array, and "params.npy", the flat parameter
+buffer (all weights, then all biases) in the network's dtype. The file is the same for both backends and
+round-trips bit for bit. The JSON object, version 2 (written since layers of several kinds exist):
+{"format": "fastnn", "version": 2, "dtype", "loss", "input_shape": [per-sample shape], "layers": [each layer's
+config(), e.g. {"type": "conv2d", "filters": 6, ...}], "n_params"}. io knows no layer kind: the layers rebuild
+themselves from their configs (fastnn.layers.layer_from_config) and the network infers their shapes. Version 1
+(dense networks only: "sizes" and layers {"type": "dense", "d_in", "d_out", "activation"}) still loads.
 
 Loading treats the file as untrusted bytes. It does not go through np.load: it opens the zip itself, reads each
 entry's .npy header first and checks its dtype and shape against what the metadata implies (and the metadata's
@@ -21,9 +25,12 @@ import zipfile
 import numpy as np
 
 from . import _backend, _codes
+from .layers import Dense, layer_from_config
 
 FORMAT = "fastnn"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
+_MAX_LAYERS = 100000
 ENTRIES = ("meta.npy", "params.npy")
 DTYPES = ("float32", "float64")
 
@@ -40,9 +47,7 @@ def save(net, path):
     The archive goes to a temporary file in the same directory, is flushed to disk, then renamed over `path`.
     The file gets the mode a plain open(path, "w") would give it: an existing file's mode, else 0o666 & ~umask."""
     path = os.fspath(path)
-    meta = {"format": FORMAT, "version": VERSION, "dtype": net.dtype.name, "loss": net.loss,
-            "sizes": list(net.sizes), "layers": [layer.config() for layer in net.layers],
-            "n_params": net.n_params}
+    meta = {"format": FORMAT, "version": VERSION, **net.get_config(), "n_params": net.n_params}
     meta_bytes = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
     directory = os.path.dirname(os.path.abspath(path))
     mode = _new_file_mode(path)
@@ -204,23 +209,30 @@ def _read_meta(path, zf, info):
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise _bad(path, "the metadata does not say format 'fastnn'")
     version = meta.get("version")
-    if type(version) is not int or version != VERSION:
-        raise _bad(path, f"format version {_short(version)}, this fastnn reads version {VERSION}")
+    if type(version) is not int or version not in READABLE_VERSIONS:
+        raise _bad(path, f"format version {_short(version)}, this fastnn reads versions "
+                         f"{', '.join(map(str, READABLE_VERSIONS))}")
     return meta
 
 
-def _network_args(path, meta):
-    """Network constructor arguments and the parameter count, from metadata checked key by key."""
-    sizes, layers, dtype, loss = meta.get("sizes"), meta.get("layers"), meta.get("dtype"), meta.get("loss")
-    if not (isinstance(sizes, list) and len(sizes) >= 2 and all(type(s) is int and s >= 1 for s in sizes)):
-        raise _bad(path, f"bad 'sizes' {_short(sizes)}: expected a list of at least two positive integers")
-    if not (isinstance(layers, list) and len(layers) == len(sizes) - 1):
-        raise _bad(path, f"'layers' does not match 'sizes' {_short(sizes)}")
+def _common_args(path, meta):
+    dtype, loss = meta.get("dtype"), meta.get("loss")
     if not (isinstance(dtype, str) and dtype in DTYPES):
         raise _bad(path, f"dtype {_short(dtype)}, expected one of {list(DTYPES)}")
     if not (isinstance(loss, str) and loss in _codes.LOSSES):
         raise _bad(path, f"loss {_short(loss)}, expected one of {sorted(_codes.LOSSES)}")
-    activations = []
+    return dtype, loss
+
+
+def _network_args_v1(path, meta):
+    """Version 1: a stack of dense layers described by "sizes" and per-layer d_in, d_out, activation."""
+    sizes, layers = meta.get("sizes"), meta.get("layers")
+    dtype, loss = _common_args(path, meta)
+    if not (isinstance(sizes, list) and len(sizes) >= 2 and all(type(s) is int and s >= 1 for s in sizes)):
+        raise _bad(path, f"bad 'sizes' {_short(sizes)}: expected a list of at least two positive integers")
+    if not (isinstance(layers, list) and len(layers) == len(sizes) - 1):
+        raise _bad(path, f"'layers' does not match 'sizes' {_short(sizes)}")
+    built = []
     for i, layer in enumerate(layers):
         expected = {"type": "dense", "d_in": sizes[i], "d_out": sizes[i + 1]}
         if not isinstance(layer, dict) or any(type(layer.get(k)) is not type(v) or layer.get(k) != v
@@ -230,12 +242,38 @@ def _network_args(path, meta):
         if not (isinstance(activation, str) and activation in _codes.ACTIVATIONS):
             raise _bad(path, f"layer {i} has activation {_short(activation)}, expected one of "
                              f"{sorted(_codes.ACTIVATIONS)}")
-        activations.append(activation)
-    n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+        built.append(Dense(sizes[i + 1], activation))
+    return dict(layers=built, input_shape=(sizes[0],), loss=loss, dtype=dtype)
+
+
+def _network_args_v2(path, meta):
+    """Version 2: input_shape and the layers' own configs, rebuilt and shape-checked by fastnn.layers."""
+    from .network import Network
+
+    input_shape, layers = meta.get("input_shape"), meta.get("layers")
+    dtype, loss = _common_args(path, meta)
+    if not (isinstance(input_shape, list) and 1 <= len(input_shape) <= 3 and
+            all(type(s) is int and s >= 1 for s in input_shape)):
+        raise _bad(path, f"bad 'input_shape' {_short(input_shape)}: expected 1 to 3 positive integers")
+    if not (isinstance(layers, list) and 1 <= len(layers) <= _MAX_LAYERS):
+        raise _bad(path, f"bad 'layers' {_short(layers)}: expected a list of layer configs")
+    try:
+        built = [layer_from_config(config) for config in layers]
+        Network._build_layers(built, tuple(input_shape), loss)
+    except (TypeError, ValueError) as exc:
+        raise _bad(path, f"its layers do not build: {str(exc)[:300]}") from None
+    return dict(layers=built, input_shape=tuple(input_shape), loss=loss, dtype=dtype)
+
+
+def _network_args(path, meta):
+    """Network constructor arguments and the parameter count, from metadata checked key by key."""
+    args = (_network_args_v1 if meta["version"] == 1 else _network_args_v2)(path, meta)
+    n_params = sum(layer.n_params for layer in args["layers"]) if meta["version"] == 2 else \
+        sum(a * b + b for a, b in zip(meta["sizes"][:-1], meta["sizes"][1:]))
     stated = meta.get("n_params")
     if type(stated) is not int or stated != n_params:
-        raise _bad(path, f"n_params {_short(stated)} does not match sizes {_short(sizes)} (expected {n_params})")
-    return dict(sizes=sizes, activations=activations, loss=loss, dtype=dtype), n_params
+        raise _bad(path, f"n_params {_short(stated)} does not match the layers (expected {n_params})")
+    return args, n_params
 
 
 def _read_params(path, zf, info, dtype, n_params):

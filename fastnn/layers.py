@@ -1,49 +1,396 @@
-"""Layer types. A layer owns no memory: Network points its parameters and gradients into flat buffers.
+"""Layer types. A layer owns no memory: Network points its parameters and gradients into flat buffers and gives it
+workspaces; the whole-network kernels (csrc/network.c and its twin) read the layer's descriptor.
 
-The interface a layer type implements (Dense is the first; convolutional and recurrent layers come next):
+The protocol every layer type implements:
+  - construction validates its own hyper-parameters; `config()` returns them and `from_config(config)` rebuilds
+    the layer from them (model files, pickling, copies);
+  - `build(input_shape, index)` infers the per-sample output shape from the per-sample input shape, or raises a
+    ValueError naming the layer, its position and the shapes;
   - `param_shapes()`: shapes of its decayed parameters (weights) and of its undecayed ones (biases);
-  - `bind(weights, biases, grad_weights, grad_biases)`: views into the network's flat buffers;
-  - `forward(kernels, x, out, train, n_threads)`: a forward pass over a batch (used by evaluate);
-  - `config()`: what a model file stores.
-Training, gradients and one-sample prediction run through the whole-network kernels (csrc/network.c), which read
-each layer's buffers and activation codes; a new layer type needs its own entry there.
+    `bind(weights, biases, grad_weights, grad_biases)`: views into the network's flat buffers;
+    `initialize(rng)`: initial values drawn from the network's generator;
+  - `workspace_sizes()`: the training workspaces it needs, per sample, as {name: (count, dtype kind)};
+  - `descriptor(workspace)`: the fields of its C fastnn_layer (see csrc/fastnn.h), workspaces included.
+Layouts are PyTorch's and ONNX's: images are NCHW, conv weights (out_channels, in_channels, kh, kw); Dense keeps
+W of shape (d_in, d_out).
 """
+import math
+
 from . import _codes
+from . import _validation as check
+
+_IMAGE_ACTIVATIONS = tuple(name for name in _codes.ACTIVATIONS if name != "softmax")
 
 
-class Dense:
-    """Fully connected layer: out = activation(x @ W + b), W of shape (d_in, d_out)."""
+def _pair(name, value, minimum):
+    """An int or a pair of ints, each >= minimum, as a tuple of two."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+        return (check.check_int(f"{name}[0]", value[0], minimum), check.check_int(f"{name}[1]", value[1], minimum))
+    value = check.check_int(name, value, minimum)
+    return (value, value)
 
-    kind = "dense"
 
-    def __init__(self, d_in, d_out, activation="linear", fused_output=False):
-        self.d_in, self.d_out = d_in, d_out
-        self.activation = activation
-        self.act_code = _codes.ACTIVATIONS[activation]
-        self.alpha = _codes.LEAKY_RELU_SLOPE
-        # The output layer of a fused loss keeps logits while training; the loss applies softmax/sigmoid.
-        self.fused_output = fused_output
-        self.W = self.b = self.dW = self.db = None
+def _shape_text(shape):
+    return "(" + ", ".join(str(s) for s in shape) + ")"
 
+
+class Layer:
+    """What every layer has; subclasses set `kind` (the config name) and `code` (the C layer kind)."""
+
+    kind = None
+    code = None
+    has_params = False
+    activation = None
+
+    def __init__(self):
+        self.input_shape = self.output_shape = None
+        self.index = None
+
+    # ----------------------------------------------------------------------------------- shapes
+    def build(self, input_shape, index):
+        self.index = index
+        self.input_shape = tuple(input_shape)
+        self.output_shape = tuple(self._output_shape(self.input_shape))
+
+    def _output_shape(self, input_shape):
+        return input_shape
+
+    def _misfit(self, why):
+        return ValueError(f"layer {self.index} ({self!r}) cannot take its input of shape "
+                          f"{_shape_text(self.input_shape)}: {why}")
+
+    def _image_input(self, input_shape):
+        if len(input_shape) != 3:
+            raise self._misfit("it needs images of shape (channels, height, width)")
+        return input_shape
+
+    @property
+    def in_size(self):
+        return math.prod(self.input_shape)
+
+    @property
+    def out_size(self):
+        return math.prod(self.output_shape)
+
+    # ------------------------------------------------------------------------------- parameters
     def param_shapes(self):
-        return [(self.d_in, self.d_out)], [(self.d_out,)]
+        return [], []
 
     def bind(self, weights, biases, grad_weights, grad_biases):
-        (self.W,), (self.b,), (self.dW,), (self.db,) = weights, biases, grad_weights, grad_biases
+        pass
+
+    def initialize(self, rng):
+        pass
+
+    @property
+    def n_params(self):
+        return sum(math.prod(s) for shapes in self.param_shapes() for s in shapes)
+
+    # ------------------------------------------------------------------------------ descriptors
+    def workspace_sizes(self):
+        return {"a": (self.out_size, "real"), "delta": (self.out_size, "real")}
+
+    def _window(self):
+        return None
+
+    def descriptor(self, workspace):
+        """The fields of this layer's C fastnn_layer; `workspace` maps workspace names to arrays (or is empty
+        for a handle that only predicts)."""
+        d = {"kind": self.code, "in_size": self.in_size, "out_size": self.out_size, "win": self._window(),
+             "act": _codes.LINEAR, "predict_act": _codes.LINEAR, "alpha": _codes.LEAKY_RELU_SLOPE, "rate": 0.0,
+             "W": None, "b": None, "dW": None, "db": None}
+        for name in ("a", "delta", "cols", "scratch", "argmax", "mask"):
+            d[name] = workspace.get(name)
+        return d
+
+    # ---------------------------------------------------------------------------------- config
+    def config(self):
+        return {"type": self.kind}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if config.pop("type", cls.kind) != cls.kind:
+            raise ValueError(f"{cls.__name__}.from_config: the config is not a {cls.kind!r} layer")
+        return cls(**config)
+
+    def copy(self):
+        """A new, unbuilt layer with the same configuration."""
+        return type(self).from_config(self.config())
+
+    def _summary_name(self):
+        return type(self).__name__
+
+
+class _Activated(Layer):
+    """A layer with weights, biases and an activation (Dense, Conv2D)."""
+
+    has_params = True
+
+    def __init__(self, activation, allowed):
+        super().__init__()
+        check.check_choice("activation", activation, allowed)
+        self.activation = activation
+        # The output layer of a fused loss keeps logits while training; the loss applies softmax/sigmoid.
+        self.fused_output = False
+        self.W = self.b = self.dW = self.db = None
+
+    @property
+    def act_code(self):
+        return _codes.ACTIVATIONS[self.activation]
+
+    @property
+    def alpha(self):
+        return _codes.LEAKY_RELU_SLOPE
 
     def train_act_code(self):
         """The activation applied in a training forward pass (linear for a fused output layer)."""
         return _codes.LINEAR if self.fused_output else self.act_code
 
-    def forward(self, kernels, x, out, train, n_threads):
-        act = self.train_act_code() if train else self.act_code
-        kernels.dense_forward(out, x, self.W, self.b, act, self.alpha, n_threads)
+    def bind(self, weights, biases, grad_weights, grad_biases):
+        (self.W,), (self.b,), (self.dW,), (self.db,) = weights, biases, grad_weights, grad_biases
+
+    def _fans(self):
+        raise NotImplementedError
+
+    def initialize(self, rng):
+        fan_in, fan_out = self._fans()
+        if self.activation in ("relu", "leaky_relu"):
+            limit = math.sqrt(6.0 / fan_in)  # He uniform
+        else:
+            limit = math.sqrt(6.0 / (fan_in + fan_out))  # Glorot uniform
+        self.W[...] = rng.uniform(-limit, limit, size=self.W.shape)
+        self.b[...] = 0
+
+    def descriptor(self, workspace):
+        d = super().descriptor(workspace)
+        d.update(act=self.train_act_code(), predict_act=self.act_code, W=self._matrix(self.W),
+                 b=self.b, dW=self._matrix(self.dW), db=self.db)
+        return d
+
+    def _matrix(self, array):
+        return array
+
+
+class Dense(_Activated):
+    """Fully connected layer: out = activation(x @ W + b), W of shape (d_in, d_out)."""
+
+    kind = "dense"
+    code = _codes.LAYER_DENSE
+
+    def __init__(self, units, activation="linear"):
+        super().__init__(activation, _codes.ACTIVATIONS)
+        self.units = check.check_int("units", units, 1)
+
+    @property
+    def d_in(self):
+        return self.input_shape[0]
+
+    @property
+    def d_out(self):
+        return self.units
+
+    def _output_shape(self, input_shape):
+        if len(input_shape) != 1:
+            raise self._misfit("Dense takes vectors; put a Flatten() before it")
+        return (self.units,)
+
+    def param_shapes(self):
+        return [(self.d_in, self.units)], [(self.units,)]
+
+    def _fans(self):
+        return self.d_in, self.units
 
     def config(self):
-        return {"type": self.kind, "d_in": self.d_in, "d_out": self.d_out, "activation": self.activation}
+        return {"type": self.kind, "units": self.units, "activation": self.activation}
 
     def __repr__(self):
-        return f"Dense({self.d_in}, {self.d_out}, activation={self.activation!r})"
+        return f"Dense({self.units}, activation={self.activation!r})"
 
 
-LAYER_TYPES = {Dense.kind: Dense}
+class Conv2D(_Activated):
+    """2-D convolution (cross-correlation, as in PyTorch) over NCHW images: weights (filters, in_channels, kh, kw),
+    biases (filters,). padding: an int or a pair (zeros on both sides), "valid" (none) or "same" (stride 1 only:
+    the output keeps the input's size; an even kernel puts the extra row/column after the image, as PyTorch)."""
+
+    kind = "conv2d"
+    code = _codes.LAYER_CONV2D
+
+    def __init__(self, filters, kernel_size, stride=1, padding=0, activation="linear"):
+        super().__init__(activation, _IMAGE_ACTIVATIONS)
+        self.filters = check.check_int("filters", filters, 1)
+        self.kernel_size = _pair("kernel_size", kernel_size, 1)
+        self.stride = _pair("stride", stride, 1)
+        if isinstance(padding, str):
+            check.check_choice("padding", padding, ("same", "valid"))
+            if padding == "same" and self.stride != (1, 1):
+                raise ValueError(f"padding='same' needs stride 1, got stride {self.stride}")
+            self.padding = padding
+        else:
+            self.padding = _pair("padding", padding, 0)
+
+    def _pads(self):
+        """((top, bottom), (left, right)) zero padding."""
+        if self.padding == "valid":
+            return (0, 0), (0, 0)
+        if self.padding == "same":
+            return tuple(((k - 1) // 2, k - 1 - (k - 1) // 2) for k in self.kernel_size)
+        return tuple((p, p) for p in self.padding)
+
+    def _output_shape(self, input_shape):
+        c, h, w = self._image_input(input_shape)
+        (kh, kw), (sh, sw), ((pt, pb), (pl, pr)) = self.kernel_size, self.stride, self._pads()
+        if kh > h + pt + pb or kw > w + pl + pr:
+            raise self._misfit(f"the {kh}x{kw} kernel is larger than the padded {h + pt + pb}x{w + pl + pr} "
+                               "image")
+        return (self.filters, (h + pt + pb - kh) // sh + 1, (w + pl + pr - kw) // sw + 1)
+
+    @property
+    def in_channels(self):
+        return self.input_shape[0]
+
+    def param_shapes(self):
+        return [(self.filters, self.in_channels, *self.kernel_size)], [(self.filters,)]
+
+    def _fans(self):
+        area = self.kernel_size[0] * self.kernel_size[1]
+        return self.in_channels * area, self.filters * area
+
+    def _window(self):
+        (c, h, w), (oc, oh, ow) = self.input_shape, self.output_shape
+        ((pt, _), (pl, _)) = self._pads()
+        return (c, h, w, oc, oh, ow, *self.kernel_size, *self.stride, pt, pl)
+
+    def workspace_sizes(self):
+        positions = self.output_shape[1] * self.output_shape[2]
+        sizes = super().workspace_sizes()
+        sizes["cols"] = (positions * self.in_channels * self.kernel_size[0] * self.kernel_size[1], "real")
+        sizes["scratch"] = (positions * self.filters, "real")
+        return sizes
+
+    def _matrix(self, array):
+        return array.reshape(self.filters, -1)  # (out_c, in_c kh kw), the kernels' view
+
+    def config(self):
+        padding = self.padding if isinstance(self.padding, str) else list(self.padding)
+        return {"type": self.kind, "filters": self.filters, "kernel_size": list(self.kernel_size),
+                "stride": list(self.stride), "padding": padding, "activation": self.activation}
+
+    def __repr__(self):
+        return (f"Conv2D({self.filters}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding!r}, activation={self.activation!r})")
+
+
+class _Pool2D(Layer):
+    def __init__(self, pool_size, stride=None):
+        super().__init__()
+        self.pool_size = _pair("pool_size", pool_size, 1)
+        self.stride = self.pool_size if stride is None else _pair("stride", stride, 1)
+
+    def _output_shape(self, input_shape):
+        c, h, w = self._image_input(input_shape)
+        (kh, kw), (sh, sw) = self.pool_size, self.stride
+        if kh > h or kw > w:
+            raise self._misfit(f"the {kh}x{kw} window is larger than the {h}x{w} image")
+        return (c, (h - kh) // sh + 1, (w - kw) // sw + 1)
+
+    def _window(self):
+        (c, h, w), (_, oh, ow) = self.input_shape, self.output_shape
+        return (c, h, w, c, oh, ow, *self.pool_size, *self.stride, 0, 0)
+
+    def config(self):
+        return {"type": self.kind, "pool_size": list(self.pool_size), "stride": list(self.stride)}
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.pool_size}, stride={self.stride})"
+
+
+class MaxPool2D(_Pool2D):
+    """Max pooling over windows of pool_size, every `stride` (default: pool_size), no padding; outputs that a
+    window would need beyond the image are dropped (PyTorch's floor mode)."""
+
+    kind = "maxpool2d"
+    code = _codes.LAYER_MAXPOOL2D
+
+    def workspace_sizes(self):
+        sizes = super().workspace_sizes()
+        sizes["argmax"] = (self.out_size, "int32")
+        return sizes
+
+
+class AvgPool2D(_Pool2D):
+    """Average pooling over windows of pool_size, every `stride` (default: pool_size), no padding."""
+
+    kind = "avgpool2d"
+    code = _codes.LAYER_AVGPOOL2D
+
+
+class Flatten(Layer):
+    """Images (C, H, W) to vectors of C*H*W in NCHW order (torch.flatten(x, 1)); costs nothing: a view."""
+
+    kind = "flatten"
+    code = _codes.LAYER_FLATTEN
+
+    def _output_shape(self, input_shape):
+        return (math.prod(input_shape),)
+
+    def workspace_sizes(self):
+        return {}
+
+    def __repr__(self):
+        return "Flatten()"
+
+
+class Dropout(Layer):
+    """Inverted dropout: while training (fit, train_step) each unit is zeroed with probability `rate` and the
+    others are scaled by 1 / (1 - rate); evaluate, gradients and predict pass the input through unchanged.
+    The masks come from the network's seeded generator, so both backends drop the same units."""
+
+    kind = "dropout"
+    code = _codes.LAYER_DROPOUT
+
+    def __init__(self, rate):
+        super().__init__()
+        self.rate = check.check_float("rate", rate, 0.0, 1.0)
+        self._mask = None
+        self._mask_rows = 0
+
+    def workspace_sizes(self):
+        sizes = super().workspace_sizes()
+        sizes["mask"] = (self.out_size, "real")
+        return sizes
+
+    def descriptor(self, workspace):
+        d = super().descriptor(workspace)
+        d["rate"] = self.rate
+        self._mask = workspace.get("mask")
+        return d
+
+    @property
+    def last_mask(self):
+        """The multipliers (0 or 1 / (1 - rate)) of the last training batch, shaped (n, *input_shape); None
+        before any training step."""
+        if self._mask is None or not self._mask_rows:
+            return None
+        return self._mask[:self._mask_rows].reshape(self._mask_rows, *self.input_shape).copy()
+
+    def config(self):
+        return {"type": self.kind, "rate": self.rate}
+
+    def __repr__(self):
+        return f"Dropout({self.rate})"
+
+
+LAYER_TYPES = {cls.kind: cls for cls in (Dense, Conv2D, MaxPool2D, AvgPool2D, Flatten, Dropout)}
+
+
+def layer_from_config(config):
+    """A layer from its config dict; ValueError/TypeError when the config is not one."""
+    if not isinstance(config, dict):
+        raise ValueError(f"a layer config must be a dict, got {type(config).__name__}")
+    kind = config.get("type")
+    if not isinstance(kind, str) or kind not in LAYER_TYPES:
+        raise ValueError(f"unknown layer type {kind!r}; expected one of {sorted(LAYER_TYPES)}")
+    return LAYER_TYPES[kind].from_config(config)

@@ -1,9 +1,9 @@
-"""fastnn.Network: a dense feed-forward network trained by backpropagation.
+"""fastnn.Network: a feed-forward network of layers (dense, convolutional, pooling, ...) trained by backpropagation.
 
 Network owns all memory: one flat parameter buffer (every layer's weights first, then every bias, so one loop
 updates everything and weight decay covers exactly the weights), a gradient buffer of the same layout, optimizer
-state of the same layout, and per-layer activation workspaces reused from batch to batch. The kernels of the
-chosen backend (C or NumPy, the same names and signatures) only ever write into these.
+state of the same layout, and per-layer workspaces reused from batch to batch. The kernels of the chosen backend
+(C or NumPy, the same names and signatures) only ever write into these.
 """
 import functools
 import math
@@ -16,9 +16,14 @@ import numpy as np
 from . import _backend, _codes, training
 from . import _validation as check
 from ._threads import get_num_threads
-from .layers import Dense
+from .layers import Dense, Layer, layer_from_config
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
+
+# Inference (predict, evaluate) runs in chunks of at most this many samples, and of a scratch of at most about
+# INFER_SCRATCH_BYTES, so predicting a large X never allocates per-layer outputs for all of it at once.
+INFER_ROWS = 4096
+INFER_SCRATCH_BYTES = 64 << 20
 
 
 def _exclusive(method):
@@ -46,51 +51,108 @@ def _available_memory_bytes():
 
 
 class Network:
-    """A dense feed-forward network, y = f_L(... f_1(x @ W_1 + b_1) ... @ W_L + b_L).
+    """A feed-forward network of layers.
+
+    Two ways to build one:
+
+    - ``Network(sizes, activations=..., ...)``: a stack of Dense layers, e.g. ``Network([784, 256, 10])``.
+    - ``Network([Conv2D(6, 5, activation="relu"), MaxPool2D(2), Flatten(), Dense(10)], input_shape=(1, 28, 28))``:
+      any layers of fastnn.layers; shapes are inferred layer by layer from `input_shape` (per sample, without
+      the batch axis; images are (channels, height, width) and (height, width) means one channel).
 
     Parameters
     ----------
-    sizes : sequence of int
-        Layer widths from input to output, e.g. [784, 256, 128, 10].
+    sizes : sequence of int, or sequence of layers
+        Layer widths from input to output, e.g. [784, 256, 128, 10], or layer objects (copied: the network's
+        own are in `net.layers`). The output layer must be Dense.
     activations : str or sequence of str
-        One of "sigmoid", "tanh", "relu", "leaky_relu", "linear", "softmax" per weight layer, or one name for
-        every hidden layer, the output layer then following the loss (linear for mse, softmax for
-        cross_entropy, sigmoid for binary_cross_entropy).
+        For the sizes form only: one of "sigmoid", "tanh", "relu", "leaky_relu", "linear", "softmax" per weight
+        layer, or one name for every hidden layer. The output layer then follows the loss (linear for mse,
+        softmax for cross_entropy, sigmoid for binary_cross_entropy); in the layers form an output Dense left
+        "linear" follows the loss the same way.
     loss : {"mse", "cross_entropy", "binary_cross_entropy"}
         Means, as in PyTorch and Keras. cross_entropy takes integer labels or one-hot / probability rows.
     dtype : {"float32", "float64"}
     seed : int or None
         Seeds the NumPy Generator used for the initial weights (Glorot uniform for sigmoid/tanh/linear/softmax,
-        He uniform for relu/leaky_relu) and later for shuffling, so both backends see the same numbers.
+        He uniform for relu/leaky_relu) and later for shuffling and dropout masks, so both backends see the same
+        numbers.
     backend : None, "c" or "python"
         None picks the best available (fastnn.BACKEND).
+    input_shape : tuple of int
+        For the layers form: the shape of one sample.
     """
 
-    def __init__(self, sizes, activations="relu", loss="mse", dtype="float32", seed=None, backend=None):
-        self._build(sizes, activations, loss, dtype, seed, backend, params=None)
+    def __init__(self, sizes, activations="relu", loss="mse", dtype="float32", seed=None, backend=None,
+                 input_shape=None):
+        layers, input_shape = self._parse_layers(sizes, activations, loss, input_shape)
+        self._build(layers, input_shape, loss, dtype, seed, backend, params=None)
+
+    @staticmethod
+    def _parse_layers(sizes, activations, loss, input_shape):
+        """(layers, input_shape) from either constructor form."""
+        check.check_choice("loss", loss, _codes.LOSSES)
+        try:
+            items = list(sizes)
+        except TypeError:
+            raise TypeError("sizes must be a sequence of layer widths, e.g. [784, 256, 10], or of layers, e.g. "
+                            "[fastnn.Flatten(), fastnn.Dense(10)]") from None
+        if items and all(isinstance(item, Layer) for item in items):
+            if input_shape is None:
+                raise ValueError("a network of layers needs input_shape, the shape of one sample, e.g. "
+                                 "input_shape=(1, 28, 28)")
+            return [item.copy() for item in items], input_shape
+        if any(isinstance(item, Layer) for item in items):
+            raise TypeError("give either layer widths or layers, not a mix")
+        sizes = check.parse_sizes(items)
+        if input_shape is not None and check.parse_shape("input_shape", input_shape) != (sizes[0],):
+            raise ValueError(f"input_shape {input_shape} does not match sizes[0] = {sizes[0]}")
+        names = check.parse_activations(activations, len(sizes) - 1, loss)
+        return [Dense(width, activation) for width, activation in zip(sizes[1:], names)], (sizes[0],)
 
     @classmethod
-    def _from_parameters(cls, params, sizes, activations, loss, dtype, backend=None, seed=None):
-        """A network with these parameters (the flat buffer: all weights, then all biases), without drawing
-        initial weights first (model files, unpickling)."""
+    def _from_parameters(cls, params, layers, input_shape, loss, dtype, backend=None, seed=None):
+        """A network of these (unbuilt) layers with these parameters (the flat buffer: all weights, then all
+        biases), without drawing initial weights first (model files, unpickling)."""
         net = cls.__new__(cls)
-        net._build(sizes, activations, loss, dtype, seed, backend, params=params)
+        net._build(layers, input_shape, loss, dtype, seed, backend, params=params)
         return net
 
-    def _build(self, sizes, activations, loss, dtype, seed, backend, params):
-        sizes = check.parse_sizes(sizes)
+    @staticmethod
+    def _build_layers(layers, input_shape, loss):
+        """Infer every layer's shapes from input_shape; fix the output layer's activation for the loss."""
+        shape = check.parse_shape("input_shape", input_shape)
+        if len(shape) == 2:  # (height, width): one channel
+            shape = (1, *shape)
+        if not layers:
+            raise ValueError("a network needs at least one layer")
+        for i, layer in enumerate(layers):
+            layer.build(shape, i)
+            shape = layer.output_shape
+        last = layers[-1]
+        if not isinstance(last, Dense):
+            raise ValueError(f"the output layer (layer {len(layers) - 1}, {last!r}) must be Dense: the loss is "
+                             "taken over its vector of outputs")
+        fused = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}
+        if loss in fused:
+            if last.activation == "linear":
+                last.activation = fused[loss]
+            if last.activation != fused[loss]:
+                raise ValueError(f"loss {loss!r} needs a {fused[loss]!r} output layer (it is fused into the "
+                                 f"loss), got {last.activation!r}")
+            last.fused_output = True
+        return layers
+
+    def _build(self, layers, input_shape, loss, dtype, seed, backend, params):
         check.check_choice("loss", loss, _codes.LOSSES)
         dtype = check.check_dtype(dtype, DTYPES)
-        names = check.parse_activations(activations, len(sizes) - 1, loss)
         self._kernels = _backend.get(backend)
         self.backend = self._kernels.NAME
         self.loss = loss
         self.dtype = np.dtype(dtype)
-        self.sizes = sizes
         self._loss_code = _codes.LOSSES[loss]
-        fused = loss != "mse"
-        self.layers = [Dense(sizes[i], sizes[i + 1], names[i], fused_output=fused and i == len(names) - 1)
-                       for i in range(len(names))]
+        self.layers = self._build_layers(layers, input_shape, loss)
+        self.input_shape = self.layers[0].input_shape
         self._allocate()
         self._rng = np.random.default_rng(seed)
         if params is None:
@@ -107,9 +169,13 @@ class Network:
         self._reset_optimizer()
 
     # ----------------------------------------------------------------------------------------------- memory
+    @property
+    def _param_layers(self):
+        return [layer for layer in self.layers if layer.has_params]
+
     def _allocate(self):
         decayed, plain = [], []
-        for layer in self.layers:
+        for layer in self._param_layers:
             w_shapes, b_shapes = layer.param_shapes()
             decayed.append(w_shapes)
             plain.append(b_shapes)
@@ -119,13 +185,14 @@ class Network:
         nbytes = 2 * n_params * self.dtype.itemsize  # parameters and gradients
         avail = _available_memory_bytes()
         if avail is not None and nbytes > avail:
-            raise MemoryError(f"sizes {self.sizes} need {n_params:,} parameters ({nbytes / 2**30:.1f} GiB with "
+            what = f"sizes {self.sizes} need" if self._dense_only() else "this network needs"
+            raise MemoryError(f"{what} {n_params:,} parameters ({nbytes / 2**30:.1f} GiB with "
                               f"gradients), more than this machine's {avail / 2**30:.1f} GiB of memory")
         self._params = np.zeros(n_params, dtype=self.dtype)
         self._grads = np.zeros(n_params, dtype=self.dtype)
         views = self._views(self._params, decayed, plain)
         grad_views = self._views(self._grads, decayed, plain)
-        for layer, (w, b), (gw, gb) in zip(self.layers, views, grad_views):
+        for layer, (w, b), (gw, gb) in zip(self._param_layers, views, grad_views):
             layer.bind(w, b, gw, gb)
 
     @staticmethod
@@ -146,21 +213,24 @@ class Network:
 
     def _initialize(self):
         for layer in self.layers:
-            fan_in, fan_out = layer.d_in, layer.d_out
-            if layer.activation in ("relu", "leaky_relu"):
-                limit = math.sqrt(6.0 / fan_in)  # He uniform
-            else:
-                limit = math.sqrt(6.0 / (fan_in + fan_out))  # Glorot uniform
-            layer.W[...] = self._rng.uniform(-limit, limit, size=layer.W.shape)
-            layer.b[...] = 0
+            layer.initialize(self._rng)
+
+    def _workspace_bytes_per_row(self):
+        itemsize = {"real": self.dtype.itemsize, "int32": 4}
+        total = (self.n_inputs + self.n_outputs + 1) * self.dtype.itemsize
+        for layer in self.layers:
+            total += sum(count * itemsize[kind] for count, kind in layer.workspace_sizes().values())
+        return total
 
     def _workspace(self, rows):
-        """A handle on the network's buffers whose activation/delta workspaces hold at least `rows` samples.
+        """A handle on the network's buffers whose training workspaces hold at least `rows` samples.
 
         Workspaces only grow, so a fit allocates them once (for its batch size) and every batch reuses them."""
         if rows > self._workspace_rows:
-            self._acts = [np.empty((rows, layer.d_out), dtype=self.dtype) for layer in self.layers]
-            self._deltas = [np.empty((rows, layer.d_out), dtype=self.dtype) for layer in self.layers]
+            dtypes = {"real": self.dtype, "int32": np.int32}
+            self._workspaces = [{name: np.empty((rows, count), dtype=dtypes[kind])
+                                 for name, (count, kind) in layer.workspace_sizes().items()}
+                                for layer in self.layers]
             self._x_batch = np.empty((rows, self.n_inputs), dtype=self.dtype)
             self._t_batch = np.empty((rows, self.n_outputs), dtype=self.dtype)
             self._w_batch = np.empty(rows, dtype=self.dtype)
@@ -169,38 +239,41 @@ class Network:
         return self._handle
 
     def _make_handle(self):
-        with_workspace = self._workspace_rows > 0
-        layers = []
-        for i, layer in enumerate(self.layers):
-            a = self._acts[i] if with_workspace else None
-            delta = self._deltas[i] if with_workspace else None
-            layers.append((layer.W, layer.b, layer.dW, layer.db, a, delta, layer.train_act_code(),
-                           layer.act_code, layer.alpha))
-        x_batch = self._x_batch if with_workspace else None
-        t_batch = self._t_batch if with_workspace else None
-        w_batch = self._w_batch if with_workspace else None
-        return self._kernels.NetHandle(layers, self._loss_code, self._params, self._grads, self.n_decay, x_batch,
-                                       t_batch, w_batch)
+        layers = [layer.descriptor(ws) for layer, ws in zip(self.layers, self._workspaces)]
+        return self._kernels.NetHandle(layers, self._loss_code, self._params, self._grads, self.n_decay,
+                                       self._x_batch, self._t_batch, self._w_batch, self._workspace_rows)
 
     def _release_workspace(self):
-        self._acts = self._deltas = self._x_batch = self._t_batch = self._w_batch = None
+        self._workspaces = [{} for _ in self.layers]
+        self._x_batch = self._t_batch = self._w_batch = None
         self._workspace_rows = 0
         self._handle = self._make_handle()
 
     # ---------------------------------------------------------------------------------------------- public
     @property
     def weights(self):
-        """Weight matrices, W[i] of shape (sizes[i], sizes[i+1]): writable views into the network."""
-        return [layer.W for layer in self.layers]
+        """Weight arrays of the layers with parameters, in layer order: writable views into the network. Dense
+        W is (d_in, d_out); Conv2D W is (filters, in_channels, kh, kw)."""
+        return [layer.W for layer in self._param_layers]
 
     @property
     def biases(self):
-        """Bias vectors, b[i] of shape (sizes[i+1],): writable views into the network."""
-        return [layer.b for layer in self.layers]
+        """Bias vectors of the layers with parameters, in layer order: writable views into the network."""
+        return [layer.b for layer in self._param_layers]
 
     @property
     def activations(self):
-        return [layer.activation for layer in self.layers]
+        return [layer.activation for layer in self._param_layers]
+
+    @property
+    def sizes(self):
+        """Per-sample sizes from input to output: the input's, then every layer's output's (flattened). For a
+        stack of Dense layers, the layer widths the network was built from."""
+        return [self.layers[0].in_size] + [layer.out_size for layer in self.layers]
+
+    @property
+    def output_shape(self):
+        return self.layers[-1].output_shape
 
     @property
     def n_threads(self):
@@ -220,66 +293,143 @@ class Network:
 
     @property
     def n_inputs(self):
-        return self.sizes[0]
+        return self.layers[0].in_size
 
     @property
     def n_outputs(self):
-        return self.sizes[-1]
+        return self.layers[-1].out_size
+
+    def _dense_only(self):
+        return all(isinstance(layer, Dense) for layer in self.layers)
 
     def __repr__(self):
-        return (f"Network({self.sizes}, activations={self.activations}, loss={self.loss!r}, "
-                f"dtype={self.dtype.name!r}, backend={self.backend!r}, n_params={self.n_params:,})")
+        if self._dense_only():
+            return (f"Network({self.sizes}, activations={self.activations}, loss={self.loss!r}, "
+                    f"dtype={self.dtype.name!r}, backend={self.backend!r}, n_params={self.n_params:,})")
+        return self.summary(print_fn=None)
+
+    def summary(self, print_fn=print):
+        """A table of the layers with their output shapes and parameter counts (as Keras' summary); printed
+        with print_fn (None: only returned)."""
+        rows = [("input", str(tuple(self.input_shape)), "")]
+        for i, layer in enumerate(self.layers):
+            rows.append((f"{i}: {layer!r}", str(tuple(layer.output_shape)), f"{layer.n_params:,}"))
+        widths = [max(len(r[k]) for r in rows + [("layer", "output shape", "params")]) for k in range(3)]
+        line = "-" * (sum(widths) + 4)
+        head = f"{'layer':<{widths[0]}}  {'output shape':<{widths[1]}}  {'params':>{widths[2]}}"
+        body = [f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}" for a, b, c in rows]
+        text = "\n".join([f"Network(loss={self.loss!r}, dtype={self.dtype.name!r}, backend={self.backend!r})",
+                          head, line, *body, line, f"total parameters: {self.n_params:,}"])
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
+    def get_config(self):
+        """What rebuilds this network's architecture (Network.from_config); weights not included."""
+        return {"input_shape": list(self.input_shape), "loss": self.loss, "dtype": self.dtype.name,
+                "layers": [layer.config() for layer in self.layers]}
+
+    @classmethod
+    def from_config(cls, config, seed=None, backend=None):
+        """A new network (freshly initialised) of the architecture get_config() described."""
+        layers = [layer_from_config(c) for c in config["layers"]]
+        return cls(layers, input_shape=tuple(config["input_shape"]), loss=config["loss"], dtype=config["dtype"],
+                   seed=seed, backend=backend)
+
+    def __getstate__(self):
+        # the lock, the kernels module and the C handle are rebuilt; the rest is plain arrays
+        return {"config": self.get_config(), "params": self._params.copy(), "backend": self.backend,
+                "rng": self._rng.bit_generator.state, "n_threads": self._n_threads, "optimizer": self._opt}
+
+    def __setstate__(self, state):
+        config = state["config"]
+        layers = [layer_from_config(c) for c in config["layers"]]
+        self._build(layers, tuple(config["input_shape"]), config["loss"], config["dtype"], None, state["backend"],
+                    params=state["params"])
+        self._rng.bit_generator.state = state["rng"]
+        self._n_threads = state["n_threads"]
+        self._opt = state["optimizer"]
+
+    def _as_samples(self, name, X):
+        """X as a C-contiguous (n, n_inputs) batch, or (n_inputs,) for one sample, from the shapes users pass:
+        (n, *input_shape) or one sample of input_shape; for images also (n, H, W) / (H, W) with one channel and
+        (n, C*H*W) rows already flattened."""
+        shape = self.input_shape
+        if len(shape) == 1:
+            return check.as_input(name, X, self.n_inputs, self.dtype)
+        X = check.as_array(name, X)
+        one_channel = shape[0] == 1 and X.shape[-2:] == shape[1:]
+        if X.ndim == len(shape) + 1 and X.shape[1:] == shape or (one_channel and X.ndim == 3):
+            batch = X.reshape(X.shape[0], -1)
+        elif X.ndim == 2 and X.shape[1] == self.n_inputs and not (one_channel and X.shape == shape[1:]):
+            batch = X
+        elif X.shape == shape or (one_channel and X.ndim == 2):
+            return check.as_input(name, X.reshape(-1), self.n_inputs, self.dtype)
+        else:
+            hint = " or (n, H, W) with one channel" if shape[0] == 1 else ""
+            raise ValueError(f"{name} has shape {X.shape}; the network takes images of shape (n, "
+                             f"{', '.join(map(str, shape))}){hint}, or one image {shape}")
+        return check.as_input(name, batch, self.n_inputs, self.dtype)
+
+    def _infer_rows(self, n):
+        """Samples per inference chunk: all of them up to INFER_ROWS, fewer when the scratch would be large."""
+        per_row = self._kernels.net_infer_scratch_size(self._handle, 1) * self.dtype.itemsize
+        return max(1, min(n, INFER_ROWS, INFER_SCRATCH_BYTES // max(per_row, 1)))
 
     def forward(self, X):
-        """Network outputs: (n, n_outputs) for a batch X of shape (n, n_inputs), (n_outputs,) for one sample.
+        """Network outputs: (n, n_outputs) for a batch X, (n_outputs,) for one sample. X: (n, n_inputs) for a
+        network of Dense layers; (n, C, H, W) images for a convolutional one (see _as_samples).
 
         For cross_entropy the outputs are class probabilities (softmax), for binary_cross_entropy sigmoids."""
-        X = check.as_input("X", X, self.n_inputs, self.dtype)
+        X = self._as_samples("X", X)
         k = self._kernels
         if X.ndim == 1:
             y = np.empty(self.n_outputs, dtype=self.dtype)
-            # scratch per call, so any number of threads may predict at once
-            k.net_forward_single(self._handle, y, X, np.empty(2 * max(self.sizes[1:]), dtype=self.dtype))
+            if self._dense_only():
+                # scratch per call, so any number of threads may predict at once
+                widest = max(layer.out_size for layer in self.layers)
+                k.net_forward_single(self._handle, y, X, np.empty(2 * widest, dtype=self.dtype))
+            else:
+                scratch = np.empty(k.net_infer_scratch_size(self._handle, 1), dtype=self.dtype)
+                k.net_predict(self._handle, y.reshape(1, -1), X.reshape(1, -1), scratch, 1)
             return y
         n_threads = self._n_threads_now()
-        x = X
-        for layer in self.layers:
-            out = np.empty((X.shape[0], layer.d_out), dtype=self.dtype)
-            layer.forward(k, x, out, False, n_threads)
-            x = out
-        return x
+        n = X.shape[0]
+        Y = np.empty((n, self.n_outputs), dtype=self.dtype)
+        rows = self._infer_rows(n)
+        scratch = np.empty(k.net_infer_scratch_size(self._handle, rows), dtype=self.dtype)
+        for start in range(0, n, rows):
+            stop = min(start + rows, n)
+            k.net_predict(self._handle, Y[start:stop], X[start:stop], scratch, n_threads)
+        return Y
 
     predict = forward
 
-    def _forward_train(self, X, acts, n_threads):
-        x = X
-        for layer, out in zip(self.layers, acts):
-            layer.forward(self._kernels, x, out, True, n_threads)
-            x = out
-        return x
-
     @_exclusive
     def evaluate(self, X, y, sample_weight=None):
-        """Mean loss over X (the value `gradients` differentiates; no weight decay term). With sample_weight,
-        each sample's loss is multiplied by its weight (the mean stays over the samples)."""
+        """Mean loss over X (the value `gradients` differentiates; no weight decay term, no dropout). With
+        sample_weight, each sample's loss is multiplied by its weight (the mean stays over the samples)."""
         X, T = self._check_xy(X, y)
         w = training.sample_weights(self.loss, y, X.shape[0], self.n_outputs, None, sample_weight, self.dtype)
         return self._mean_loss(X, T, self._n_threads_now(), w)
 
     def _mean_loss(self, X, T, n_threads, w=None):
         # every loss is a mean over samples (times a constant n_outputs), so chunk means combine by rows
+        k, n = self._kernels, X.shape[0]
+        rows = self._infer_rows(n)
+        scratch = np.empty(k.net_infer_scratch_size(self._handle, rows), dtype=self.dtype)
         total = 0.0
-        for start in range(0, X.shape[0], 4096):
-            Xc, Tc = X[start:start + 4096], T[start:start + 4096]
-            wc = None if w is None else w[start:start + 4096]
-            self._workspace(Xc.shape[0])
-            out = self._forward_train(Xc, [a[:Xc.shape[0]] for a in self._acts], n_threads)
-            total += self._kernels.loss(None, out, Tc, self._loss_code, n_threads, wc) * Xc.shape[0]
-        return total / X.shape[0]
+        for start in range(0, n, rows):
+            stop = min(start + rows, n)
+            wc = None if w is None else w[start:stop]
+            total += k.net_evaluate(self._handle, X[start:stop], T[start:stop], scratch, n_threads, wc) * \
+                (stop - start)
+        return total / n
 
     @_exclusive
     def gradients(self, X, y, sample_weight=None):
-        """Gradients of the mean loss over all of X, per layer (dW, db) as new arrays. Updates nothing."""
+        """Gradients of the mean loss over all of X, per layer with parameters (dW, db) as new arrays (dropout
+        off, as in evaluate). Updates nothing."""
         return self._loss_and_gradients(X, y, sample_weight)[1]
 
     @_exclusive
@@ -292,13 +442,13 @@ class Network:
         X, T = self._check_xy(X, y)
         w = training.sample_weights(self.loss, y, X.shape[0], self.n_outputs, None, sample_weight, self.dtype)
         value = self._kernels.net_backprop(self._workspace(X.shape[0]), X, T, self._n_threads_now(), w)
-        grads = [(layer.dW.copy(), layer.db.copy()) for layer in self.layers]
-        if X.shape[0] > 4096:
+        grads = [(layer.dW.copy(), layer.db.copy()) for layer in self._param_layers]
+        if X.shape[0] > INFER_ROWS:
             self._release_workspace()
         return value, grads
 
     def _check_xy(self, X, y, name_x="X", name_y="y"):
-        X = check.as_input(name_x, X, self.n_inputs, self.dtype)
+        X = self._as_samples(name_x, X)
         if X.ndim == 1:  # one sample: y is its label (a scalar) or its row of targets
             X = X.reshape(1, -1)
             y = check.as_array(name_y, y)
@@ -308,6 +458,18 @@ class Network:
                 y = y.reshape(1, -1)
         T = check.as_targets(name_y, y, X.shape[0], self.n_outputs, self.loss, self.dtype)
         return X, T
+
+    def _dropout_layers(self):
+        return [layer for layer in self.layers if layer.code == _codes.LAYER_DROPOUT]
+
+    def _dropout_seed(self):
+        """A fresh 63-bit key for the dropout masks of one training call, from the network's generator (drawn
+        only when there are dropout layers, so a network without them keeps its shuffling stream)."""
+        return int(self._rng.integers(0, 2**63)) if self._dropout_layers() else 0
+
+    def _note_mask_rows(self, rows):
+        for layer in self._dropout_layers():
+            layer._mask_rows = rows
 
     # --------------------------------------------------------------------------------------------- training
     def _reset_optimizer(self):
@@ -339,7 +501,9 @@ class Network:
         X, T = self._check_xy(X, y)
         w = training.sample_weights(self.loss, y, X.shape[0], self.n_outputs, None, sample_weight, self.dtype)
         n_threads = self._n_threads_now()
-        value = self._kernels.net_backprop(self._workspace(X.shape[0]), X, T, n_threads, w)
+        value = self._kernels.net_backprop(self._workspace(X.shape[0]), X, T, n_threads, w, True,
+                                           self._dropout_seed())
+        self._note_mask_rows(X.shape[0])
         if not math.isfinite(value):
             raise FloatingPointError(f"the loss is {value}; the step was not applied")
         self._kernels.net_update(self._handle, self._optimizer(opts), n_threads)
@@ -412,7 +576,9 @@ class Network:
                 state.lr = check.check_float("the learning rate from lr_schedule", lr, 0.0, include_minimum=False)
                 snapshot[...] = self._params
                 order = (self._rng.permutation(n) if shuffle else np.arange(n)).astype(np.int64, copy=False)
-                loss_sum, _, finite = self._kernels.net_train_epoch(handle, state, X, T, order, batch, n_threads, W)
+                loss_sum, n_done, finite = self._kernels.net_train_epoch(handle, state, X, T, order, batch,
+                                                                         n_threads, W, self._dropout_seed())
+                self._note_mask_rows(min(batch, n - n_done) if not finite else (n - 1) % batch + 1)
                 epoch_loss = loss_sum / n if finite else math.nan
                 if not (finite and math.isfinite(epoch_loss) and check._all_finite(self._params)):
                     self._params[...] = snapshot

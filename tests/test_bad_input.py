@@ -601,7 +601,8 @@ def test_inputs_are_not_kept(backend):
     X32[...] = 1e6
     y32[...] = -1e6
     assert np.array_equal(net.forward(X), expected)
-    assert not any(np.shares_memory(X32, a) for a in (net._acts or []) + (net._deltas or []))
+    kept = [a for ws in net._workspaces for a in ws.values()]
+    assert kept and not any(np.shares_memory(X32, a) for a in kept)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -188,14 +188,36 @@ class _Bomb:
 
 
 # ------------------------------------------------------------------------------------------------ fuzz
+def _v1_meta(net):
+    """The metadata a version-1 file (fastnn before layers of several kinds) had for a dense network."""
+    sizes = [net.n_inputs] + [layer.units for layer in net.layers]
+    layers = [{"type": "dense", "d_in": a, "d_out": b, "activation": layer.activation}
+              for a, b, layer in zip(sizes[:-1], sizes[1:], net.layers)]
+    return {"format": "fastnn", "version": 1, "dtype": net.dtype.name, "loss": net.loss, "sizes": sizes,
+            "layers": layers, "n_params": net.n_params}
+
+
+def _conv_net(dtype="float32", seed=0, backend=None):
+    return fastnn.Network([fastnn.Conv2D(2, 3, padding=1, activation="tanh"), fastnn.MaxPool2D(2), fastnn.Flatten(),
+                           fastnn.Dropout(0.25), fastnn.Dense(3)], input_shape=(1, 4, 5), loss="cross_entropy",
+                          dtype=dtype, seed=seed, backend=backend)
+
+
 class _Base:
-    def __init__(self, tmp_path, dtype):
-        self.dtype = dtype
-        net = _net(dtype)
-        X = np.random.default_rng(0).normal(size=(20, SIZES[0]))
-        net.fit(X, np.arange(20) % SIZES[-1], epochs=2)
-        path = tmp_path / f"base-{dtype}.fastnn"
-        net.save(path)
+    """A valid model file to mutate: version 1 (written by hand, as older fastnn did) of a dense network, or
+    version 2 (written by save) of a small convolutional one."""
+
+    def __init__(self, tmp_path, dtype, version=2):
+        self.dtype, self.version = dtype, version
+        net = _net(dtype) if version == 1 else _conv_net(dtype)
+        X = np.random.default_rng(0).normal(size=(20, *net.input_shape))
+        net.fit(X, np.arange(20) % 3, epochs=2)
+        path = tmp_path / f"base-{dtype}-v{version}.fastnn"
+        if version == 1:
+            path.write_bytes(_model_file(_v1_meta(net), net._params))
+        else:
+            net.save(path)
+        self.path = path
         self.bytes = path.read_bytes()
         with zipfile.ZipFile(path) as zf:
             self.meta = json.loads(np.load(io.BytesIO(zf.read("meta.npy"))).tobytes())
@@ -225,7 +247,8 @@ def _meta_cases(base, rng):
 
     for v in ["fastnm", "FASTNN", None, 1, ["fastnn"], ""]:
         edit(f"format={v!r}", format=v)
-    for v in [0, 2, "1", 1.0, True, None, -1, 10**100, [1]]:
+    other = 2 if base.version == 1 else 1
+    for v in [0, other, 3, str(base.version), float(base.version), True, None, -1, 10**100, [base.version]]:
         edit(f"version={v!r}", version=v)
     for v in ["float16", "int32", "float", "f4", None, 32, ["float32"], "object", "complex128",
               "float64" if base.dtype == "float32" else "float32"]:
@@ -233,9 +256,9 @@ def _meta_cases(base, rng):
     for v in ["hinge", None, 3, ["mse"], "", "MSE", "mse", "binary_cross_entropy"]:
         edit(f"loss={v!r}", loss=v)
     layers = m["layers"]
-    for v in [[5, 7], [5, 7, 3, 2], [5, 8, 3], [10**9, 10**9, 3], [10**9, 7, 3], [-5, 7, 3], [0, 7, 3],
+    for v in ([] if base.version == 2 else [[5, 7], [5, 7, 3, 2], [5, 8, 3], [10**9, 10**9, 3], [10**9, 7, 3], [-5, 7, 3], [0, 7, 3],
               [5.0, 7, 3], ["5", 7, 3], [True, 7, 3], [], [5], None, "5,7,3", 573, [[5], 7, 3],
-              [5, 7, 3.5], [2**63, 7, 3], [1] * 5000]:
+              [5, 7, 3.5], [2**63, 7, 3], [1] * 5000]):
         edit(f"sizes={str(v)[:30]}", sizes=v)
         # the same with layers and n_params made consistent (only the parameters can then disagree)
         if isinstance(v, list) and len(v) >= 2 and all(type(s) is int for s in v):
@@ -248,8 +271,22 @@ def _meta_cases(base, rng):
     for key in list(m):
         edit(f"missing {key}", **{key: _DELETE})
     edit("extra key", comment="hello", extra=[1, 2, 3])
+    if base.version == 2:
+        for v in [[1, 4], [4, 5], [1, 4, 5, 1], [], [0, 4, 5], [1, 2, 2], [1, 4.0, 5], [10**9, 4, 5], "1,4,5", None,
+                  [1, 10**9, 10**9], [2, 4, 5], [20], [True, 4, 5]]:
+            edit(f"input_shape={str(v)[:30]}", input_shape=v)
+        for i, layer in enumerate(layers):
+            for field in list(layer) + ["zzz"]:
+                for v in [None, 0, -1, 1, 2, 10**9, 10**30, 1.5, "same", "x", [], [1], [2, 2], [0, 1], [3, 3, 3],
+                          "relu", "softmax", "conv2d", "dense", {}, True]:
+                    d = copy.deepcopy(m)
+                    d["layers"][i][field] = v
+                    cases.append((f"layers[{i}].{field}={v!r}", d))
+                d = copy.deepcopy(m)
+                d["layers"][i].pop(field, None)
+                cases.append((f"layers[{i}] without {field}", d))
     # layers
-    for i in range(len(layers)):
+    for i in range(len(layers) if base.version == 1 else 0):
         for field, vals in [("type", ["conv", None, 1, "Dense"]), ("d_in", [0, -1, 10**9, "5", 5.0, None]),
                             ("d_out", [0, -1, 10**9, "7", None]),
                             ("activation", ["gelu", None, 1, ["relu"], "", "softmax", "linear", "relu"])]:
@@ -260,6 +297,7 @@ def _meta_cases(base, rng):
         d = copy.deepcopy(m)
         del d["layers"][i]["activation"]
         cases.append((f"layers[{i}] without activation", d))
+    for i in range(len(layers)):
         for v in [None, 1, "dense", [], [1, 2]]:
             d = copy.deepcopy(m)
             d["layers"][i] = v
@@ -513,9 +551,9 @@ def test_load_fuzz(tmp_path):
     per_category = collections.defaultdict(collections.Counter)
     unexpected = []
     path = tmp_path / "case.fastnn"
-    for dtype in ("float32", "float64"):
-        base = _Base(tmp_path, dtype)
-        assert _classify(tmp_path / f"base-{dtype}.fastnn", False) == ("loaded", None)
+    for dtype, version in (("float32", 1), ("float64", 1), ("float32", 2), ("float64", 2)):
+        base = _Base(tmp_path, dtype, version)
+        assert _classify(base.path, False) == ("loaded", None)
         for category, label, case in _cases(base, rng, tmp_path):
             if callable(case):
                 target, path_case = case(), True
@@ -530,7 +568,7 @@ def test_load_fuzz(tmp_path):
             elif outcome == "rejected" and label.startswith(MUST_LOAD):
                 outcome, why = "unexpected", "rejected a valid file"
             if outcome == "unexpected":
-                unexpected.append(f"[{dtype}] {category}: {label}: {why}")
+                unexpected.append(f"[{dtype} v{version}] {category}: {label}: {why}")
             counts[outcome] += 1
             per_category[category][outcome] += 1
     total = sum(counts.values())
@@ -549,7 +587,7 @@ def test_load_fuzz(tmp_path):
 # ----------------------------------------------------------------------------- absurd sizes, no allocation
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_absurd_sizes_are_rejected_before_allocating(tmp_path, dtype):
-    base = _Base(tmp_path, dtype)
+    base = _Base(tmp_path, dtype, version=1)
     dt = np.dtype(dtype)
     meta_npy = _npy(_meta_bytes(base.meta))
     huge = [10**6, 10**6, 3]
@@ -561,6 +599,10 @@ def test_absurd_sizes_are_rejected_before_allocating(tmp_path, dtype):
         # metadata and parameter header agree on 10**12 parameters; the data is not there
         "consistent huge": _zip([("meta.npy", _npy(_meta_bytes(huge_meta))),
                                  ("params.npy", _npy_header((n_huge,), dt.str) + b"\x00" * 64)]),
+        # version 2: a million inputs to a Dense of a million units, consistent, without the data
+        "consistent huge v2": _zip([("meta.npy", _npy(_meta_bytes(dict(
+            base.meta, version=2, input_shape=[10**6], layers=[{"type": "dense", "units": 10**6}],
+            n_params=10**12 + 10**6)))), ("params.npy", _npy_header((10**12 + 10**6,), dt.str) + b"\x00" * 64)]),
         "params header 10**9": _zip([("meta.npy", meta_npy), ("params.npy", _npy_header((10**9,), dt.str))]),
         "meta header 10**10": _zip([("meta.npy", _npy_header((10**10,), "|u1")),
                                     ("params.npy", _npy(base.params))]),
@@ -613,7 +655,7 @@ def test_rejection_messages_name_the_problem(tmp_path):
     cases = [
         (b"", "empty"),
         (_npy(base.params), ".npy"),
-        (_model_file(dict(base.meta, version=2), base.params), "version"),
+        (_model_file(dict(base.meta, version=3), base.params), "version"),
         (_model_file(dict(base.meta, format="x"), base.params), "format"),
         (_model_file(base.meta, base.params.astype(np.float32)), "parameters"),
         (_model_file(base.meta, np.full(base.n, np.nan)), "NaN"),

@@ -1,14 +1,18 @@
 """The NumPy backend: the readable twin of every C kernel in csrc/, with the same names and signatures.
 
-Each module mirrors one C file (dense.c -> dense.py, ...). Kernels write into the arrays they are given, like
-their C twins, so Network drives both backends with exactly the same calls.
+Each module mirrors one C file (dense.c -> dense.py, conv.c -> conv.py, ...). Kernels write into the arrays they
+are given, like their C twins, so Network drives both backends with exactly the same calls.
 """
 from .activations import act_backward, act_forward
 from .checks import all_finite
+from .conv import col2im, conv2d_backward, conv2d_forward, im2col
 from .dense import dense_backward, dense_forward, dense_forward_single
+from .dropout import dropout_backward, dropout_batch_key, dropout_forward, dropout_layer_key, dropout_uniform
 from .losses import loss
-from .network import NetHandle, net_backprop, net_forward_single, net_train_epoch, net_update
+from .network import (NetHandle, net_backprop, net_evaluate, net_forward_single, net_infer_scratch_size,
+                      net_predict, net_train_epoch, net_update)
 from .optimizers import adam_step, adamw_step, irprop_minus_step, rmsprop_step, sgd_step
+from .pool import avgpool2d_backward, avgpool2d_forward, maxpool2d_backward, maxpool2d_forward
 
 NAME = "python"
 
@@ -23,7 +27,10 @@ def max_threads():
     return 1
 
 
-__all__ = ["NAME", "NetHandle", "act_backward", "act_forward", "all_finite", "adam_step", "adamw_step", "irprop_minus_step",
-           "rmsprop_step", "dense_backward", "dense_forward",
-           "dense_forward_single", "loss", "max_threads", "net_backprop", "net_forward_single", "net_train_epoch",
-           "net_update", "openmp_enabled", "sgd_step"]
+__all__ = ["NAME", "NetHandle", "act_backward", "act_forward", "adam_step", "adamw_step", "all_finite",
+           "avgpool2d_backward", "avgpool2d_forward", "col2im", "conv2d_backward", "conv2d_forward", "dense_backward",
+           "dense_forward", "dense_forward_single", "dropout_backward", "dropout_batch_key", "dropout_forward",
+           "dropout_layer_key", "dropout_uniform", "im2col", "irprop_minus_step", "loss", "max_threads",
+           "maxpool2d_backward", "maxpool2d_forward", "net_backprop", "net_evaluate", "net_forward_single",
+           "net_infer_scratch_size", "net_predict", "net_train_epoch", "net_update", "openmp_enabled",
+           "rmsprop_step", "sgd_step"]

@@ -1,54 +1,136 @@
-"""A whole network per call: backprop over a batch, an update, an epoch, one-sample prediction
-(twin of csrc/network.c). Built from the layer, loss and optimizer twins exactly as the C code is."""
+"""A whole network per call: backprop over a batch, an update, an epoch, batch prediction and evaluation,
+one-sample prediction (twin of csrc/network.c). Built from the layer, loss and optimizer twins exactly as the C
+code is: the same walk over the layer table, the same switch on each layer's kind."""
 import math
+from types import SimpleNamespace
 
 import numpy as np
 
-from .._codes import OPT_ADAM, OPT_ADAMW, OPT_IRPROP_MINUS, OPT_RMSPROP
+from .._codes import (LAYER_AVGPOOL2D, LAYER_CONV2D, LAYER_DENSE, LAYER_DROPOUT, LAYER_FLATTEN, LAYER_MAXPOOL2D,
+                      OPT_ADAM, OPT_ADAMW, OPT_IRPROP_MINUS, OPT_RMSPROP)
 from .activations import act_backward
+from .conv import conv2d_backward, conv2d_forward
 from .dense import dense_backward, dense_forward, dense_forward_single
+from .dropout import dropout_backward, dropout_batch_key, dropout_forward, dropout_layer_key
 from .losses import loss as loss_kernel
 from .optimizers import adam_step, adamw_step, irprop_minus_step, rmsprop_step, sgd_step
+from .pool import avgpool2d_backward, avgpool2d_forward, maxpool2d_backward, maxpool2d_forward
+
+LAYER_FIELDS = ("kind", "in_size", "out_size", "win", "act", "predict_act", "alpha", "rate", "W", "b", "dW", "db",
+                "a", "delta", "cols", "scratch", "argmax", "mask")
 
 
 class NetHandle:
     """The buffers of a network, as the C fastnn_net struct holds them.
 
-    layers: a list of (W, b, dW, db, a, delta, act, predict_act, alpha); a and delta are (max_batch, d_out)
-    workspaces, or None for a handle used for prediction only."""
+    layers: one dict per layer with the fields of fastnn_layer (LAYER_FIELDS; `win` the fastnn_window as a
+    tuple or None); workspaces are (max_batch, per-sample size) arrays, or None for a handle that only
+    predicts and evaluates."""
 
-    def __init__(self, layers, loss_kind, params, grads, n_decay, x_batch, t_batch, w_batch=None):
-        self.layers = list(layers)
+    def __init__(self, layers, loss_kind, params, grads, n_decay, x_batch, t_batch, w_batch, max_batch):
+        self.layers = []
+        for i, fields in enumerate(layers):
+            missing = set(LAYER_FIELDS) - set(fields)
+            if missing:
+                raise ValueError(f"NetHandle: layer {i} lacks {sorted(missing)}")
+            self.layers.append(SimpleNamespace(**{k: fields[k] for k in LAYER_FIELDS}))
+        if not self.layers:
+            raise ValueError("NetHandle: no layers")
         self.loss_kind = loss_kind
         self.params, self.grads, self.n_decay = params, grads, n_decay
         self.x_batch, self.t_batch, self.w_batch = x_batch, t_batch, w_batch
         self.dtype = params.dtype
-        self.d_in = self.layers[0][0].shape[0]
-        self.d_out = self.layers[-1][0].shape[1]
-        self.max_batch = 0 if self.layers[0][4] is None else self.layers[0][4].shape[0]
-        self.widest = max(layer[0].shape[1] for layer in self.layers)
+        self.max_batch = max_batch
+        self.d_in = self.layers[0].in_size
+        self.d_out = self.layers[-1].out_size
 
 
-def net_backprop(h, x, t, n_threads, w=None):
-    """Forward and backward pass over one batch: fills the workspaces and gradients, returns the mean loss."""
+def _passes_through(L, training):
+    return L.kind == LAYER_FLATTEN or (L.kind == LAYER_DROPOUT and not training)
+
+
+def _has_params(L):
+    return L.kind in (LAYER_DENSE, LAYER_CONV2D)
+
+
+def _owner_at_or_below(h, i, training):
+    for j in range(i, -1, -1):
+        if not _passes_through(h.layers[j], training):
+            return j
+    return -1
+
+
+def _params_below(h, i):
+    return any(_has_params(L) for L in h.layers[:i])
+
+
+def _conv_matrix(L):
+    return L.W.reshape(L.win[3], -1), L.dW.reshape(L.win[3], -1)
+
+
+def _cols_view(L, cols, scratch, n):
+    """The conv2d workspaces (flat, or one row per sample) as (n P, K) and (n P, out_c) matrices."""
+    c, oc, oh, ow, kh, kw = L.win[0], L.win[3], L.win[4], L.win[5], L.win[6], L.win[7]
+    rows, k = n * oh * ow, c * kh * kw
+    return cols.reshape(-1)[:rows * k].reshape(rows, k), scratch.reshape(-1)[:rows * oc].reshape(rows, oc)
+
+
+def _layer_forward(L, i, out, inp, act, cols, scratch, argmax, dropout_key, n_threads):
+    if L.kind == LAYER_DENSE:
+        dense_forward(out, inp, L.W, L.b, act, L.alpha, n_threads)
+    elif L.kind == LAYER_CONV2D:
+        cols, scratch = _cols_view(L, cols, scratch, inp.shape[0])
+        conv2d_forward(out, cols, scratch, inp, L.W, L.b, L.win, act, L.alpha, n_threads)
+    elif L.kind == LAYER_MAXPOOL2D:
+        maxpool2d_forward(out, argmax, inp, L.win, n_threads)
+    elif L.kind == LAYER_AVGPOOL2D:
+        avgpool2d_forward(out, inp, L.win, n_threads)
+    elif L.kind == LAYER_DROPOUT:
+        dropout_forward(out, L.mask, inp, L.rate, dropout_layer_key(dropout_key, i), n_threads)
+    else:
+        raise ValueError(f"unknown layer kind {L.kind}")
+
+
+def net_backprop(h, x, t, n_threads, w=None, training=False, dropout_key=0):
+    """Forward and backward pass over one batch: fills the workspaces and gradients, returns the mean loss.
+    training=True turns dropout on, its masks drawn from dropout_key."""
     n = x.shape[0]
     if x.shape != (n, h.d_in) or t.shape != (n, h.d_out) or not 0 < n <= h.max_batch:
         raise ValueError(f"net_backprop: x {x.shape} / t {t.shape} do not fit the network or its workspace")
     inp = x
-    for W, b, _, _, a, _, act, _, alpha in h.layers:
-        dense_forward(a[:n], inp, W, b, act, alpha, n_threads)
-        inp = a[:n]
-    W, b, dW, db, a, delta, act, _, alpha = h.layers[-1]
-    value = loss_kernel(delta[:n], a[:n], t, h.loss_kind, n_threads, w)
-    act_backward(delta[:n], delta[:n], a[:n], act, alpha, n_threads)
+    for i, L in enumerate(h.layers):
+        if _passes_through(L, training):
+            continue
+        _layer_forward(L, i, L.a[:n], inp, L.act, L.cols, L.scratch, L.argmax, dropout_key, n_threads)
+        inp = L.a[:n]
+    last = h.layers[-1]
+    value = loss_kernel(last.delta[:n], last.a[:n], t, h.loss_kind, n_threads, w)
+    act_backward(last.delta[:n], last.delta[:n], last.a[:n], last.act, last.alpha, n_threads)
     for i in range(len(h.layers) - 1, -1, -1):
-        W, b, dW, db, a, delta, act, _, alpha = h.layers[i]
-        below = h.layers[i - 1] if i > 0 else None
-        x_in = below[4][:n] if below else x
-        dx = below[5][:n] if below else None
-        dense_backward(dx, dW, db, delta[:n], x_in, W, n_threads)
-        if below:
-            act_backward(dx, dx, below[4][:n], below[6], below[8], n_threads)
+        L = h.layers[i]
+        if _passes_through(L, training):
+            continue
+        b = _owner_at_or_below(h, i - 1, training)
+        below = h.layers[b] if b >= 0 else None
+        x_in = below.a[:n] if below else x
+        dx = below.delta[:n] if below and _params_below(h, i) else None
+        dz = L.delta[:n]
+        if L.kind == LAYER_DENSE:
+            dense_backward(dx, L.dW, L.db, dz, x_in, L.W, n_threads)
+        elif L.kind == LAYER_CONV2D:
+            W, dW = _conv_matrix(L)
+            cols, scratch = _cols_view(L, L.cols, L.scratch, n)
+            conv2d_backward(dx, dW, L.db, cols, scratch, dz, W, L.win, n_threads)
+        elif dx is None:
+            pass
+        elif L.kind == LAYER_MAXPOOL2D:
+            maxpool2d_backward(dx, dz, L.argmax, L.win, n_threads)
+        elif L.kind == LAYER_AVGPOOL2D:
+            avgpool2d_backward(dx, dz, L.win, n_threads)
+        elif L.kind == LAYER_DROPOUT:
+            dropout_backward(dx, dz, L.mask, n_threads)
+        if dx is not None and _has_params(below):
+            act_backward(dx, dx, below.a[:n], below.act, below.alpha, n_threads)
     return value
 
 
@@ -70,13 +152,13 @@ def net_update(h, state, n_threads):
                  state.weight_decay, n_threads)
 
 
-def net_train_epoch(h, state, X, T, order, batch, n_threads, W=None):
+def net_train_epoch(h, state, X, T, order, batch, n_threads, W=None, dropout_seed=0):
     """One epoch of minibatch training. Returns (loss_sum, n_done, finite), as the C twin does."""
     n = X.shape[0]
     if not 0 < batch <= h.max_batch:
         raise ValueError(f"net_train_epoch: batch {batch} exceeds the workspace ({h.max_batch})")
     loss_sum, n_done = 0.0, 0
-    for start in range(0, n, batch):
+    for b, start in enumerate(range(0, n, batch)):
         idx = order[start:start + batch]
         rows = idx.shape[0]
         xb, tb = h.x_batch[:rows], h.t_batch[:rows]
@@ -86,7 +168,7 @@ def net_train_epoch(h, state, X, T, order, batch, n_threads, W=None):
         if W is not None:
             wb = h.w_batch[:rows]
             np.take(W, idx, out=wb)
-        value = net_backprop(h, xb, tb, n_threads, wb)
+        value = net_backprop(h, xb, tb, n_threads, wb, True, dropout_batch_key(dropout_seed, b))
         if not math.isfinite(value):
             return loss_sum, n_done, False
         net_update(h, state, n_threads)
@@ -95,10 +177,70 @@ def net_train_epoch(h, state, X, T, order, batch, n_threads, W=None):
     return loss_sum, n_done, True
 
 
+def _infer_sizes(h):
+    """Per-sample scratch of the inference passes: the widest output, the largest conv2d columns and product."""
+    widest = max([1] + [L.out_size for L in h.layers])
+    convs = [L for L in h.layers if L.kind == LAYER_CONV2D]
+    cols = max([0] + [L.win[4] * L.win[5] * L.win[0] * L.win[6] * L.win[7] for L in convs])
+    products = max([0] + [L.out_size for L in convs])
+    return widest, cols, products
+
+
+def net_infer_scratch_size(h, n):
+    """Elements of scratch net_predict / net_evaluate need for n samples."""
+    widest, cols, products = _infer_sizes(h)
+    return n * (2 * widest + cols + products)
+
+
+def _infer(h, y, x, scratch, n_threads):
+    """A forward pass outside training in `scratch` (laid out as in C: two buffers of the widest output taken in
+    turn, then one conv2d's columns and product): into y with the predict activation, else returns the output."""
+    n = x.shape[0]
+    widest, cols_size, _ = _infer_sizes(h)
+    buffers = (scratch[:n * widest], scratch[n * widest:2 * n * widest])
+    cols = scratch[2 * n * widest:2 * n * widest + n * cols_size]
+    products = scratch[2 * n * widest + n * cols_size:]
+    inp, in_buffer = x, None
+    for i, L in enumerate(h.layers):
+        if _passes_through(L, False):
+            continue
+        predicting = i == len(h.layers) - 1 and y is not None
+        if predicting:
+            out = y
+        else:
+            in_buffer = 1 if in_buffer == 0 else 0
+            out = buffers[in_buffer][:n * L.out_size].reshape(n, L.out_size)
+        _layer_forward(L, i, out, inp, L.predict_act if predicting else L.act, cols, products, None, 0, n_threads)
+        inp = out
+    return inp
+
+
+def net_predict(h, y, x, scratch, n_threads):
+    """Prediction for a batch x (n, in_size) into y (n, out_size), using only `scratch`."""
+    n = x.shape[0]
+    if x.shape != (n, h.d_in) or y.shape != (n, h.d_out) or scratch.size < net_infer_scratch_size(h, n):
+        raise ValueError("net_predict: x, y or scratch do not fit the network")
+    if n:
+        _infer(h, y, x, scratch, n_threads)
+
+
+def net_evaluate(h, x, t, scratch, n_threads, w=None):
+    """The mean loss over x against t (sample weights w or None), without dropout, using only `scratch`."""
+    n = x.shape[0]
+    if x.shape != (n, h.d_in) or t.shape != (n, h.d_out) or n == 0 or \
+            scratch.size < net_infer_scratch_size(h, n):
+        raise ValueError("net_evaluate: x, t or scratch do not fit the network")
+    out = _infer(h, None, x, scratch, n_threads)
+    return loss_kernel(None, out, t, h.loss_kind, n_threads, w)
+
+
 def net_forward_single(h, y, x, scratch):
-    """One sample x (d_in,) through the network for prediction into y (d_out,)."""
+    """One sample x (in_size,) through a network of dense layers for prediction into y (out_size,)."""
+    if any(L.kind != LAYER_DENSE for L in h.layers):
+        raise ValueError("net_forward_single: only for networks of dense layers")
+    widest = max(L.out_size for L in h.layers)
     inp = x
-    for i, (W, b, _, _, _, _, _, predict_act, alpha) in enumerate(h.layers):
-        out = y if i == len(h.layers) - 1 else scratch[(i % 2) * h.widest:(i % 2) * h.widest + W.shape[1]]
-        dense_forward_single(out, inp, W, b, predict_act, alpha)
+    for i, L in enumerate(h.layers):
+        out = y if i == len(h.layers) - 1 else scratch[(i % 2) * widest:(i % 2) * widest + L.out_size]
+        dense_forward_single(out, inp, L.W, L.b, L.predict_act, L.alpha)
         inp = out

@@ -4,6 +4,8 @@ import os
 
 import numpy as np
 
+from .images import load_mnist, load_cifar10, CIFAR10_CLASSES
+
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
 
