@@ -1,34 +1,37 @@
 /* conv_impl.h -- template body of conv.c, instantiated per REAL by fastnn_real.h.
  *
- * Layout: a batch of images is NCHW; the columns of im2col are one row per output position (sample-major,
- * then row, then column of the output) and one column per weight (in_c, kh, kw), so the forward product is
- * cols (n P, K) @ W^T (K, out_c) with P = out_h out_w and K = in_c kh kw: one GEMM for the whole batch, whose
- * result is transposed to NCHW while the bias and the activation are applied. */
+ * Layout: a batch of images is NCHW. The im2col columns are one row per weight (in_c, kh, kw) and one column
+ * per output position: cols (K, P) for one sample, K = in_c kh kw and P = out_h out_w. Every row is a shifted
+ * copy of an image row (contiguous for stride 1), and the products run along positions, the long axis:
+ *   forward  y[s, o, :]  = act(b[o] + sum_q W[o, q] cols_s[q, :])
+ *   backward dW[o, q]    = sum_s dz[s, o, :] . cols_s[q, :]      db[o] = sum of dz[:, o, :]
+ *            dcols_s     = W^T dz[s]                             dx[s] = col2im(dcols_s)
+ * Two ways to compute them:
+ *   - direct (few filters or small K: LeNet's 6 and 16 filters): each thread builds the columns of one sample
+ *     at a time in its own slot of the cols workspace (K P values, resident in cache) and uses them at once; the
+ *     backward pass rebuilds them from the layer input. A whole-batch im2col would write and read back megabytes
+ *     for products too skinny to hide it, and a BLAS call there spends more time packing than multiplying.
+ *   - BLAS (many filters and large K): the columns of the whole batch, cols (K, n P), and one GEMM per product. */
 #include "act_rows.h"
 
+#ifndef FASTNN_CONV_CONSTANTS
+#define FASTNN_CONV_CONSTANTS
+#define CONV_BLOCK 256        /* positions whose sums stay in L1 while the K rows of cols stream past */
+#define CONV_LANES 16         /* independent partial sums per dot product, so it vectorises without -ffast-math */
+#define CONV_BLAS_MIN_FILTERS 32
+#define CONV_BLAS_MIN_K 64
+#endif
+
 /* C (m, n) = op(A) op(B), row-major, overwritten; trans_a: A stored (k, m), trans_b: B stored (n, k). Through
- * the BLAS when one is set and the product is big enough to pay for the call, else the loops below, which sum
- * every element in the order p = 0..k-1 whatever the thread count. */
+ * the BLAS when it takes the sizes, else plain loops that sum every element in the order p = 0..k-1. */
 static void SFX(conv_gemm)(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, const REAL *A,
                            const REAL *B, REAL *C, int n_threads)
 {
-    if (m * n * k >= FASTNN_BLAS_MIN_WORK &&
-        SFX(fastnn_blas_gemm)(trans_a, trans_b, m, n, k, A, B, (REAL)0, C, n_threads))
-        return;
+    if (SFX(fastnn_blas_gemm)(trans_a, trans_b, m, n, k, A, B, (REAL)0, C, n_threads)) return;
     FASTNN_FOR_RANGE(m, 2 * m * n * k, n_threads, lo, hi, {
         int64_t i, j, p;
         for (i = lo; i < hi; i++) {
             REAL *FASTNN_RESTRICT c = C + i * n;
-            if (trans_b && !trans_a) {  /* rows of A against rows of B: dot products */
-                const REAL *a = A + i * k;
-                for (j = 0; j < n; j++) {
-                    const REAL *b = B + j * k;
-                    REAL s = 0;
-                    for (p = 0; p < k; p++) s += a[p] * b[p];
-                    c[j] = s;
-                }
-                continue;
-            }
             for (j = 0; j < n; j++) c[j] = 0;
             for (p = 0; p < k; p++) {
                 REAL a = trans_a ? A[p * m + i] : A[i * k + p];
@@ -43,6 +46,52 @@ static void SFX(conv_gemm)(int trans_a, int trans_b, int64_t m, int64_t n, int64
     });
 }
 
+/* The direct loops or the BLAS for this geometry (see the top of this file). */
+static int SFX(conv_uses_blas)(const fastnn_window *g, int64_t n)
+{
+    const int64_t K = g->in_c * g->kh * g->kw, NP = n * g->out_h * g->out_w;
+    return fastnn_have_blas() && g->out_c >= CONV_BLAS_MIN_FILTERS && K >= CONV_BLAS_MIN_K && NP <= INT32_MAX &&
+           K <= INT32_MAX;
+}
+
+/* Output columns [*lo, *hi) of a window row whose input column ox * sw - pw + j falls inside [0, w). */
+static inline void SFX(inside_columns)(int64_t ow, int64_t sw, int64_t pw, int64_t j, int64_t w, int64_t *lo,
+                                       int64_t *hi)
+{
+    int64_t first = pw - j;  /* ox * sw >= first */
+    int64_t a = first <= 0 ? 0 : (first + sw - 1) / sw;
+    int64_t last = w - 1 + pw - j;  /* ox * sw <= last */
+    int64_t b = last < 0 ? 0 : last / sw + 1;
+    *lo = a < ow ? a : ow;
+    *hi = b < ow ? b : ow;
+    if (*hi < *lo) *hi = *lo;
+}
+
+/* Row q of one sample's columns: dst[0:P] = the input values under window offset q at every output position
+ * (zeros in the padding). x: that sample's image (in_c, in_h, in_w). */
+static void SFX(im2col_row)(REAL *FASTNN_RESTRICT dst, const REAL *x, int64_t q, const fastnn_window *g)
+{
+    const int64_t H = g->in_h, Wd = g->in_w, kh = g->kh, kw = g->kw, OH = g->out_h, OW = g->out_w;
+    const int64_t c = q / (kh * kw), i = (q / kw) % kh, j = q % kw;
+    int64_t oy, ox, ox_lo, ox_hi;
+    SFX(inside_columns)(OW, g->sw, g->pad_w, j, Wd, &ox_lo, &ox_hi);
+    const REAL *plane = x + c * H * Wd;
+    for (oy = 0; oy < OH; oy++, dst += OW) {
+        int64_t yy = oy * g->sh - g->pad_h + i;
+        if (yy < 0 || yy >= H) {
+            for (ox = 0; ox < OW; ox++) dst[ox] = 0;
+            continue;
+        }
+        const REAL *src = plane + yy * Wd - g->pad_w + j;
+        for (ox = 0; ox < ox_lo; ox++) dst[ox] = 0;
+        if (g->sw == 1)
+            for (ox = ox_lo; ox < ox_hi; ox++) dst[ox] = src[ox];
+        else
+            for (ox = ox_lo; ox < ox_hi; ox++) dst[ox] = src[ox * g->sw];
+        for (ox = ox_hi; ox < OW; ox++) dst[ox] = 0;
+    }
+}
+
 int SFX(fastnn_im2col)(REAL *cols, const REAL *x, int64_t n, const fastnn_window *g, int n_threads)
 {
     int rc = fastnn_check_window(g, 0);
@@ -50,49 +99,48 @@ int SFX(fastnn_im2col)(REAL *cols, const REAL *x, int64_t n, const fastnn_window
     if (n < 0) return FASTNN_ESHAPE;
     if (n == 0) return FASTNN_OK;
     if (cols == NULL || x == NULL) return FASTNN_EINVAL;
-    const int64_t C = g->in_c, H = g->in_h, Wd = g->in_w, kh = g->kh, kw = g->kw;
-    const int64_t OH = g->out_h, OW = g->out_w, P = OH * OW, K = C * kh * kw;
-    if (kh == 1 && kw == 1 && g->sh == 1 && g->sw == 1 && OH == H && OW == Wd) {
-        /* 1x1, stride 1, no padding: the columns are each image transposed to (positions, channels) */
-        FASTNN_FOR_RANGE(n, n * P * C, n_threads, lo, hi, {
-            int64_t s, c, p;
-            for (s = lo; s < hi; s++)
-                for (c = 0; c < C; c++) {
-                    const REAL *xs = x + (s * C + c) * P;
-                    REAL *dst = cols + s * P * C + c;
-                    for (p = 0; p < P; p++) dst[p * C] = xs[p];
-                }
-        });
-        return FASTNN_OK;
-    }
-    FASTNN_FOR_RANGE(n * P, n * P * K, n_threads, lo, hi, {
-        int64_t r, c, i, j;
-        for (r = lo; r < hi; r++) {
-            int64_t s = r / P, pos = r % P, oy = pos / OW, ox = pos % OW;
-            int64_t y0 = oy * g->sh - g->pad_h, x0 = ox * g->sw - g->pad_w;
-            REAL *dst = cols + r * K;
-            for (c = 0; c < C; c++) {
-                const REAL *plane = x + (s * C + c) * H * Wd;
-                for (i = 0; i < kh; i++, dst += kw) {
-                    int64_t yy = y0 + i;
-                    if (yy < 0 || yy >= H) {
-                        for (j = 0; j < kw; j++) dst[j] = 0;
-                        continue;
-                    }
-                    const REAL *row = plane + yy * Wd;
-                    if (x0 >= 0 && x0 + kw <= Wd) {
-                        for (j = 0; j < kw; j++) dst[j] = row[x0 + j];
-                    } else {
-                        for (j = 0; j < kw; j++) {
-                            int64_t xx = x0 + j;
-                            dst[j] = (xx >= 0 && xx < Wd) ? row[xx] : (REAL)0;
-                        }
-                    }
-                }
-            }
+    const int64_t P = g->out_h * g->out_w, K = g->in_c * g->kh * g->kw, NP = n * P;
+    const int64_t in_size = g->in_c * g->in_h * g->in_w;
+    /* an item is one row of cols for one sample: P contiguous values */
+    FASTNN_FOR_RANGE(n * K, n * K * P, n_threads, lo, hi, {
+        int64_t item;
+        for (item = lo; item < hi; item++) {
+            int64_t s = item / K, q = item % K;
+            SFX(im2col_row)(cols + q * NP + s * P, x + s * in_size, q, g);
         }
     });
     return FASTNN_OK;
+}
+
+/* dx for `count` samples (dx: the first one's image) from their columns: sample k's row q at
+ * cols + q * row_stride + k * P. Each image is zeroed, then every column entry added where it was read. */
+FASTNN_SIMD_CLONES
+static void SFX(col2im_samples)(REAL *dx, const REAL *cols, int64_t row_stride, int64_t count,
+                                const fastnn_window *g)
+{
+    const int64_t C = g->in_c, H = g->in_h, Wd = g->in_w, kh = g->kh, kw = g->kw;
+    const int64_t OH = g->out_h, OW = g->out_w, P = OH * OW;
+    int64_t k, c, i, j, oy, ox;
+    for (k = 0; k < count; k++) {
+        REAL *img = dx + k * C * H * Wd;
+        memset(img, 0, (size_t)(C * H * Wd) * sizeof(REAL));
+        for (c = 0; c < C; c++)
+            for (i = 0; i < kh; i++)
+                for (j = 0; j < kw; j++) {
+                    int64_t q = (c * kh + i) * kw + j, ox_lo, ox_hi;
+                    SFX(inside_columns)(OW, g->sw, g->pad_w, j, Wd, &ox_lo, &ox_hi);
+                    const REAL *src = cols + q * row_stride + k * P;
+                    for (oy = 0; oy < OH; oy++, src += OW) {
+                        int64_t yy = oy * g->sh - g->pad_h + i;
+                        if (yy < 0 || yy >= H) continue;
+                        REAL *FASTNN_RESTRICT row = img + (c * H + yy) * Wd - g->pad_w + j;
+                        if (g->sw == 1)
+                            for (ox = ox_lo; ox < ox_hi; ox++) row[ox] += src[ox];
+                        else
+                            for (ox = ox_lo; ox < ox_hi; ox++) row[ox * g->sw] += src[ox];
+                    }
+                }
+    }
 }
 
 int SFX(fastnn_col2im)(REAL *dx, const REAL *cols, int64_t n, const fastnn_window *g, int n_threads)
@@ -102,34 +150,119 @@ int SFX(fastnn_col2im)(REAL *dx, const REAL *cols, int64_t n, const fastnn_windo
     if (n < 0) return FASTNN_ESHAPE;
     if (n == 0) return FASTNN_OK;
     if (cols == NULL || dx == NULL) return FASTNN_EINVAL;
-    const int64_t C = g->in_c, H = g->in_h, Wd = g->in_w, kh = g->kh, kw = g->kw;
-    const int64_t OW = g->out_w, P = g->out_h * OW, K = C * kh * kw;
+    const int64_t P = g->out_h * g->out_w, K = g->in_c * g->kh * g->kw, in_size = g->in_c * g->in_h * g->in_w;
     /* a thread owns whole samples, so every pixel has one writer and is summed in one fixed order */
-    FASTNN_FOR_RANGE(n, n * P * K, n_threads, lo, hi, {
-        int64_t s, pos, c, i, j;
-        for (s = lo; s < hi; s++) {
-            REAL *img = dx + s * C * H * Wd;
-            memset(img, 0, (size_t)(C * H * Wd) * sizeof(REAL));
-            for (pos = 0; pos < P; pos++) {
-                int64_t oy = pos / OW, ox = pos % OW;
-                int64_t y0 = oy * g->sh - g->pad_h, x0 = ox * g->sw - g->pad_w;
-                const REAL *src = cols + (s * P + pos) * K;
-                for (c = 0; c < C; c++) {
-                    REAL *plane = img + c * H * Wd;
-                    for (i = 0; i < kh; i++, src += kw) {
-                        int64_t yy = y0 + i;
-                        if (yy < 0 || yy >= H) continue;
-                        REAL *row = plane + yy * Wd;
-                        for (j = 0; j < kw; j++) {
-                            int64_t xx = x0 + j;
-                            if (xx >= 0 && xx < Wd) row[xx] += src[j];
-                        }
-                    }
+    FASTNN_FOR_RANGE(n, n * P * K, n_threads, lo, hi,
+                     SFX(col2im_samples)(dx + lo * in_size, cols + lo * P, n * P, hi - lo, g));
+    return FASTNN_OK;
+}
+
+#if defined(__GNUC__)
+/* GCC/Clang vector of 64 bytes (16 floats, 8 doubles); named vectors stay in registers (see dense_impl.h). */
+typedef REAL SFX(cvec) __attribute__((vector_size(64)));
+#define CV_LEN ((int64_t)(64 / sizeof(REAL)))
+#define CV_LOAD(v, p) memcpy(&(v), (p), 64)
+#define CV_STORE(p, v) memcpy((p), &(v), 64)
+#endif
+
+/* out[r][0:len] = init[r] + sum_t coef[r * coef_rs + t * coef_ts] * in[t][0:len] for r < n_out, t < n_in, where
+ * out[r] = out + r * out_stride, in[t] = in + t * in_stride and init may be NULL (zeros): the direct loops of
+ * both the forward pass (rows of y from rows of cols and W) and the input gradient (rows of dcols from rows of dz
+ * and W^T). Tiles of 4 output rows x 2 vectors of positions are held in registers while the n_in input rows
+ * stream past; every element is summed in the order init, t = 0, 1, ..., whatever the tile. */
+FASTNN_SIMD_CLONES
+static void SFX(rows_combine)(REAL *out, int64_t out_stride, int64_t n_out, const REAL *in, int64_t in_stride,
+                              int64_t n_in, const REAL *coef, int64_t coef_rs, int64_t coef_ts, const REAL *init,
+                              int64_t len)
+{
+    int64_t p = 0, r, t, k;
+#if defined(__GNUC__)
+    for (; p + 2 * CV_LEN <= len; p += 2 * CV_LEN) {
+        for (r = 0; r + 4 <= n_out; r += 4) {
+            SFX(cvec) a00, a01, a10, a11, a20, a21, a30, a31, c0, c1;
+            REAL i0 = init ? init[r] : 0, i1 = init ? init[r + 1] : 0, i2 = init ? init[r + 2] : 0,
+                 i3 = init ? init[r + 3] : 0;
+            a00 = a01 = (SFX(cvec)){0} + i0;
+            a10 = a11 = (SFX(cvec)){0} + i1;
+            a20 = a21 = (SFX(cvec)){0} + i2;
+            a30 = a31 = (SFX(cvec)){0} + i3;
+            const REAL *cf = coef + r * coef_rs;
+            for (t = 0; t < n_in; t++) {
+                const REAL *src = in + t * in_stride + p;
+                const REAL *w = cf + t * coef_ts;
+                CV_LOAD(c0, src);
+                CV_LOAD(c1, src + CV_LEN);
+                REAL w0 = w[0], w1 = w[coef_rs], w2 = w[2 * coef_rs], w3 = w[3 * coef_rs];
+                a00 += w0 * c0;
+                a01 += w0 * c1;
+                a10 += w1 * c0;
+                a11 += w1 * c1;
+                a20 += w2 * c0;
+                a21 += w2 * c1;
+                a30 += w3 * c0;
+                a31 += w3 * c1;
+            }
+            REAL *dst = out + r * out_stride + p;
+            CV_STORE(dst, a00);
+            CV_STORE(dst + CV_LEN, a01);
+            CV_STORE(dst + out_stride, a10);
+            CV_STORE(dst + out_stride + CV_LEN, a11);
+            CV_STORE(dst + 2 * out_stride, a20);
+            CV_STORE(dst + 2 * out_stride + CV_LEN, a21);
+            CV_STORE(dst + 3 * out_stride, a30);
+            CV_STORE(dst + 3 * out_stride + CV_LEN, a31);
+        }
+        for (; r < n_out; r++) {
+            SFX(cvec) a0, a1, c0, c1;
+            a0 = a1 = (SFX(cvec)){0} + (init ? init[r] : 0);
+            for (t = 0; t < n_in; t++) {
+                const REAL *src = in + t * in_stride + p;
+                REAL w = coef[r * coef_rs + t * coef_ts];
+                CV_LOAD(c0, src);
+                CV_LOAD(c1, src + CV_LEN);
+                a0 += w * c0;
+                a1 += w * c1;
+            }
+            CV_STORE(out + r * out_stride + p, a0);
+            CV_STORE(out + r * out_stride + p + CV_LEN, a1);
+        }
+    }
+#endif
+    if (p < len) {  /* the positions left over, one row at a time */
+        REAL acc[2 * 64 / sizeof(REAL) + 1];
+        const int64_t rest = len - p;
+        int64_t q0;
+        for (q0 = p; q0 < len; q0 += 2 * 64 / (int64_t)sizeof(REAL)) {
+            int64_t m = len - q0 < 2 * 64 / (int64_t)sizeof(REAL) ? len - q0 : 2 * 64 / (int64_t)sizeof(REAL);
+            for (r = 0; r < n_out; r++) {
+                REAL i0 = init ? init[r] : 0;
+                for (k = 0; k < m; k++) acc[k] = i0;
+                for (t = 0; t < n_in; t++) {
+                    const REAL w = coef[r * coef_rs + t * coef_ts];
+                    const REAL *src = in + t * in_stride + q0;
+                    for (k = 0; k < m; k++) acc[k] += w * src[k];
                 }
+                memcpy(out + r * out_stride + q0, acc, (size_t)m * sizeof(REAL));
             }
         }
-    });
-    return FASTNN_OK;
+        (void)rest;
+    }
+}
+
+/* The direct forward pass of samples [s0, s1): each sample's columns built in `slot` (K P values), then
+ * b + W cols into its rows of y and the activation. */
+static void SFX(conv_forward_direct)(REAL *y, REAL *slot, const REAL *x, const REAL *W, const REAL *b, int64_t s0,
+                                     int64_t s1, const fastnn_window *g, int act, REAL alpha)
+{
+    const int64_t OC = g->out_c, P = g->out_h * g->out_w, K = g->in_c * g->kh * g->kw;
+    const int64_t in_size = g->in_c * g->in_h * g->in_w;
+    int64_t s, q;
+    for (s = s0; s < s1; s++) {
+        REAL *ys = y + s * OC * P;
+        for (q = 0; q < K; q++) SFX(im2col_row)(slot + q * P, x + s * in_size, q, g);
+        SFX(rows_combine)(ys, P, OC, slot, P, K, W, K, 1, b, P);
+        SFX(act_apply)(ys, OC * P, act, alpha);
+    }
 }
 
 int SFX(fastnn_conv2d_forward)(REAL *y, REAL *cols, REAL *scratch, const REAL *x, const REAL *W, const REAL *b,
@@ -142,49 +275,135 @@ int SFX(fastnn_conv2d_forward)(REAL *y, REAL *cols, REAL *scratch, const REAL *x
     if (act == FASTNN_ACT_LEAKY_RELU && !(alpha > 0)) return FASTNN_EINVAL;
     if (n == 0) return FASTNN_OK;
     if (y == NULL || cols == NULL || scratch == NULL || x == NULL || W == NULL || b == NULL) return FASTNN_EINVAL;
-    const int64_t OC = g->out_c, P = g->out_h * g->out_w, K = g->in_c * g->kh * g->kw;
+    const int64_t OC = g->out_c, P = g->out_h * g->out_w, K = g->in_c * g->kh * g->kw, NP = n * P;
+    const REAL alpha_r = (REAL)alpha;
+    if (!SFX(conv_uses_blas)(g, n)) {
+        /* thread t's slot of the cols workspace is cols + t K P: at most n threads, n slots */
+        FASTNN_FOR_RANGE(n, 2 * NP * OC * K, n_threads, lo, hi,
+                         SFX(conv_forward_direct)(y, cols + omp_get_thread_num() * K * P, x, W, b, lo, hi, g, act,
+                                                  alpha_r));
+        return FASTNN_OK;
+    }
     rc = SFX(fastnn_im2col)(cols, x, n, g, n_threads);
     if (rc != FASTNN_OK) return rc;
-    SFX(conv_gemm)(0, 1, n * P, OC, K, cols, W, scratch, n_threads);
-    const REAL alpha_r = (REAL)alpha;
-    /* epilogue per sample: transpose (P, OC) -> (OC, P), add the bias, apply the activation */
-    FASTNN_FOR_RANGE(n, 4 * n * P * OC, n_threads, lo, hi, {
+    /* scratch (OC, n P) = W (OC, K) @ cols (K, n P), then per sample: bias, activation, to NCHW */
+    SFX(conv_gemm)(0, 0, OC, NP, K, W, cols, scratch, n_threads);
+    FASTNN_FOR_RANGE(n, 4 * NP * OC, n_threads, lo, hi, {
         int64_t s, o, p;
-        for (s = lo; s < hi; s++) {
-            const REAL *src = scratch + s * P * OC;
+        for (s = lo; s < hi; s++)
             for (o = 0; o < OC; o++) {
+                const REAL *src = scratch + o * NP + s * P;
                 REAL *dst = y + (s * OC + o) * P;
                 const REAL bias = b[o];
-                for (p = 0; p < P; p++) dst[p] = src[p * OC + o] + bias;
+                for (p = 0; p < P; p++) dst[p] = src[p] + bias;
                 SFX(act_apply)(dst, P, act, alpha_r);
             }
-        }
     });
     return FASTNN_OK;
 }
 
+#if defined(__GNUC__)
+/* dW[o + k, q + m] = sum over samples of dz[s, o + k] . rows[m][s P : (s + 1) P] for k < RO, m < RQ (RO <= 4,
+ * RQ <= 2; constants at every call, so the tile is unrolled into registers): vector lanes over all samples, the
+ * positions a sample has beyond a whole number of vectors summed apart, one horizontal sum at the end. */
+static inline __attribute__((always_inline)) void SFX(wgrad_tile)(REAL *dW, const REAL *dz, const REAL *rows,
+                                                                  int64_t row_stride, int64_t n, int64_t o,
+                                                                  int64_t q, const int RO, const int RQ,
+                                                                  const fastnn_window *g)
+{
+    const int64_t OC = g->out_c, P = g->out_h * g->out_w, K = g->in_c * g->kh * g->kw, PV = P / CV_LEN * CV_LEN;
+    SFX(cvec) acc[4][2], d[4], c[2];
+    REAL tail[4][2];
+    int64_t s, p, l;
+    int k, m;
+    for (k = 0; k < RO; k++)
+        for (m = 0; m < RQ; m++) {
+            acc[k][m] = (SFX(cvec)){0};
+            tail[k][m] = 0;
+        }
+    for (s = 0; s < n; s++) {
+        const REAL *dr = dz + (s * OC + o) * P, *cr = rows + s * P;
+        for (p = 0; p < PV; p += CV_LEN) {
+            for (m = 0; m < RQ; m++) CV_LOAD(c[m], cr + m * row_stride + p);
+            for (k = 0; k < RO; k++) {
+                CV_LOAD(d[k], dr + k * P + p);
+                for (m = 0; m < RQ; m++) acc[k][m] += d[k] * c[m];
+            }
+        }
+        for (; p < P; p++)
+            for (k = 0; k < RO; k++)
+                for (m = 0; m < RQ; m++) tail[k][m] += dr[k * P + p] * cr[m * row_stride + p];
+    }
+    for (k = 0; k < RO; k++)
+        for (m = 0; m < RQ; m++) {
+            REAL sum = tail[k][m];
+            for (l = 0; l < CV_LEN; l++) sum += acc[k][m][l];
+            dW[(o + k) * K + q + m] = sum;
+        }
+}
+#endif
+
+/* dW[:, q0:q1] of the direct backward pass, `rq` rows of columns at a time (1 or 2): those rows rebuilt for every
+ * sample in `block` (rq rows of n P values, from the layer input x), then dotted with dz's rows. Each element is
+ * summed by one thread in a fixed order, the same on every thread count. */
+FASTNN_SIMD_CLONES
+static void SFX(conv_weight_grad_direct)(REAL *dW, REAL *block, int rq, const REAL *dz, const REAL *x, int64_t n,
+                                         int64_t q0, int64_t q1, const fastnn_window *g)
+{
+    const int64_t OC = g->out_c, P = g->out_h * g->out_w, NP = n * P;
+    const int64_t in_size = g->in_c * g->in_h * g->in_w;
+    int64_t q, o, s, m;
+#if !defined(__GNUC__)
+    const int64_t K = g->in_c * g->kh * g->kw;
+#endif
+    for (q = q0; q < q1; q += rq) {
+        const int64_t rows = q1 - q < rq ? q1 - q : rq;
+        for (m = 0; m < rows; m++)
+            for (s = 0; s < n; s++) SFX(im2col_row)(block + m * NP + s * P, x + s * in_size, q + m, g);
+#if defined(__GNUC__)
+        if (rows == 2) {
+            for (o = 0; o + 4 <= OC; o += 4) SFX(wgrad_tile)(dW, dz, block, NP, n, o, q, 4, 2, g);
+            for (; o < OC; o++) SFX(wgrad_tile)(dW, dz, block, NP, n, o, q, 1, 2, g);
+        } else {
+            for (o = 0; o + 4 <= OC; o += 4) SFX(wgrad_tile)(dW, dz, block, NP, n, o, q, 4, 1, g);
+            for (; o < OC; o++) SFX(wgrad_tile)(dW, dz, block, NP, n, o, q, 1, 1, g);
+        }
+#else
+        for (m = 0; m < rows; m++)
+            for (o = 0; o < OC; o++) {
+                REAL sum = 0;
+                int64_t p;
+                for (s = 0; s < n; s++)
+                    for (p = 0; p < P; p++) sum += dz[(s * OC + o) * P + p] * block[m * NP + s * P + p];
+                dW[o * K + q + m] = sum;
+            }
+#endif
+    }
+}
+
+/* dx of samples [s0, s1) by the direct loops: each sample's dcols = W^T dz in `slot`, then its col2im. */
+static void SFX(conv_input_grad_direct)(REAL *dx, REAL *slot, const REAL *dz, const REAL *W, int64_t s0,
+                                        int64_t s1, const fastnn_window *g)
+{
+    const int64_t OC = g->out_c, P = g->out_h * g->out_w, K = g->in_c * g->kh * g->kw;
+    const int64_t in_size = g->in_c * g->in_h * g->in_w;
+    int64_t s;
+    for (s = s0; s < s1; s++) {
+        SFX(rows_combine)(slot, P, K, dz + s * OC * P, P, OC, W, 1, K, NULL, P);
+        SFX(col2im_samples)(dx + s * in_size, slot, P, 1, g);
+    }
+}
+
 int SFX(fastnn_conv2d_backward)(REAL *dx, REAL *dW, REAL *db, REAL *cols, REAL *scratch, const REAL *dz,
-                                const REAL *W, int64_t n, const fastnn_window *g, int n_threads)
+                                const REAL *x, const REAL *W, int64_t n, const fastnn_window *g, int n_threads)
 {
     int rc = fastnn_check_window(g, 0);
     if (rc != FASTNN_OK) return rc;
     if (n < 1) return FASTNN_ESHAPE;
-    if (dW == NULL || db == NULL || cols == NULL || scratch == NULL || dz == NULL || W == NULL)
+    if (dW == NULL || db == NULL || cols == NULL || scratch == NULL || dz == NULL || x == NULL || W == NULL)
         return FASTNN_EINVAL;
-    const int64_t OC = g->out_c, P = g->out_h * g->out_w, K = g->in_c * g->kh * g->kw;
-    /* dz to position-major (n P, OC), the layout of the forward product */
-    FASTNN_FOR_RANGE(n, n * P * OC, n_threads, lo, hi, {
-        int64_t s, o, p;
-        for (s = lo; s < hi; s++)
-            for (o = 0; o < OC; o++) {
-                const REAL *src = dz + (s * OC + o) * P;
-                REAL *dst = scratch + s * P * OC + o;
-                for (p = 0; p < P; p++) dst[p * OC] = src[p];
-            }
-    });
-    /* dW (OC, K) = dz^T (OC, n P) @ cols (n P, K): one product, so no partial sums per thread */
-    SFX(conv_gemm)(1, 0, OC, K, n * P, scratch, cols, dW, n_threads);
-    FASTNN_FOR_RANGE(OC, n * P * OC, n_threads, lo, hi, {
+    const int64_t OC = g->out_c, P = g->out_h * g->out_w, K = g->in_c * g->kh * g->kw, NP = n * P;
+    FASTNN_FOR_RANGE(OC, NP * OC, n_threads, lo, hi, {
         int64_t o, s, p;
         for (o = lo; o < hi; o++) {
             double sum = 0; /* n P terms: in double, so float32 keeps its digits */
@@ -195,9 +414,33 @@ int SFX(fastnn_conv2d_backward)(REAL *dx, REAL *dW, REAL *db, REAL *cols, REAL *
             db[o] = (REAL)sum;
         }
     });
+    if (!SFX(conv_uses_blas)(g, n)) {
+        /* the weight gradient: thread t of nt owns rows of columns [lo, hi) and the block of K / nt rows of the
+         * batch's columns at cols + t (K / nt) n P, two rows at a time where the block holds two */
+        FASTNN_FOR_RANGE(K, 2 * NP * OC * K, n_threads, lo, hi, {
+            const int64_t share = K / omp_get_num_threads();
+            SFX(conv_weight_grad_direct)(dW, cols + omp_get_thread_num() * share * NP, share >= 2 ? 2 : 1, dz, x,
+                                         n, lo, hi, g);
+        });
+        /* the input gradient: thread t's slot of K P values at cols + t K P, as in the forward pass */
+        if (dx != NULL)
+            FASTNN_FOR_RANGE(n, 2 * NP * OC * K, n_threads, lo, hi,
+                             SFX(conv_input_grad_direct)(dx, cols + omp_get_thread_num() * K * P, dz, W, lo, hi,
+                                                         g));
+        return FASTNN_OK;
+    }
+    /* the forward pass left the batch's columns in cols; dz to (OC, n P), the layout of its product */
+    FASTNN_FOR_RANGE(n, NP * OC, n_threads, lo, hi, {
+        int64_t s, o;
+        for (s = lo; s < hi; s++)
+            for (o = 0; o < OC; o++)
+                memcpy(scratch + o * NP + s * P, dz + (s * OC + o) * P, (size_t)P * sizeof(REAL));
+    });
+    /* dW (OC, K) = dz (OC, n P) @ cols^T: one product, so no partial sums per thread */
+    SFX(conv_gemm)(0, 1, OC, K, NP, scratch, cols, dW, n_threads);
     if (dx != NULL) {
-        /* the columns are spent: reuse them for d(cols) = dz (n P, OC) @ W (OC, K) */
-        SFX(conv_gemm)(0, 0, n * P, K, OC, scratch, W, cols, n_threads);
+        /* the columns are spent: reuse them for dcols (K, n P) = W^T (K, OC) @ dz (OC, n P) */
+        SFX(conv_gemm)(1, 0, K, NP, OC, W, scratch, cols, n_threads);
         rc = SFX(fastnn_col2im)(dx, cols, n, g, n_threads);
         if (rc != FASTNN_OK) return rc;
     }

@@ -77,8 +77,8 @@ typedef enum {
  *   dense:     in_size = d_in, out_size = d_out, act/predict_act/alpha, W (d_in, d_out), b, dW, db
  *   conv2d:    win: in (in_c, in_h, in_w) -> out (out_c, out_h, out_w), kernel kh x kw, stride sh, sw, zero
  *              padding pad_h, pad_w before the image (after it: what out_h, out_w need); act...; W (out_c, in_c, kh,
- *              kw), b (out_c); cols: im2col columns (max_batch * out_h * out_w, in_c * kh * kw); scratch: the
- *              product in position-major order (max_batch * out_h * out_w, out_c)
+ *              kw), b (out_c); cols: the im2col columns, (in_c * kh * kw, n * out_h * out_w) for a batch of n
+ *              (max_batch * out_h * out_w * in_c * kh * kw values); scratch: max_batch * out_size values
  *   maxpool2d: win: in (in_c, in_h, in_w) -> out (in_c, out_h, out_w), window kh x kw, stride sh, sw; argmax (int32,
  *              max_batch * out_size): the input index within its plane of each output's maximum
  *   avgpool2d: as maxpool2d, without argmax
@@ -202,23 +202,25 @@ int fastnn_rmsprop_step_##SFX(REAL *params, const REAL *grads, REAL *sq, int64_t
 int fastnn_irprop_minus_step_##SFX(REAL *params, const REAL *grads, REAL *prev, REAL *steps, int64_t n,         \
                                    int64_t n_decay, double eta_plus, double eta_minus, double step_min,       \
                                    double step_max, double weight_decay, int n_threads);                      \
-/* im2col over a batch: x (n, in_c, in_h, in_w) -> cols (n * out_h * out_w, in_c * kh * kw), one row per output \
- * position (sample-major), columns in the order of W's (in_c, kh, kw); zeros where the window meets padding. */ \
+/* im2col over a batch: x (n, in_c, in_h, in_w) -> cols (in_c * kh * kw, n * out_h * out_w): one row per     \
+ * weight (in_c, kh, kw), one column per output position (sample-major); zeros where a window meets padding. */ \
 int fastnn_im2col_##SFX(REAL *cols, const REAL *x, int64_t n, const fastnn_window *g, int n_threads);          \
 /* The adjoint of im2col: dx (n, in_c, in_h, in_w) = the sum of every column entry into the pixel it was read    \
  * from (overwritten). Threads own whole samples, so no two write one pixel. */                                 \
 int fastnn_col2im_##SFX(REAL *dx, const REAL *cols, int64_t n, const fastnn_window *g, int n_threads);         \
-/* Convolution forward: y (n, out_c, out_h, out_w) = act(conv(x, W (out_c, in_c, kh, kw)) + b (out_c)), as      \
- * cols = im2col(x), scratch (n * out_h * out_w, out_c) = cols @ W^T (one product for the batch), then bias,     \
- * activation and the transposition to NCHW in one pass. cols and scratch are the workspaces of fastnn_layer.   \
- * A 1x1 stride-1 unpadded convolution's columns are x transposed, so it needs no window loop. */               \
+/* Convolution forward: y (n, out_c, out_h, out_w) = act(conv(x, W (out_c, in_c, kh, kw)) + b (out_c)). Few    \
+ * filters or a small kernel (see conv_impl.h): per sample, its im2col columns in a per-thread slot of cols, then \
+ * b + W cols; otherwise cols = im2col of the batch and one BLAS product into scratch (out_c, n out_h out_w).   \
+ * cols (n out_h out_w in_c kh kw values) and scratch (n out_size) are the workspaces of fastnn_layer. */        \
 int fastnn_conv2d_forward_##SFX(REAL *y, REAL *cols, REAL *scratch, const REAL *x, const REAL *W, const REAL *b, \
                                 int64_t n, const fastnn_window *g, int act, double alpha, int n_threads);      \
-/* Convolution backward from dz (n, out_c, out_h, out_w) = d(loss)/d(pre-activation) and the forward's cols:    \
- * dW = dz^T cols and db = sums of dz (each one product or sum, whatever n_threads); if dx is not NULL,         \
- * dx = col2im(dz W), computed in cols (which it overwrites). scratch: as in the forward. */                     \
+/* Convolution backward from dz (n, out_c, out_h, out_w) = d(loss)/d(pre-activation), the layer input x and     \
+ * the workspaces the forward pass used: dW = sum over samples of dz cols^T and db = sums of dz (each element     \
+ * summed by one thread in a fixed order, whatever n_threads); if dx is not NULL, dx = col2im(W^T dz). cols     \
+ * and scratch are overwritten. */                                                                            \
 int fastnn_conv2d_backward_##SFX(REAL *dx, REAL *dW, REAL *db, REAL *cols, REAL *scratch, const REAL *dz,      \
-                                 const REAL *W, int64_t n, const fastnn_window *g, int n_threads);            \
+                                 const REAL *x, const REAL *W, int64_t n, const fastnn_window *g,             \
+                                 int n_threads);                                                              \
 /* Max pooling: y (n, c, out_h, out_w) = window maxima of x (n, c, in_h, in_w); the first maximum in row-major   \
  * window order wins, and a NaN wins over any number. argmax (n * c * out_h * out_w), if not NULL, receives the  \
  * index within its plane (row * in_w + col) of each maximum. */                                                \

@@ -152,7 +152,8 @@ int SFX(fastnn_net_backprop)(const fastnn_net *net, double *loss, const REAL *x,
             break;
         case FASTNN_LAYER_CONV2D:
             rc = SFX(fastnn_conv2d_backward)(dx, (REAL *)L->dW, (REAL *)L->db, (REAL *)L->cols,
-                                             (REAL *)L->scratch, dz, (const REAL *)L->W, n, &L->win, n_threads);
+                                             (REAL *)L->scratch, dz, x_in, (const REAL *)L->W, n, &L->win,
+                                             n_threads);
             break;
         case FASTNN_LAYER_MAXPOOL2D:
             rc = dx ? SFX(fastnn_maxpool2d_backward)(dx, dz, L->argmax, n, &L->win, n_threads) : FASTNN_OK;

@@ -126,10 +126,11 @@ cdef extern from "fastnn.h" nogil:
                                   const double *b, int64_t n, const fastnn_window *g, int act, double alpha,
                                   int n_threads) noexcept
     int fastnn_conv2d_backward_f32(float *dx, float *dW, float *db, float *cols, float *scratch, const float *dz,
-                                   const float *W, int64_t n, const fastnn_window *g, int n_threads) noexcept
-    int fastnn_conv2d_backward_f64(double *dx, double *dW, double *db, double *cols, double *scratch,
-                                   const double *dz, const double *W, int64_t n, const fastnn_window *g,
+                                   const float *x, const float *W, int64_t n, const fastnn_window *g,
                                    int n_threads) noexcept
+    int fastnn_conv2d_backward_f64(double *dx, double *dW, double *db, double *cols, double *scratch,
+                                   const double *dz, const double *x, const double *W, int64_t n,
+                                   const fastnn_window *g, int n_threads) noexcept
     int fastnn_maxpool2d_forward_f32(float *y, int32_t *argmax, const float *x, int64_t n, const fastnn_window *g,
                                      int n_threads) noexcept
     int fastnn_maxpool2d_forward_f64(double *y, int32_t *argmax, const double *x, int64_t n,

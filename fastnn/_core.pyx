@@ -391,10 +391,11 @@ cdef class _Batch:
 
 
 def im2col(cols, x, win, int n_threads):
-    """cols (n*P, K) = the window under each output position of x (n, C*H*W); zeros where it meets padding."""
+    """cols (K, n*P) = the window under each output position of x (n, C*H*W), one row per weight (c, i, j);
+    zeros where it meets padding."""
     cdef _Batch B = _Batch(x, win)
     cdef size_t px = _data(x, B.dtype, B.n, B.in_size, "im2col: x", False)
-    cdef size_t pc = _data(cols, B.dtype, B.n * B.positions, B.k, "im2col: cols")
+    cdef size_t pc = _data(cols, B.dtype, B.k, B.n * B.positions, "im2col: cols")
     cdef int rc
     with nogil:
         if B.f32:
@@ -408,7 +409,7 @@ def col2im(dx, cols, win, int n_threads):
     """dx (n, C*H*W) = every column entry summed into the pixel it was read from (overwritten)."""
     cdef _Batch B = _Batch(dx, win)
     cdef size_t pd = _data(dx, B.dtype, B.n, B.in_size, "col2im: dx")
-    cdef size_t pc = _data(cols, B.dtype, B.n * B.positions, B.k, "col2im: cols", False)
+    cdef size_t pc = _data(cols, B.dtype, B.k, B.n * B.positions, "col2im: cols", False)
     cdef int rc
     with nogil:
         if B.f32:
@@ -419,12 +420,12 @@ def col2im(dx, cols, win, int n_threads):
 
 
 def conv2d_forward(y, cols, scratch, x, W, b, win, int act, double alpha, int n_threads):
-    """y (n, out_c*P) = act(conv(x, W) + b); W (out_c, K); cols (n*P, K) and scratch (n*P, out_c) workspaces."""
+    """y (n, out_c*P) = act(conv(x, W) + b); W (out_c, K); cols (K, n*P) and scratch (out_c, n*P) workspaces."""
     cdef _Batch B = _Batch(x, win)
     cdef size_t px = _data(x, B.dtype, B.n, B.in_size, "conv2d_forward: x", False)
     cdef size_t py = _data(y, B.dtype, B.n, B.out_size, "conv2d_forward: y")
-    cdef size_t pc = _data(cols, B.dtype, B.n * B.positions, B.k, "conv2d_forward: cols")
-    cdef size_t ps = _data(scratch, B.dtype, B.n * B.positions, B.g.out_c, "conv2d_forward: scratch")
+    cdef size_t pc = _data(cols, B.dtype, B.k, B.n * B.positions, "conv2d_forward: cols")
+    cdef size_t ps = _data(scratch, B.dtype, B.g.out_c, B.n * B.positions, "conv2d_forward: scratch")
     cdef size_t pw = _data(W, B.dtype, B.g.out_c, B.k, "conv2d_forward: W", False)
     cdef size_t pb = _data(b.reshape(1, -1), B.dtype, 1, B.g.out_c, "conv2d_forward: b", False)
     cdef int rc
@@ -441,15 +442,16 @@ def conv2d_forward(y, cols, scratch, x, W, b, win, int act, double alpha, int n_
     _check(rc, "conv2d_forward")
 
 
-def conv2d_backward(dx, dW, db, cols, scratch, dz, W, win, int n_threads):
-    """From dz (n, out_c*P) and the forward's cols: dW (out_c, K) = dz^T cols, db = sums of dz and, unless dx is
-    None, dx = col2im(dz W) (cols is overwritten)."""
+def conv2d_backward(dx, dW, db, cols, scratch, dz, x, W, win, int n_threads):
+    """From dz (n, out_c*P), the layer input x and the forward's workspaces: dW (out_c, K) = dz cols^T, db = sums
+    of dz and, unless dx is None, dx = col2im(W^T dz) (cols and scratch are overwritten)."""
     cdef _Batch B = _Batch(dz, win)
+    cdef size_t px = _data(x, B.dtype, B.n, B.in_size, "conv2d_backward: x", False)
     cdef size_t pz = _data(dz, B.dtype, B.n, B.out_size, "conv2d_backward: dz", False)
     cdef size_t pdw = _data(dW, B.dtype, B.g.out_c, B.k, "conv2d_backward: dW")
     cdef size_t pdb = _data(db.reshape(1, -1), B.dtype, 1, B.g.out_c, "conv2d_backward: db")
-    cdef size_t pc = _data(cols, B.dtype, B.n * B.positions, B.k, "conv2d_backward: cols")
-    cdef size_t ps = _data(scratch, B.dtype, B.n * B.positions, B.g.out_c, "conv2d_backward: scratch")
+    cdef size_t pc = _data(cols, B.dtype, B.k, B.n * B.positions, "conv2d_backward: cols")
+    cdef size_t ps = _data(scratch, B.dtype, B.g.out_c, B.n * B.positions, "conv2d_backward: scratch")
     cdef size_t pw = _data(W, B.dtype, B.g.out_c, B.k, "conv2d_backward: W", False)
     cdef size_t pdx = 0
     cdef int rc
@@ -460,11 +462,12 @@ def conv2d_backward(dx, dW, db, cols, scratch, dz, W, win, int n_threads):
     with nogil:
         if B.f32:
             rc = fastnn_conv2d_backward_f32(<float *>pdx, <float *>pdw, <float *>pdb, <float *>pc, <float *>ps,
-                                            <const float *>pz, <const float *>pw, B.n, &B.g, n_threads)
+                                            <const float *>pz, <const float *>px, <const float *>pw, B.n, &B.g,
+                                            n_threads)
         else:
             rc = fastnn_conv2d_backward_f64(<double *>pdx, <double *>pdw, <double *>pdb, <double *>pc,
-                                            <double *>ps, <const double *>pz, <const double *>pw, B.n, &B.g,
-                                            n_threads)
+                                            <double *>ps, <const double *>pz, <const double *>px,
+                                            <const double *>pw, B.n, &B.g, n_threads)
     _check(rc, "conv2d_backward")
 
 

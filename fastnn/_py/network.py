@@ -69,10 +69,11 @@ def _conv_matrix(L):
 
 
 def _cols_view(L, cols, scratch, n):
-    """The conv2d workspaces (flat, or one row per sample) as (n P, K) and (n P, out_c) matrices."""
+    """The conv2d workspaces (flat, or one row per sample) as (K, n P) and (out_c, n P) matrices."""
     c, oc, oh, ow, kh, kw = L.win[0], L.win[3], L.win[4], L.win[5], L.win[6], L.win[7]
-    rows, k = n * oh * ow, c * kh * kw
-    return cols.reshape(-1)[:rows * k].reshape(rows, k), scratch.reshape(-1)[:rows * oc].reshape(rows, oc)
+    positions, k = n * oh * ow, c * kh * kw
+    return (cols.reshape(-1)[:positions * k].reshape(k, positions),
+            scratch.reshape(-1)[:positions * oc].reshape(oc, positions))
 
 
 def _layer_forward(L, i, out, inp, act, cols, scratch, argmax, dropout_key, n_threads):
@@ -120,7 +121,7 @@ def net_backprop(h, x, t, n_threads, w=None, training=False, dropout_key=0):
         elif L.kind == LAYER_CONV2D:
             W, dW = _conv_matrix(L)
             cols, scratch = _cols_view(L, L.cols, L.scratch, n)
-            conv2d_backward(dx, dW, L.db, cols, scratch, dz, W, L.win, n_threads)
+            conv2d_backward(dx, dW, L.db, cols, scratch, dz, x_in, W, L.win, n_threads)
         elif dx is None:
             pass
         elif L.kind == LAYER_MAXPOOL2D:
