@@ -1,9 +1,10 @@
 #!/usr/bin/env python
-"""fastnn side by side with PyTorch (CPU), scikit-learn, a hand-written NumPy MLP and FANN, on five workloads.
+"""fastnn side by side with PyTorch (CPU), scikit-learn, a hand-written NumPy MLP and FANN, on eight workloads.
 
     python asv_bench/compare.py --threads 2 --repeats 3            # the measurement (a few minutes)
     python asv_bench/compare.py --quick                             # a smoke test (small workloads, 1 repeat)
     python asv_bench/compare.py --workloads mnist_mlp,infer_batch --libs fastnn-c,torch
+    python asv_bench/compare.py --workloads lenet5_mnist,cnn_mnist,lenet5_infer1   # the convolutional ones
 
 Every (library, workload) pair runs in its own subprocess (`compare.py --worker LIB WORKLOAD ...`, which prints
 one JSON line), so no library's threads, allocator or JIT state leaks into another's timing. The runs are
@@ -21,7 +22,16 @@ Workloads (float32 everywhere):
                  random samples: samples/s, % of peak
   infer_latency  one sample through 784-256-128-10 from Python (probabilities out): median microseconds per call
   infer_batch    10,000 samples through 784-256-128-10: samples/s
-"% of peak" = 6 x n_weights x samples/s / sgemm FLOP/s (forward 2, backward 4 flops per weight and sample).
+  lenet5_mnist   LeNet-5 on 1x28x28 images: Conv2D(6, 5x5, pad 2) ReLU, MaxPool 2, Conv2D(16, 5x5) ReLU, MaxPool 2,
+                 Flatten, Dense 120 ReLU, Dense 84 ReLU, Dense 10, softmax + CE, Adam (lr 1e-3), batch 64, one epoch
+                 over 10k random images (pixels k/256 for random bytes k, random labels): samples/s, % of peak
+  cnn_mnist      Conv2D(32, 3x3) ReLU, Conv2D(64, 3x3) ReLU, MaxPool 2, Flatten, Dense 128 ReLU, Dense 10, softmax +
+                 CE, Adam (lr 1e-3), batch 64, one epoch over 10k such images: samples/s, % of peak
+  lenet5_infer1  one image through LeNet-5 from Python (probabilities out): median microseconds per call
+The convolutional workloads compare fastnn with PyTorch only (scikit-learn, the NumPy MLP and FANN have no
+convolution: their rows say n/a); the NumPy backend of fastnn trains on fewer images there (throughput is per image).
+"% of peak" = 6 x multiply-adds per sample x samples/s / sgemm FLOP/s (forward 2, backward 4 flops per multiply-add;
+a dense layer does one per weight, a convolution one per weight and output position).
 """
 import argparse
 import ctypes
@@ -37,7 +47,8 @@ import sys
 import time
 
 LIBS = ["fastnn-c", "fastnn-python", "torch", "sklearn", "numpy", "fann"]
-WORKLOADS = ["tiny_online", "mnist_mlp", "wide_mlp", "infer_latency", "infer_batch"]
+WORKLOADS = ["tiny_online", "mnist_mlp", "wide_mlp", "infer_latency", "infer_batch", "lenet5_mnist", "cnn_mnist",
+             "lenet5_infer1"]
 RESULT = "@@RESULT "
 
 # sizes, samples (full, quick) and what each workload measures
@@ -48,17 +59,69 @@ SPECS = {
     "infer_latency": dict(sizes=[784, 256, 128, 10], n=(3000, 300), batch=1, unit="µs/call"),
     "infer_batch": dict(sizes=[784, 256, 128, 10], n=(10000, 2000), batch=10000, unit="samples/s"),
 }
-PEAK_WORKLOADS = ("mnist_mlp", "wide_mlp")
+
+# Convolutional networks, written once and built from these lists for every library, so that all train the same
+# architecture: ("conv", filters, kernel, padding), ("maxpool", pool), ("flatten",), ("dense", units). Every layer
+# with weights but the last is followed by a ReLU; the last feeds softmax + cross-entropy.
+IMAGE_SHAPE = (1, 28, 28)
+ARCHS = {
+    "lenet5": [("conv", 6, 5, 2), ("maxpool", 2), ("conv", 16, 5, 0), ("maxpool", 2), ("flatten",), ("dense", 120),
+               ("dense", 84), ("dense", 10)],
+    "cnn": [("conv", 32, 3, 0), ("conv", 64, 3, 0), ("maxpool", 2), ("flatten",), ("dense", 128), ("dense", 10)],
+}
+# n_python: the images fastnn's NumPy backend trains on (full, quick), fewer than the others: it is slow on these
+CONV_SPECS = {
+    "lenet5_mnist": dict(arch="lenet5", n=(10000, 2048), n_python=(2048, 1024), batch=64, unit="samples/s"),
+    "cnn_mnist": dict(arch="cnn", n=(10000, 1024), n_python=(1024, 512), batch=64, unit="samples/s"),
+    "lenet5_infer1": dict(arch="lenet5", n=(3000, 300), batch=1, unit="µs/call"),
+}
+SPECS.update(CONV_SPECS)
+PEAK_WORKLOADS = ("mnist_mlp", "wide_mlp", "lenet5_mnist", "cnn_mnist")
 
 # what a library cannot run, and why
 UNSUPPORTED = {
     ("fann", "mnist_mlp"): "FANN 2.2 has no Adam, no softmax/cross-entropy and no minibatches",
     ("fann", "wide_mlp"): "FANN 2.2 has no softmax/cross-entropy and no minibatches (only per-sample or full batch)",
 }
+# what a library cannot run by its nature: a row in the table that says so, instead of a note
+NOT_APPLICABLE = {(lib, w): "n/a (no convolution)" for lib in ("sklearn", "numpy", "fann") for w in CONV_SPECS}
 
 
 def n_weights(sizes):
     return sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def arch_shapes(arch, image_shape=IMAGE_SHAPE):
+    """(layer, input shape, output shape) for each layer of a convolutional architecture."""
+    shape, out = tuple(image_shape), []
+    for layer in ARCHS[arch]:
+        kind = layer[0]
+        if kind == "conv":
+            _, filters, k, pad = layer
+            new = (filters, shape[1] + 2 * pad - k + 1, shape[2] + 2 * pad - k + 1)
+        elif kind == "maxpool":
+            new = (shape[0], shape[1] // layer[1], shape[2] // layer[1])
+        elif kind == "flatten":
+            new = (shape[0] * shape[1] * shape[2],)
+        else:
+            new = (layer[1],)
+        out.append((layer, shape, new))
+        shape = new
+    return out
+
+
+def macs_per_sample(workload):
+    """Multiply-adds of one sample's forward pass: a dense layer's weights; a convolution's weights times its
+    output positions."""
+    if workload not in CONV_SPECS:
+        return n_weights(SPECS[workload]["sizes"])
+    total = 0
+    for layer, shape_in, shape_out in arch_shapes(CONV_SPECS[workload]["arch"]):
+        if layer[0] == "conv":
+            total += layer[1] * shape_in[0] * layer[2] ** 2 * shape_out[1] * shape_out[2]
+        elif layer[0] == "dense":
+            total += shape_in[0] * layer[1]
+    return total
 
 
 # =============================================================================================== worker side
@@ -78,6 +141,17 @@ def make_data(workload, n, seed=0):
         X = rng.random((n, sizes[0]), dtype=np.float32)
     y = rng.integers(0, sizes[-1], size=n).astype(np.int64)
     y[:sizes[-1]] = np.arange(sizes[-1])  # every class present (scikit-learn infers the classes from y)
+    return X, y
+
+
+def make_images(n, seed=0):
+    """Seeded MNIST-shaped data for the convolutional workloads: (n, 1, 28, 28) float32 images whose pixels are
+    random bytes / 256 (in [0, 1)), and int64 labels in [0, 10) with every class present."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    X = rng.integers(0, 256, size=(n, *IMAGE_SHAPE), dtype=np.uint8).astype(np.float32) / np.float32(256)
+    y = rng.integers(0, 10, size=n).astype(np.int64)
+    y[:10] = np.arange(10)
     return X, y
 
 
@@ -194,6 +268,87 @@ def run_torch(workload, n, threads):
     else:
         loss_fn, opt, bs = nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9), 256
     X, y = make_data(workload, n)
+
+    def epoch(Xe, ye):
+        Xt, yt = torch.from_numpy(np.ascontiguousarray(Xe)), torch.from_numpy(np.ascontiguousarray(ye))
+        order = torch.randperm(Xt.shape[0])
+        total = 0.0
+        for start in range(0, Xt.shape[0], bs):
+            idx = order[start:start + bs]
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model(Xt[idx]), yt[idx])
+            loss.backward()
+            opt.step()
+            total += loss.item() * idx.shape[0]
+        return total / Xt.shape[0]
+
+    return {**info, **time_training(epoch, X, y)}
+
+
+# ---------------------------------------------------------------------------------- convolutional networks
+def run_fastnn_conv(backend, workload, n, threads):
+    import fastnn
+    fastnn.set_num_threads(threads)
+    spec = CONV_SPECS[workload]
+    layers, arch = [], ARCHS[spec["arch"]]
+    for i, layer in enumerate(arch):
+        kind = layer[0]
+        if kind == "conv":
+            layers.append(fastnn.Conv2D(layer[1], layer[2], padding=layer[3], activation="relu"))
+        elif kind == "maxpool":
+            layers.append(fastnn.MaxPool2D(layer[1]))
+        elif kind == "flatten":
+            layers.append(fastnn.Flatten())
+        else:  # the last Dense gets the softmax fused into the cross-entropy loss
+            layers.append(fastnn.Dense(layer[1], activation="linear" if i == len(arch) - 1 else "relu"))
+    net = fastnn.Network(layers, input_shape=IMAGE_SHAPE, loss="cross_entropy", dtype="float32", seed=0,
+                         backend=backend)
+    info = {"version": fastnn.__version__, "backend": net.backend, "n_params": net.n_params}
+    X, y = make_images(n)
+    if spec["unit"] == "µs/call":  # each row X[i] is one (1, 28, 28) image
+        return {**info, **time_latency(net.predict, X)}
+
+    def epoch(Xe, ye):
+        return net.fit(Xe, ye, epochs=1, batch_size=spec["batch"], shuffle=True, optimizer="adam",
+                       learning_rate=1e-3)["loss"][-1]
+
+    return {**info, **time_training(epoch, X, y)}
+
+
+def run_torch_conv(workload, n, threads):
+    import numpy as np
+    import torch
+    from torch import nn
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    spec = CONV_SPECS[workload]
+    modules = []
+    shapes = arch_shapes(spec["arch"])
+    for i, (layer, shape_in, _) in enumerate(shapes):
+        kind = layer[0]
+        if kind == "conv":
+            modules += [nn.Conv2d(shape_in[0], layer[1], layer[2], padding=layer[3]), nn.ReLU()]
+        elif kind == "maxpool":
+            modules.append(nn.MaxPool2d(layer[1]))
+        elif kind == "flatten":
+            modules.append(nn.Flatten())
+        else:
+            modules.append(nn.Linear(shape_in[0], layer[1]))
+            if i < len(shapes) - 1:
+                modules.append(nn.ReLU())
+    model = nn.Sequential(*modules)
+    info = {"version": torch.__version__, "torch_threads": torch.get_num_threads(),
+            "n_params": sum(p.numel() for p in model.parameters())}
+    X, y = make_images(n)
+    if spec["unit"] == "µs/call":
+        model.eval()
+
+        def predict_one(x):  # x: one (1, 28, 28) image
+            with torch.inference_mode():
+                return torch.softmax(model(torch.from_numpy(x).unsqueeze(0)), dim=1).numpy()
+
+        return {**info, **time_latency(predict_one, X)}
+    loss_fn, opt, bs = nn.CrossEntropyLoss(), torch.optim.Adam(model.parameters(), lr=1e-3), spec["batch"]
 
     def epoch(Xe, ye):
         Xt, yt = torch.from_numpy(np.ascontiguousarray(Xe)), torch.from_numpy(np.ascontiguousarray(ye))
@@ -537,6 +692,17 @@ def worker(lib, workload, threads, quick):
     if workload == "peak":
         return run_peak(threads, quick)
     n = SPECS[workload]["n"][1 if quick else 0]
+    if workload in CONV_SPECS:
+        if lib == "fastnn-python" and "n_python" in CONV_SPECS[workload]:
+            n = CONV_SPECS[workload]["n_python"][1 if quick else 0]
+        if lib.startswith("fastnn-"):
+            out = run_fastnn_conv(lib.split("-")[1], workload, n, threads)
+        elif lib == "torch":
+            out = run_torch_conv(workload, n, threads)
+        else:
+            raise ValueError(f"{lib} has no convolution ({workload})")
+        out["n"] = n
+        return out
     if lib == "fastnn-c":
         out = run_fastnn("c", workload, n, threads)
     elif lib == "fastnn-python":
@@ -667,13 +833,16 @@ def render(args, libs, workloads, results, peaks, notes, versions, started, elap
         meds = {lib: statistics.median(v) for lib, v in results.get(workload, {}).items() if v}
         fast = meds.get("fastnn-c")
         for lib in libs:
+            if (lib, workload) in NOT_APPLICABLE:
+                lines.append(f"| {workload} | {lib} | {NOT_APPLICABLE[lib, workload]} | — | — | — |")
+                continue
             if lib not in meds:
                 continue
             vals = results[workload][lib]
             med = meds[lib]
             pct = "—"
             if workload in PEAK_WORKLOADS and peak:
-                pct = f"{100.0 * 6 * n_weights(SPECS[workload]['sizes']) * med / peak:.1f}%"
+                pct = f"{100.0 * 6 * macs_per_sample(workload) * med / peak:.1f}%"
             ratio = speed_ratio(fast, med, unit)
             ratio_s = "—" if ratio is None or lib == "fastnn-c" else f"{ratio:,.2f}"
             rng = f"{fmt_value(min(vals), unit)} – {fmt_value(max(vals), unit)}" if len(vals) > 1 else "—"
@@ -756,6 +925,16 @@ def main(argv=None):
                      "and label encoding); inference = predict_proba; alpha=0 (no L2)")
     notes.append("mnist_mlp and infer_* use random data of MNIST shape (784 pixels uniform in [0, 1), random "
                  "labels), not MNIST itself: the timings do not depend on the values")
+    conv = [w for w in workloads if w in CONV_SPECS]
+    if conv:
+        sizes = ", ".join(f"{w} {CONV_SPECS[w]['n'][1 if args.quick else 0]:,}"
+                          + (f" (fastnn-python {CONV_SPECS[w]['n_python'][1 if args.quick else 0]:,})"
+                             if "n_python" in CONV_SPECS[w] else "") for w in conv)
+        notes.append(f"{', '.join(conv)}: random 1x28x28 images (random bytes / 256) and random labels; images per "
+                     f"epoch (or latency calls): {sizes}; the same layers in fastnn (Conv2D, MaxPool2D, Flatten, "
+                     "Dense; softmax fused into the cross-entropy) and PyTorch (nn.Conv2d + nn.ReLU, nn.MaxPool2d, "
+                     "nn.Flatten, nn.Linear, nn.CrossEntropyLoss, torch.optim.Adam), float32, NCHW; "
+                     "lenet5_infer1 = predict on one (1, 28, 28) image, softmax included")
     notes.append("training throughput = samples of one epoch / its wall time (shuffling and per-batch Python "
                  "overhead included), the median of 3 epochs in each process after a warm-up epoch on 512 "
                  "samples; infer_latency = median of per-call "
@@ -770,7 +949,7 @@ def main(argv=None):
         raw.append({"round": r, "lib": "numpy", "workload": "peak", **out})
         print(f"[round {r + 1}/{args.repeats}] sgemm peak {out.get('value', 0) / 1e9:.1f} GFLOP/s", file=sys.stderr)
         for w in workloads:
-            order = [lib for lib in usable if (lib, w) not in UNSUPPORTED]
+            order = [lib for lib in usable if (lib, w) not in UNSUPPORTED and (lib, w) not in NOT_APPLICABLE]
             shift = r % max(1, len(order))
             order = order[shift:] + order[:shift]
             for lib in order:

@@ -360,7 +360,7 @@ class Network:
         X = check.as_array(name, X)
         one_channel = shape[0] == 1 and X.shape[-2:] == shape[1:]
         if X.ndim == len(shape) + 1 and X.shape[1:] == shape or (one_channel and X.ndim == 3):
-            batch = X.reshape(X.shape[0], -1)
+            batch = X.reshape(X.shape[0], self.n_inputs)
         elif X.ndim == 2 and X.shape[1] == self.n_inputs and not (one_channel and X.shape == shape[1:]):
             batch = X
         elif X.shape == shape or (one_channel and X.ndim == 2):

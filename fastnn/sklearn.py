@@ -210,31 +210,6 @@ class _BaseMLP(BaseEstimator):
     def __sklearn_is_fitted__(self):
         return "_network" in self.__dict__
 
-    # ---------------------------------------------------------------------------------------- pickling
-    def __getstate__(self):
-        state = dict(super().__getstate__())
-        network = state.pop("_network", None)
-        if network is not None:
-            # The Network holds a lock and C handles: store what rebuilds it (config, weights, optimizer state).
-            state["_network_state"] = {
-                "sizes": list(network.sizes), "activations": list(network.activations), "loss": network.loss,
-                "dtype": network.dtype.name, "weights": [w.copy() for w in network.weights],
-                "biases": [b.copy() for b in network.biases], "optimizer": getattr(network, "_opt", None)}
-        return state
-
-    def __setstate__(self, state):
-        state = dict(state)
-        saved = state.pop("_network_state", None)
-        super().__setstate__(state)
-        if saved is not None:
-            network = Network(saved["sizes"], activations=saved["activations"], loss=saved["loss"],
-                              dtype=saved["dtype"], seed=0, backend=self.backend)
-            for target, value in zip(network.weights + network.biases, saved["weights"] + saved["biases"]):
-                target[...] = value
-            if saved["optimizer"] is not None and hasattr(network, "_opt"):
-                network._opt = saved["optimizer"]  # so that partial_fit continues the momentum / Adam moments
-            self._network = network
-
     # ----------------------------------------------------------------------------------- what differs
     def _network_loss(self):
         return {"softmax": "cross_entropy", "logistic": "binary_cross_entropy",

@@ -625,3 +625,117 @@ def test_finite_check_accepts_extremes_and_finds_every_bad_value(dtype, n):
         both = np.zeros(n, dtype)
         both[0], both[-1] = np.inf, -np.inf
         assert not _all_finite(both)
+
+
+# --------------------------------------------------------------------------------------------- layer networks
+def make_cnn(backend, dropout=0.25):
+    """A small convolutional network with one momentum step taken (non-trivial state, as make_net)."""
+    net = fastnn.Network([fastnn.Conv2D(3, 3, padding=1, activation="relu"), fastnn.MaxPool2D(2),
+                          fastnn.Flatten(), fastnn.Dropout(dropout), fastnn.Dense(4)],
+                         input_shape=(2, 6, 5), loss="cross_entropy", seed=0, backend=backend)
+    rng = np.random.default_rng(98)
+    net.train_step(rng.normal(size=(5, 2, 6, 5)), np.arange(5) % 4, learning_rate=0.1, momentum=0.9)
+    return net
+
+
+IMAGES = np.random.default_rng(97).normal(size=(N, 2, 6, 5))
+LABELS = np.arange(N) % 4
+
+REFUSED_IMAGES = [
+    ("wrong channels", lambda n: n.fit(np.zeros((N, 3, 6, 5)), LABELS), ValueError, r"X has shape \(6, 3, 6, 5\).*"
+     r"images of shape \(n, 2, 6, 5\)"),
+    ("wrong height", lambda n: n.predict(np.zeros((N, 2, 7, 5))), ValueError, "X has shape"),
+    ("rank 5", lambda n: n.evaluate(np.zeros((N, 1, 2, 6, 5)), LABELS), ValueError, "X has shape"),
+    ("rank 1", lambda n: n.predict(np.zeros(7)), ValueError, "X has shape"),
+    ("3-D, not one channel", lambda n: n.train_step(np.zeros((N, 6, 5)), LABELS), ValueError, "X has shape"),
+    ("flattened, wrong width", lambda n: n.gradients(np.zeros((N, 59)), LABELS), ValueError, "X has shape"),
+    ("NaN pixel", lambda n: n.fit(_nan_at(IMAGES), LABELS), ValueError, "X contains NaN"),
+    ("inf pixel", lambda n: n.train_step(_nan_at(IMAGES, np.inf), LABELS), ValueError, "X contains NaN"),
+    ("NaN in one image", lambda n: n.predict(_nan_at(IMAGES[0])), ValueError, "X contains NaN"),
+    ("empty batch", lambda n: n.fit(np.zeros((0, 2, 6, 5)), LABELS[:0]), ValueError, "empty"),
+    ("label out of range", lambda n: n.fit(IMAGES, LABELS + 4), ValueError, r"class labels must be in \[0, 3\]"),
+    ("labels per pixel", lambda n: n.fit(IMAGES, np.zeros((N, 2, 6, 5))), ValueError, "y must be 1-D"),
+    ("too few labels", lambda n: n.evaluate(IMAGES, LABELS[:-1]), ValueError, "y has 5 samples, expected 6"),
+    ("complex images", lambda n: n.predict(IMAGES.astype(complex)), TypeError, "X must hold real numbers"),
+    ("object images", lambda n: n.predict(IMAGES.astype(object)), TypeError, "X must hold real numbers"),
+]
+
+
+@pytest.mark.parametrize("label, call, exc, match", REFUSED_IMAGES, ids=[c[0] for c in REFUSED_IMAGES])
+def test_bad_images_are_refused_and_leave_the_network_unchanged(backend, label, call, exc, match):
+    net = make_cnn(backend)
+    before = snapshot(net)
+    with pytest.raises(exc, match=match):
+        call(net)
+    assert_unchanged(net, before)
+    net.fit(IMAGES, LABELS, epochs=1)  # still works
+
+
+REFUSED_LAYERS = [
+    ("no input_shape", dict(sizes=[fastnn.Dense(3)]), ValueError, "needs input_shape"),
+    ("mixed sizes and layers", dict(sizes=[4, fastnn.Dense(3)], input_shape=(4,)), TypeError, "not a mix"),
+    ("no layers", dict(sizes=[], input_shape=(4,)), ValueError, "at least an input and an output width"),
+    ("kernel larger than the image", dict(sizes=[fastnn.Conv2D(2, 7), fastnn.Flatten(), fastnn.Dense(2)],
+                                          input_shape=(1, 5, 5)), ValueError,
+     r"layer 0 \(Conv2D.*\) cannot take its input of shape \(1, 5, 5\): the 7x7 kernel is larger"),
+    ("pool larger than the image", dict(sizes=[fastnn.MaxPool2D(4), fastnn.Flatten(), fastnn.Dense(2)],
+                                        input_shape=(1, 3, 8)), ValueError, r"layer 0 \(MaxPool2D.*4x4 window"),
+    ("second layer does not fit", dict(sizes=[fastnn.Conv2D(2, 3), fastnn.Conv2D(2, 3), fastnn.Flatten(),
+                                              fastnn.Dense(2)], input_shape=(1, 4, 4)), ValueError,
+     r"layer 1 \(Conv2D.*\(2, 2, 2\)"),
+    ("Dense on images", dict(sizes=[fastnn.Conv2D(2, 3), fastnn.Dense(2)], input_shape=(1, 5, 5)), ValueError,
+     r"layer 1 \(Dense.*\(2, 3, 3\).*Flatten"),
+    ("conv on vectors", dict(sizes=[fastnn.Conv2D(2, 3), fastnn.Flatten(), fastnn.Dense(2)], input_shape=(9,)),
+     ValueError, r"layer 0 .*\(9\).*channels, height, width"),
+    ("output not Dense", dict(sizes=[fastnn.Conv2D(2, 3), fastnn.Flatten()], input_shape=(1, 5, 5)), ValueError,
+     "must be Dense"),
+    ("input_shape of 4 dims", dict(sizes=[fastnn.Flatten(), fastnn.Dense(2)], input_shape=(1, 1, 5, 5)),
+     ValueError, "1 to 3 dimensions"),
+    ("input_shape with 0", dict(sizes=[fastnn.Flatten(), fastnn.Dense(2)], input_shape=(1, 0, 5)), ValueError,
+     r"input_shape\[1\] must be an integer >= 1"),
+    ("relu output for cross_entropy", dict(sizes=[fastnn.Flatten(), fastnn.Dense(2, "relu")],
+                                           input_shape=(1, 3, 3), loss="cross_entropy"), ValueError,
+     "needs a 'softmax' output layer"),
+    ("sizes and input_shape disagree", dict(sizes=[4, 2], input_shape=(5,)), ValueError, "does not match"),
+]
+
+
+@pytest.mark.parametrize("label, kwargs, exc, match", REFUSED_LAYERS, ids=[c[0] for c in REFUSED_LAYERS])
+def test_bad_layer_networks_are_refused(backend, label, kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        fastnn.Network(backend=backend, **kwargs)
+
+
+BAD_LAYER_ARGS = [
+    (lambda: fastnn.Conv2D(0, 3), ValueError, "filters must be an integer >= 1"),
+    (lambda: fastnn.Conv2D(2, 0), ValueError, "kernel_size must be an integer >= 1"),
+    (lambda: fastnn.Conv2D(2, (3, 3, 3)), ValueError, "kernel_size must be an int or a pair"),
+    (lambda: fastnn.Conv2D(2, 3.5), TypeError, "kernel_size must be an integer"),
+    (lambda: fastnn.Conv2D(2, 3, stride=0), ValueError, "stride must be an integer >= 1"),
+    (lambda: fastnn.Conv2D(2, 3, padding=-1), ValueError, "padding must be an integer >= 0"),
+    (lambda: fastnn.Conv2D(2, 3, padding="full"), ValueError, "padding"),
+    (lambda: fastnn.Conv2D(2, 3, stride=2, padding="same"), ValueError, "padding='same' needs stride 1"),
+    (lambda: fastnn.Conv2D(2, 3, activation="softmax"), ValueError, "activation"),
+    (lambda: fastnn.Conv2D(2, 3, activation="gelu"), ValueError, "activation"),
+    (lambda: fastnn.MaxPool2D(0), ValueError, "pool_size must be an integer >= 1"),
+    (lambda: fastnn.AvgPool2D(2, stride=(1, 0)), ValueError, r"stride\[1\] must be an integer >= 1"),
+    (lambda: fastnn.Dropout(1.0), ValueError, "rate"),
+    (lambda: fastnn.Dropout(-0.1), ValueError, "rate"),
+    (lambda: fastnn.Dropout(float("nan")), ValueError, "rate"),
+    (lambda: fastnn.Dense(0), ValueError, "units must be an integer >= 1"),
+    (lambda: fastnn.Dense(True), TypeError, "units must be an integer, got a bool"),
+]
+
+
+@pytest.mark.parametrize("make, exc, match", BAD_LAYER_ARGS)
+def test_bad_layer_arguments_are_refused(make, exc, match):
+    with pytest.raises(exc, match=match):
+        make()
+
+
+def test_a_layer_list_is_copied_not_shared(backend):
+    layers = [fastnn.Conv2D(2, 3), fastnn.Flatten(), fastnn.Dense(2)]
+    a = fastnn.Network(layers, input_shape=(1, 5, 5), seed=0, backend=backend)
+    b = fastnn.Network(layers, input_shape=(1, 7, 7), seed=0, backend=backend)
+    assert layers[0].input_shape is None  # the caller's layers are left unbuilt
+    assert a.layers[0] is not b.layers[0] and a.layers[2].input_shape == (18,) and b.layers[2].input_shape == (50,)
