@@ -67,6 +67,7 @@ static inline void SFX(inside_columns)(int64_t ow, int64_t sw, int64_t pw, int64
     if (*hi < *lo) *hi = *lo;
 }
 
+FASTNN_SIMD_CLONES
 /* Row q of one sample's columns: dst[0:P] = the input values under window offset q at every output position
  * (zeros in the padding). x: that sample's image (in_c, in_h, in_w). */
 static void SFX(im2col_row)(REAL *FASTNN_RESTRICT dst, const REAL *x, int64_t q, const fastnn_window *g)
@@ -165,11 +166,60 @@ typedef REAL SFX(cvec) __attribute__((vector_size(64)));
 #define CV_STORE(p, v) memcpy((p), &(v), 64)
 #endif
 
+#if defined(__GNUC__)
+/* Rows r0 .. r0 + RO - 1 of rows_combine at positions [p, p + NV * CV_LEN) (RO <= 8, NV <= 2; constants at every
+ * call, so the tile is unrolled into registers while the n_in input rows stream past). */
+static inline __attribute__((always_inline)) void SFX(combine_tile)(REAL *out, int64_t out_stride, int64_t r0,
+                                                                    const REAL *in, int64_t in_stride, int64_t n_in,
+                                                                    const REAL *coef, int64_t coef_rs,
+                                                                    int64_t coef_ts, const REAL *init, int64_t p,
+                                                                    const int RO, const int NV)
+{
+    SFX(cvec) acc[8][2], c[2];
+    int64_t t;
+    int k, v;
+    for (k = 0; k < RO; k++)
+        for (v = 0; v < NV; v++) acc[k][v] = (SFX(cvec)){0} + (init ? init[r0 + k] : (REAL)0);
+    const REAL *cf = coef + r0 * coef_rs;
+    for (t = 0; t < n_in; t++) {
+        const REAL *src = in + t * in_stride + p, *w = cf + t * coef_ts;
+        for (v = 0; v < NV; v++) CV_LOAD(c[v], src + v * CV_LEN);
+        for (k = 0; k < RO; k++) {
+            const REAL wk = w[k * coef_rs];
+            for (v = 0; v < NV; v++) acc[k][v] += wk * c[v];
+        }
+    }
+    for (k = 0; k < RO; k++)
+        for (v = 0; v < NV; v++) CV_STORE(out + (r0 + k) * out_stride + p + v * CV_LEN, acc[k][v]);
+}
+
+/* All rows of rows_combine at positions [p, p + NV * CV_LEN): tiles of 8, 4, 2 and 1 rows. */
+static inline __attribute__((always_inline)) void SFX(combine_columns)(REAL *out, int64_t out_stride,
+                                                                       int64_t n_out, const REAL *in,
+                                                                       int64_t in_stride, int64_t n_in,
+                                                                       const REAL *coef, int64_t coef_rs,
+                                                                       int64_t coef_ts, const REAL *init,
+                                                                       int64_t p, const int NV)
+{
+    int64_t r = 0;
+    for (; r + 8 <= n_out; r += 8)
+        SFX(combine_tile)(out, out_stride, r, in, in_stride, n_in, coef, coef_rs, coef_ts, init, p, 8, NV);
+    if (r + 4 <= n_out) {
+        SFX(combine_tile)(out, out_stride, r, in, in_stride, n_in, coef, coef_rs, coef_ts, init, p, 4, NV);
+        r += 4;
+    }
+    if (r + 2 <= n_out) {
+        SFX(combine_tile)(out, out_stride, r, in, in_stride, n_in, coef, coef_rs, coef_ts, init, p, 2, NV);
+        r += 2;
+    }
+    if (r < n_out) SFX(combine_tile)(out, out_stride, r, in, in_stride, n_in, coef, coef_rs, coef_ts, init, p, 1, NV);
+}
+#endif
+
 /* out[r][0:len] = init[r] + sum_t coef[r * coef_rs + t * coef_ts] * in[t][0:len] for r < n_out, t < n_in, where
  * out[r] = out + r * out_stride, in[t] = in + t * in_stride and init may be NULL (zeros): the direct loops of
  * both the forward pass (rows of y from rows of cols and W) and the input gradient (rows of dcols from rows of dz
- * and W^T). Tiles of 4 output rows x 2 vectors of positions are held in registers while the n_in input rows
- * stream past; every element is summed in the order init, t = 0, 1, ..., whatever the tile. */
+ * and W^T). Every element is summed in the order init, t = 0, 1, ..., whatever the tile. */
 FASTNN_SIMD_CLONES
 static void SFX(rows_combine)(REAL *out, int64_t out_stride, int64_t n_out, const REAL *in, int64_t in_stride,
                               int64_t n_in, const REAL *coef, int64_t coef_rs, int64_t coef_ts, const REAL *init,
@@ -177,75 +227,24 @@ static void SFX(rows_combine)(REAL *out, int64_t out_stride, int64_t n_out, cons
 {
     int64_t p = 0, r, t, k;
 #if defined(__GNUC__)
-    for (; p + 2 * CV_LEN <= len; p += 2 * CV_LEN) {
-        for (r = 0; r + 4 <= n_out; r += 4) {
-            SFX(cvec) a00, a01, a10, a11, a20, a21, a30, a31, c0, c1;
-            REAL i0 = init ? init[r] : 0, i1 = init ? init[r + 1] : 0, i2 = init ? init[r + 2] : 0,
-                 i3 = init ? init[r + 3] : 0;
-            a00 = a01 = (SFX(cvec)){0} + i0;
-            a10 = a11 = (SFX(cvec)){0} + i1;
-            a20 = a21 = (SFX(cvec)){0} + i2;
-            a30 = a31 = (SFX(cvec)){0} + i3;
-            const REAL *cf = coef + r * coef_rs;
-            for (t = 0; t < n_in; t++) {
-                const REAL *src = in + t * in_stride + p;
-                const REAL *w = cf + t * coef_ts;
-                CV_LOAD(c0, src);
-                CV_LOAD(c1, src + CV_LEN);
-                REAL w0 = w[0], w1 = w[coef_rs], w2 = w[2 * coef_rs], w3 = w[3 * coef_rs];
-                a00 += w0 * c0;
-                a01 += w0 * c1;
-                a10 += w1 * c0;
-                a11 += w1 * c1;
-                a20 += w2 * c0;
-                a21 += w2 * c1;
-                a30 += w3 * c0;
-                a31 += w3 * c1;
-            }
-            REAL *dst = out + r * out_stride + p;
-            CV_STORE(dst, a00);
-            CV_STORE(dst + CV_LEN, a01);
-            CV_STORE(dst + out_stride, a10);
-            CV_STORE(dst + out_stride + CV_LEN, a11);
-            CV_STORE(dst + 2 * out_stride, a20);
-            CV_STORE(dst + 2 * out_stride + CV_LEN, a21);
-            CV_STORE(dst + 3 * out_stride, a30);
-            CV_STORE(dst + 3 * out_stride + CV_LEN, a31);
-        }
-        for (; r < n_out; r++) {
-            SFX(cvec) a0, a1, c0, c1;
-            a0 = a1 = (SFX(cvec)){0} + (init ? init[r] : 0);
-            for (t = 0; t < n_in; t++) {
-                const REAL *src = in + t * in_stride + p;
-                REAL w = coef[r * coef_rs + t * coef_ts];
-                CV_LOAD(c0, src);
-                CV_LOAD(c1, src + CV_LEN);
-                a0 += w * c0;
-                a1 += w * c1;
-            }
-            CV_STORE(out + r * out_stride + p, a0);
-            CV_STORE(out + r * out_stride + p + CV_LEN, a1);
-        }
-    }
+    for (; p + 2 * CV_LEN <= len; p += 2 * CV_LEN)
+        SFX(combine_columns)(out, out_stride, n_out, in, in_stride, n_in, coef, coef_rs, coef_ts, init, p, 2);
+    for (; p + CV_LEN <= len; p += CV_LEN)
+        SFX(combine_columns)(out, out_stride, n_out, in, in_stride, n_in, coef, coef_rs, coef_ts, init, p, 1);
 #endif
-    if (p < len) {  /* the positions left over, one row at a time */
-        REAL acc[2 * 64 / sizeof(REAL) + 1];
-        const int64_t rest = len - p;
-        int64_t q0;
-        for (q0 = p; q0 < len; q0 += 2 * 64 / (int64_t)sizeof(REAL)) {
-            int64_t m = len - q0 < 2 * 64 / (int64_t)sizeof(REAL) ? len - q0 : 2 * 64 / (int64_t)sizeof(REAL);
-            for (r = 0; r < n_out; r++) {
-                REAL i0 = init ? init[r] : 0;
-                for (k = 0; k < m; k++) acc[k] = i0;
-                for (t = 0; t < n_in; t++) {
-                    const REAL w = coef[r * coef_rs + t * coef_ts];
-                    const REAL *src = in + t * in_stride + q0;
-                    for (k = 0; k < m; k++) acc[k] += w * src[k];
-                }
-                memcpy(out + r * out_stride + q0, acc, (size_t)m * sizeof(REAL));
+    if (p < len) {  /* fewer positions than a vector: one row at a time */
+        REAL acc[64 / sizeof(REAL)];
+        const int64_t m = len - p;
+        for (r = 0; r < n_out; r++) {
+            const REAL i0 = init ? init[r] : 0;
+            for (k = 0; k < m; k++) acc[k] = i0;
+            for (t = 0; t < n_in; t++) {
+                const REAL w = coef[r * coef_rs + t * coef_ts];
+                const REAL *src = in + t * in_stride + p;
+                for (k = 0; k < m; k++) acc[k] += w * src[k];
             }
+            memcpy(out + r * out_stride + p, acc, (size_t)m * sizeof(REAL));
         }
-        (void)rest;
     }
 }
 
