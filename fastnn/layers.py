@@ -32,6 +32,11 @@ def _pair(name, value, minimum):
     return (value, value)
 
 
+def _short_pair(pair):
+    """A pair as the user would write it: one int when both are equal."""
+    return pair[0] if isinstance(pair, tuple) and pair[0] == pair[1] else pair
+
+
 def _shape_text(shape):
     return "(" + ", ".join(str(s) for s in shape) + ")"
 
@@ -279,8 +284,14 @@ class Conv2D(_Activated):
                 "stride": list(self.stride), "padding": padding, "activation": self.activation}
 
     def __repr__(self):
-        return (f"Conv2D({self.filters}, kernel_size={self.kernel_size}, stride={self.stride}, "
-                f"padding={self.padding!r}, activation={self.activation!r})")
+        text = f"Conv2D({self.filters}, {_short_pair(self.kernel_size)}"
+        if self.stride != (1, 1):
+            text += f", stride={_short_pair(self.stride)}"
+        if self.padding not in ((0, 0), "valid"):
+            text += f", padding={_short_pair(self.padding)!r}"
+        if self.activation != "linear":
+            text += f", activation={self.activation!r}"
+        return text + ")"
 
 
 class _Pool2D(Layer):
@@ -304,7 +315,8 @@ class _Pool2D(Layer):
         return {"type": self.kind, "pool_size": list(self.pool_size), "stride": list(self.stride)}
 
     def __repr__(self):
-        return f"{type(self).__name__}({self.pool_size}, stride={self.stride})"
+        stride = "" if self.stride == self.pool_size else f", stride={_short_pair(self.stride)}"
+        return f"{type(self).__name__}({_short_pair(self.pool_size)}{stride})"
 
 
 class MaxPool2D(_Pool2D):
