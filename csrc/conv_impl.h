@@ -11,7 +11,10 @@
  *     at a time in its own slot of the cols workspace (K P values, resident in cache) and uses them at once; the
  *     backward pass rebuilds them from the layer input. A whole-batch im2col would write and read back megabytes
  *     for products too skinny to hide it, and a BLAS call there spends more time packing than multiplying.
- *   - BLAS (many filters and large K): the columns of the whole batch, cols (K, n P), and one GEMM per product. */
+ *   - BLAS (many filters and large K): one sample at a time, its columns in cache and one GEMM per product
+ *     (y_s = W cols_s lands in NCHW order as it is; dW accumulates over the samples in order, so the sums do
+ *     not depend on the thread count; the GEMMs are shared out over the threads). Whole-batch columns would be
+ *     tens of megabytes written and read back (cnn_mnist's second layer: 288 x 36,864 floats). */
 #include "act_rows.h"
 
 #ifndef FASTNN_CONV_CONSTANTS
@@ -22,17 +25,18 @@
 #define CONV_BLAS_MIN_K 64
 #endif
 
-/* C (m, n) = op(A) op(B), row-major, overwritten; trans_a: A stored (k, m), trans_b: B stored (n, k). Through
- * the BLAS when it takes the sizes, else plain loops that sum every element in the order p = 0..k-1. */
+/* C (m, n) = op(A) op(B) + beta C, row-major (beta 0 or 1); trans_a: A stored (k, m), trans_b: B stored (n, k).
+ * Through the BLAS when it takes the sizes, else plain loops that sum every element in the order p = 0..k-1. */
 static void SFX(conv_gemm)(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, const REAL *A,
-                           const REAL *B, REAL *C, int n_threads)
+                           const REAL *B, REAL beta, REAL *C, int n_threads)
 {
-    if (SFX(fastnn_blas_gemm)(trans_a, trans_b, m, n, k, A, B, (REAL)0, C, n_threads)) return;
+    if (SFX(fastnn_blas_gemm)(trans_a, trans_b, m, n, k, A, B, beta, C, n_threads)) return;
     FASTNN_FOR_RANGE(m, 2 * m * n * k, n_threads, lo, hi, {
         int64_t i, j, p;
         for (i = lo; i < hi; i++) {
             REAL *FASTNN_RESTRICT c = C + i * n;
-            for (j = 0; j < n; j++) c[j] = 0;
+            if (beta == 0)
+                for (j = 0; j < n; j++) c[j] = 0;
             for (p = 0; p < k; p++) {
                 REAL a = trans_a ? A[p * m + i] : A[i * k + p];
                 if (trans_b)
@@ -47,12 +51,12 @@ static void SFX(conv_gemm)(int trans_a, int trans_b, int64_t m, int64_t n, int64
 }
 
 /* The direct loops or the BLAS for this geometry (see the top of this file). */
-static int SFX(conv_uses_blas)(const fastnn_window *g, int64_t n)
+static int SFX(conv_uses_blas)(const fastnn_window *g)
 {
-    const int64_t K = g->in_c * g->kh * g->kw, NP = n * g->out_h * g->out_w;
-    return fastnn_have_blas() && g->out_c >= CONV_BLAS_MIN_FILTERS && K >= CONV_BLAS_MIN_K && NP <= INT32_MAX &&
-           K <= INT32_MAX;
+    const int64_t K = g->in_c * g->kh * g->kw, P = g->out_h * g->out_w;
+    return fastnn_have_blas() && g->out_c >= CONV_BLAS_MIN_FILTERS && K >= CONV_BLAS_MIN_K && P * K <= INT32_MAX;
 }
+
 
 /* Output columns [*lo, *hi) of a window row whose input column ox * sw - pw + j falls inside [0, w). */
 static inline void SFX(inside_columns)(int64_t ow, int64_t sw, int64_t pw, int64_t j, int64_t w, int64_t *lo,
@@ -91,6 +95,16 @@ static void SFX(im2col_row)(REAL *FASTNN_RESTRICT dst, const REAL *x, int64_t q,
             for (ox = ox_lo; ox < ox_hi; ox++) dst[ox] = src[ox * g->sw];
         for (ox = ox_hi; ox < OW; ox++) dst[ox] = 0;
     }
+}
+
+/* One sample's columns (K, P) into cols, its rows shared out over the threads. */
+static void SFX(im2col_sample)(REAL *cols, const REAL *x_s, const fastnn_window *g, int n_threads)
+{
+    const int64_t P = g->out_h * g->out_w, K = g->in_c * g->kh * g->kw;
+    FASTNN_FOR_RANGE(K, K * P, n_threads, lo, hi, {
+        int64_t q;
+        for (q = lo; q < hi; q++) SFX(im2col_row)(cols + q * P, x_s, q, g);
+    });
 }
 
 int SFX(fastnn_im2col)(REAL *cols, const REAL *x, int64_t n, const fastnn_window *g, int n_threads)
@@ -264,6 +278,45 @@ static void SFX(conv_forward_direct)(REAL *y, REAL *slot, const REAL *x, const R
     }
 }
 
+/* The BLAS forward pass of samples [s0, s1): y_s (OC, P) = W (OC, K) @ cols_s (K, P), which lands in NCHW order as
+ * it is, then the bias and the activation. Called with n_threads 1 inside a parallel region (the BLAS must then be
+ * single-threaded), or with the team's size outside one. */
+static void SFX(conv_forward_blas)(REAL *y, REAL *slot, const REAL *x, const REAL *W, const REAL *b, int64_t s0,
+                                   int64_t s1, const fastnn_window *g, int act, REAL alpha, int n_threads)
+{
+    const int64_t OC = g->out_c, P = g->out_h * g->out_w, K = g->in_c * g->kh * g->kw;
+    const int64_t in_size = g->in_c * g->in_h * g->in_w;
+    int64_t s;
+    for (s = s0; s < s1; s++) {
+        REAL *ys = y + s * OC * P;
+        SFX(im2col_sample)(slot, x + s * in_size, g, n_threads);
+        SFX(conv_gemm)(0, 0, OC, P, K, W, slot, (REAL)0, ys, n_threads);
+        FASTNN_FOR_RANGE(OC, 4 * OC * P, n_threads, lo, hi, {
+            int64_t o, p;
+            for (o = lo; o < hi; o++) {
+                REAL *row = ys + o * P;
+                const REAL bias = b[o];
+                for (p = 0; p < P; p++) row[p] += bias;
+                SFX(act_apply)(row, P, act, alpha);
+            }
+        });
+    }
+}
+
+/* dx of samples [s0, s1) on the BLAS path: dcols_s (K, P) = W^T (K, OC) @ dz_s (OC, P) in `slot`, then its
+ * col2im. n_threads as for conv_forward_blas. */
+static void SFX(conv_input_grad_blas)(REAL *dx, REAL *slot, const REAL *dz, const REAL *W, int64_t s0, int64_t s1,
+                                      const fastnn_window *g, int n_threads)
+{
+    const int64_t OC = g->out_c, P = g->out_h * g->out_w, K = g->in_c * g->kh * g->kw;
+    const int64_t in_size = g->in_c * g->in_h * g->in_w;
+    int64_t s;
+    for (s = s0; s < s1; s++) {
+        SFX(conv_gemm)(1, 0, K, P, OC, W, dz + s * OC * P, (REAL)0, slot, n_threads);
+        SFX(col2im_samples)(dx + s * in_size, slot, P, 1, g);
+    }
+}
+
 int SFX(fastnn_conv2d_forward)(REAL *y, REAL *cols, REAL *scratch, const REAL *x, const REAL *W, const REAL *b,
                                int64_t n, const fastnn_window *g, int act, double alpha, int n_threads)
 {
@@ -276,28 +329,23 @@ int SFX(fastnn_conv2d_forward)(REAL *y, REAL *cols, REAL *scratch, const REAL *x
     if (y == NULL || cols == NULL || scratch == NULL || x == NULL || W == NULL || b == NULL) return FASTNN_EINVAL;
     const int64_t OC = g->out_c, P = g->out_h * g->out_w, K = g->in_c * g->kh * g->kw, NP = n * P;
     const REAL alpha_r = (REAL)alpha;
-    if (!SFX(conv_uses_blas)(g, n)) {
+    if (!SFX(conv_uses_blas)(g)) {
         /* thread t's slot of the cols workspace is cols + t K P: at most n threads, n slots */
         FASTNN_FOR_RANGE(n, 2 * NP * OC * K, n_threads, lo, hi,
                          SFX(conv_forward_direct)(y, cols + omp_get_thread_num() * K * P, x, W, b, lo, hi, g, act,
                                                   alpha_r));
         return FASTNN_OK;
     }
-    rc = SFX(fastnn_im2col)(cols, x, n, g, n_threads);
-    if (rc != FASTNN_OK) return rc;
-    /* scratch (OC, n P) = W (OC, K) @ cols (K, n P), then per sample: bias, activation, to NCHW */
-    SFX(conv_gemm)(0, 0, OC, NP, K, W, cols, scratch, n_threads);
-    FASTNN_FOR_RANGE(n, 4 * NP * OC, n_threads, lo, hi, {
-        int64_t s, o, p;
-        for (s = lo; s < hi; s++)
-            for (o = 0; o < OC; o++) {
-                const REAL *src = scratch + o * NP + s * P;
-                REAL *dst = y + (s * OC + o) * P;
-                const REAL bias = b[o];
-                for (p = 0; p < P; p++) dst[p] = src[p] + bias;
-                SFX(act_apply)(dst, P, act, alpha_r);
-            }
-    });
+    (void)scratch;
+    if (fastnn_blas_split()) {
+        /* the BLAS is single-threaded: samples shared out over the threads, one product each in its own slot */
+        FASTNN_FOR_RANGE(n, 2 * NP * OC * K, n_threads, lo, hi,
+                         SFX(conv_forward_blas)(y, cols + omp_get_thread_num() * K * P, x, W, b, lo, hi, g, act,
+                                                alpha_r, 1));
+    } else {
+        /* the BLAS has its own threads: one sample after the other, never inside an OpenMP region */
+        SFX(conv_forward_blas)(y, cols, x, W, b, 0, n, g, act, alpha_r, n_threads);
+    }
     return FASTNN_OK;
 }
 
@@ -413,7 +461,7 @@ int SFX(fastnn_conv2d_backward)(REAL *dx, REAL *dW, REAL *db, REAL *cols, REAL *
             db[o] = (REAL)sum;
         }
     });
-    if (!SFX(conv_uses_blas)(g, n)) {
+    if (!SFX(conv_uses_blas)(g)) {
         /* the weight gradient: thread t of nt owns rows of columns [lo, hi) and the block of K / nt rows of the
          * batch's columns at cols + t (K / nt) n P, two rows at a time where the block holds two */
         FASTNN_FOR_RANGE(K, 2 * NP * OC * K, n_threads, lo, hi, {
@@ -428,20 +476,20 @@ int SFX(fastnn_conv2d_backward)(REAL *dx, REAL *dW, REAL *db, REAL *cols, REAL *
                                                          g));
         return FASTNN_OK;
     }
-    /* the forward pass left the batch's columns in cols; dz to (OC, n P), the layout of its product */
-    FASTNN_FOR_RANGE(n, NP * OC, n_threads, lo, hi, {
-        int64_t s, o;
-        for (s = lo; s < hi; s++)
-            for (o = 0; o < OC; o++)
-                memcpy(scratch + o * NP + s * P, dz + (s * OC + o) * P, (size_t)P * sizeof(REAL));
-    });
-    /* dW (OC, K) = dz (OC, n P) @ cols^T: one product, so no partial sums per thread */
-    SFX(conv_gemm)(0, 1, OC, K, NP, scratch, cols, dW, n_threads);
-    if (dx != NULL) {
-        /* the columns are spent: reuse them for dcols (K, n P) = W^T (K, OC) @ dz (OC, n P) */
-        SFX(conv_gemm)(1, 0, K, NP, OC, W, scratch, cols, n_threads);
-        rc = SFX(fastnn_col2im)(dx, cols, n, g, n_threads);
-        if (rc != FASTNN_OK) return rc;
+    (void)scratch;
+    int64_t s;
+    const int64_t in_size = g->in_c * g->in_h * g->in_w;
+    /* dW (OC, K) = sum over the samples, in order, of dz_s (OC, P) @ cols_s^T: the same sums on every thread count
+     * (each product is shared out over the threads, never the sum over samples) */
+    for (s = 0; s < n; s++) {
+        SFX(im2col_sample)(cols, x + s * in_size, g, n_threads);
+        SFX(conv_gemm)(0, 1, OC, K, P, dz + s * OC * P, cols, s == 0 ? (REAL)0 : (REAL)1, dW, n_threads);
     }
+    if (dx == NULL) return FASTNN_OK;
+    if (fastnn_blas_split())
+        FASTNN_FOR_RANGE(n, 2 * NP * OC * K, n_threads, lo, hi,
+                         SFX(conv_input_grad_blas)(dx, cols + omp_get_thread_num() * K * P, dz, W, lo, hi, g, 1));
+    else
+        SFX(conv_input_grad_blas)(dx, cols, dz, W, 0, n, g, n_threads);
     return FASTNN_OK;
 }
