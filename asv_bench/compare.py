@@ -85,6 +85,9 @@ UNSUPPORTED = {
 }
 # what a library cannot run by its nature: a row in the table that says so, instead of a note
 NOT_APPLICABLE = {(lib, w): "n/a (no convolution)" for lib in ("sklearn", "numpy", "fann") for w in CONV_SPECS}
+# --before DIR adds this library: fastnn's C backend imported from DIR (a checkout of an earlier commit, built in
+# place), so a change is measured before and after side by side in one run; it runs the dense workloads only
+BEFORE = "fastnn-c-before"
 
 
 def n_weights(sizes):
@@ -703,7 +706,7 @@ def worker(lib, workload, threads, quick):
             raise ValueError(f"{lib} has no convolution ({workload})")
         out["n"] = n
         return out
-    if lib == "fastnn-c":
+    if lib in ("fastnn-c", BEFORE):
         out = run_fastnn("c", workload, n, threads)
     elif lib == "fastnn-python":
         out = run_fastnn("python", workload, n, threads)
@@ -735,8 +738,11 @@ def spawn(lib, workload, args, timeout=900):
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", lib, workload, "--threads", str(args.threads)]
     if args.quick:
         cmd.append("--quick")
+    env = thread_env(args.threads)
+    if lib == BEFORE:
+        env["PYTHONPATH"] = os.path.abspath(args.before)
     try:
-        proc = subprocess.run(cmd, env=thread_env(args.threads), capture_output=True, text=True, timeout=timeout,
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout,
                               cwd=os.path.dirname(os.path.abspath(__file__)))
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout} s"}
@@ -876,6 +882,10 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="small workloads: a smoke test, not a measurement")
     parser.add_argument("--output", help="also write the markdown table to this file")
     parser.add_argument("--json", help="also write every raw result to this JSON file")
+    parser.add_argument("--before", metavar="DIR",
+                        help=f"also run the dense workloads with fastnn imported from DIR (an earlier commit built "
+                             f"in place: git worktree add DIR <commit> && cd DIR && python setup.py build_ext "
+                             f"--inplace), as the library {BEFORE}")
     parser.add_argument("--worker", nargs=2, metavar=("LIB", "WORKLOAD"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.threads < 1:
@@ -898,6 +908,10 @@ def main(argv=None):
         parser.error("--repeats must be >= 1")
     workloads = parse_list(args.workloads, WORKLOADS, "workload")
     libs = parse_list(args.libs, LIBS, "library")
+    if args.before:
+        libs.append(BEFORE)
+        for w in CONV_SPECS:
+            NOT_APPLICABLE[(BEFORE, w)] = "n/a (before: no convolution)"
     started = datetime.datetime.now(datetime.timezone.utc)
     t0 = time.perf_counter()
     load_start = load_average()

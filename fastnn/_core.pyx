@@ -5,6 +5,7 @@ csrc/ and turns its status code into an exception. The twin of every function is
 Arrays are C-contiguous memoryviews of one dtype (float32 or float64) per call; Network does the argument
 validation and conversion before it gets here.
 """
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
 from cython cimport floating
 from libc.stdint cimport int32_t, int64_t, uint64_t
@@ -348,6 +349,17 @@ def irprop_minus_step(floating[::1] params, const floating[::1] grads, floating[
 # These take NumPy arrays (checked by _data) rather than fused memoryviews: several arguments may be None, and
 # the window geometry decides the sizes, which _data checks against it.
 
+cdef size_t _pointer(arr) except 0:
+    """The data address of a C-contiguous array, through the buffer protocol (a fifth of the cost of
+    __array_interface__, which builds a dict: it counted on a single-image predict)."""
+    cdef Py_buffer view
+    cdef size_t address
+    PyObject_GetBuffer(arr, &view, PyBUF_SIMPLE)
+    address = <size_t>view.buf
+    PyBuffer_Release(&view)
+    return address
+
+
 cdef size_t _data(arr, dtype, Py_ssize_t min_rows, Py_ssize_t cols, str what, bint writable=True) except 0:
     """The address of a 2-D C-contiguous array of this dtype with `cols` columns and at least min_rows rows."""
     if arr is None:
@@ -359,7 +371,7 @@ cdef size_t _data(arr, dtype, Py_ssize_t min_rows, Py_ssize_t cols, str what, bi
         raise ValueError(f"{what} has shape {arr.shape}, expected ({min_rows} or more, {cols})")
     if arr.size == 0:
         raise ValueError(f"{what} is empty")
-    return <size_t>arr.__array_interface__["data"][0]
+    return _pointer(arr)
 
 
 cdef int _window(fastnn_window *g, win) except -1:
@@ -476,7 +488,7 @@ cdef size_t _index_data(arr, Py_ssize_t min_rows, Py_ssize_t cols, str what) exc
             arr.shape[1] != cols or arr.shape[0] < min_rows or arr.size == 0:
         raise ValueError(f"{what} must be a writable C-contiguous int32 array of ({min_rows} or more, {cols}), got "
                          f"{arr.dtype} {arr.shape}")
-    return <size_t>arr.__array_interface__["data"][0]
+    return _pointer(arr)
 
 
 def maxpool2d_forward(y, argmax, x, win, int n_threads):
@@ -611,7 +623,7 @@ cdef void *_address(arr, dtype, tuple shape, str what) except NULL:
                          f"got {arr.dtype} {arr.shape}")
     if arr.size == 0:
         raise ValueError(f"NetHandle: {what} is empty")
-    return <void *><size_t>arr.__array_interface__["data"][0]
+    return <void *>_pointer(arr)
 
 
 LAYER_FIELDS = ("kind", "in_size", "out_size", "win", "act", "predict_act", "alpha", "rate", "W", "b", "dW", "db",
