@@ -153,6 +153,8 @@ class Network:
         self._loss_code = _codes.LOSSES[loss]
         self.layers = self._build_layers(layers, input_shape, loss)
         self.input_shape = self.layers[0].input_shape
+        # one sample through dense layers only takes the matrix-vector path, with two vectors of scratch
+        self._single_scratch = 2 * max(layer.out_size for layer in self.layers) if self._dense_only() else 0
         self._allocate()
         self._rng = np.random.default_rng(seed)
         if params is None:
@@ -385,10 +387,9 @@ class Network:
         k = self._kernels
         if X.ndim == 1:
             y = np.empty(self.n_outputs, dtype=self.dtype)
-            if self._dense_only():
+            if self._single_scratch:
                 # scratch per call, so any number of threads may predict at once
-                widest = max(layer.out_size for layer in self.layers)
-                k.net_forward_single(self._handle, y, X, np.empty(2 * widest, dtype=self.dtype))
+                k.net_forward_single(self._handle, y, X, np.empty(self._single_scratch, dtype=self.dtype))
             else:
                 scratch = np.empty(k.net_infer_scratch_size(self._handle, 1), dtype=self.dtype)
                 k.net_predict(self._handle, y.reshape(1, -1), X.reshape(1, -1), scratch, 1)

@@ -43,6 +43,7 @@ class NetHandle:
         self.max_batch = max_batch
         self.d_in = self.layers[0].in_size
         self.d_out = self.layers[-1].out_size
+        self.widest = max(L.out_size for L in self.layers)
 
 
 def _passes_through(L, training):
@@ -239,7 +240,7 @@ def net_forward_single(h, y, x, scratch):
     """One sample x (in_size,) through a network of dense layers for prediction into y (out_size,)."""
     if any(L.kind != LAYER_DENSE for L in h.layers):
         raise ValueError("net_forward_single: only for networks of dense layers")
-    widest = max(L.out_size for L in h.layers)
+    widest = h.widest
     inp = x
     for i, L in enumerate(h.layers):
         out = y if i == len(h.layers) - 1 else scratch[(i % 2) * widest:(i % 2) * widest + L.out_size]
