@@ -389,3 +389,28 @@ def test_layer_descriptor_fields_mirror_the_c_struct():
     net = _cnn("python", dropout=0.5)
     for layer in net.layers:
         assert set(layer.descriptor({})) == set(LAYER_FIELDS)
+
+
+# ------------------------------------------------------------------------------- every training option
+@pytest.mark.parametrize("optimizer, options", [("sgd", dict(momentum=0.9, nesterov=True, weight_decay=1e-3)),
+                                                ("adam", dict(weight_decay=1e-4)), ("adamw", dict(weight_decay=1e-2)),
+                                                ("rmsprop", {}), ("irprop-", {})])
+def test_every_optimizer_and_fit_option_trains_a_layer_network_the_same_on_both_backends(c_kernels, optimizer,
+                                                                                           options):
+    rng = np.random.default_rng(15)
+    X, y = rng.normal(size=(60, 2, 10, 9)), rng.integers(0, 3, 60)
+    w = rng.uniform(0.5, 1.5, 60)
+    histories, params = [], []
+    for backend in ("c", "python"):
+        net = _cnn(backend, dropout=0.2, seed=5)
+        lr = 0.01 if optimizer != "sgd" else 0.05
+        h = net.fit(X, y, epochs=4, batch_size=16, optimizer=optimizer, learning_rate=lr, sample_weight=w,
+                    validation_split=0.2, class_weight="balanced", early_stopping=fastnn.EarlyStopping(patience=10),
+                    lr_schedule=fastnn.StepDecay(2, 0.5), **options)
+        histories.append(h)
+        params.append(net._params.copy())
+        assert all(np.isfinite(h["loss"])) and len(h["val_loss"]) == len(h["loss"])
+    np.testing.assert_allclose(histories[0]["loss"], histories[1]["loss"], rtol=1e-9)
+    np.testing.assert_allclose(params[0], params[1], rtol=1e-8, atol=1e-10)
+    if optimizer != "irprop-":  # full-batch RPROP steps need not lower a minibatch loss
+        assert histories[0]["loss"][-1] < histories[0]["loss"][0]
