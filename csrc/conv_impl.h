@@ -480,10 +480,24 @@ int SFX(fastnn_conv2d_backward)(REAL *dx, REAL *dW, REAL *db, REAL *cols, REAL *
     int64_t s;
     const int64_t in_size = g->in_c * g->in_h * g->in_w;
     /* dW (OC, K) = sum over the samples, in order, of dz_s (OC, P) @ cols_s^T: the same sums on every thread count
-     * (each product is shared out over the threads, never the sum over samples) */
-    for (s = 0; s < n; s++) {
-        SFX(im2col_sample)(cols, x + s * in_size, g, n_threads);
-        SFX(conv_gemm)(0, 1, OC, K, P, dz + s * OC * P, cols, s == 0 ? (REAL)0 : (REAL)1, dW, n_threads);
+     * (a product may be shared out over the threads, never the sum over samples) */
+    if (fastnn_blas_split()) {
+        /* the BLAS is single-threaded: thread t owns the columns [lo, hi) of dW, builds only those rows of each
+         * sample's columns in its slot and makes one product per sample: one parallel region for the batch */
+        FASTNN_FOR_RANGE(K, 2 * NP * OC * K, n_threads, lo, hi, {
+            REAL *slot = cols + omp_get_thread_num() * K * P;
+            int64_t t, q;
+            for (t = 0; t < n; t++) {
+                for (q = lo; q < hi; q++) SFX(im2col_row)(slot + q * P, x + t * in_size, q, g);
+                SFX(fastnn_blas_gemm_block)(0, 1, OC, K, P, dz + t * OC * P, slot, t == 0 ? (REAL)0 : (REAL)1, dW,
+                                            0, OC, lo, hi);
+            }
+        });
+    } else {
+        for (s = 0; s < n; s++) {
+            SFX(im2col_sample)(cols, x + s * in_size, g, n_threads);
+            SFX(conv_gemm)(0, 1, OC, K, P, dz + s * OC * P, cols, s == 0 ? (REAL)0 : (REAL)1, dW, n_threads);
+        }
     }
     if (dx == NULL) return FASTNN_OK;
     if (fastnn_blas_split())
