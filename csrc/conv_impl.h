@@ -441,6 +441,28 @@ static void SFX(conv_input_grad_direct)(REAL *dx, REAL *slot, const REAL *dz, co
     }
 }
 
+/* db[o] for filters [o0, o1): the sum of dz[:, o, :], per sample in CONV_LANES partial sums (so it vectorises),
+ * the samples' sums added in double (n P terms: float32 keeps its digits). A fixed order, whatever the threads. */
+FASTNN_SIMD_CLONES
+static void SFX(conv_bias_grad)(REAL *db, const REAL *dz, int64_t n, int64_t o0, int64_t o1, const fastnn_window *g)
+{
+    const int64_t OC = g->out_c, P = g->out_h * g->out_w;
+    int64_t o, s, p, l;
+    for (o = o0; o < o1; o++) {
+        double total = 0;
+        for (s = 0; s < n; s++) {
+            const REAL *src = dz + (s * OC + o) * P;
+            REAL lanes[CONV_LANES] = {0}, sum = 0;
+            for (p = 0; p + CONV_LANES <= P; p += CONV_LANES)
+                for (l = 0; l < CONV_LANES; l++) lanes[l] += src[p + l];
+            for (; p < P; p++) sum += src[p];
+            for (l = 0; l < CONV_LANES; l++) sum += lanes[l];
+            total += sum;
+        }
+        db[o] = (REAL)total;
+    }
+}
+
 int SFX(fastnn_conv2d_backward)(REAL *dx, REAL *dW, REAL *db, REAL *cols, REAL *scratch, const REAL *dz,
                                 const REAL *x, const REAL *W, int64_t n, const fastnn_window *g, int n_threads)
 {
@@ -450,17 +472,7 @@ int SFX(fastnn_conv2d_backward)(REAL *dx, REAL *dW, REAL *db, REAL *cols, REAL *
     if (dW == NULL || db == NULL || cols == NULL || scratch == NULL || dz == NULL || x == NULL || W == NULL)
         return FASTNN_EINVAL;
     const int64_t OC = g->out_c, P = g->out_h * g->out_w, K = g->in_c * g->kh * g->kw, NP = n * P;
-    FASTNN_FOR_RANGE(OC, NP * OC, n_threads, lo, hi, {
-        int64_t o, s, p;
-        for (o = lo; o < hi; o++) {
-            double sum = 0; /* n P terms: in double, so float32 keeps its digits */
-            for (s = 0; s < n; s++) {
-                const REAL *src = dz + (s * OC + o) * P;
-                for (p = 0; p < P; p++) sum += src[p];
-            }
-            db[o] = (REAL)sum;
-        }
-    });
+    FASTNN_FOR_RANGE(OC, NP * OC, n_threads, lo, hi, SFX(conv_bias_grad)(db, dz, n, lo, hi, g));
     if (!SFX(conv_uses_blas)(g)) {
         /* the weight gradient: thread t of nt owns rows of columns [lo, hi) and the block of K / nt rows of the
          * batch's columns at cols + t (K / nt) n P, two rows at a time where the block holds two */
