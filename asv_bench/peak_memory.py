@@ -10,7 +10,7 @@ peak RSS growth is printed too (it also sees memory C allocates, which fastnn's 
 
 For the convolutional case (lenet5: LeNet-5 on 1x28x28 images, batch 64, Adam) the batch's share of the bound is
 read from the network itself after training: every workspace array of every layer (activations, deltas, im2col
-columns and product scratch of the convolutions, argmax indices of max pooling) and the gathered batch of inputs,
+columns of the convolutions, argmax indices of max pooling) and the gathered batch of inputs,
 targets and sample weights, each printed.
 
     python -I asv_bench/peak_memory.py                   # mnist_mlp, wide_mlp and lenet5, default backend

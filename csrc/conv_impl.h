@@ -317,7 +317,7 @@ static void SFX(conv_input_grad_blas)(REAL *dx, REAL *slot, const REAL *dz, cons
     }
 }
 
-int SFX(fastnn_conv2d_forward)(REAL *y, REAL *cols, REAL *scratch, const REAL *x, const REAL *W, const REAL *b,
+int SFX(fastnn_conv2d_forward)(REAL *y, REAL *cols, const REAL *x, const REAL *W, const REAL *b,
                                int64_t n, const fastnn_window *g, int act, double alpha, int n_threads)
 {
     int rc = fastnn_check_window(g, 0);
@@ -326,7 +326,7 @@ int SFX(fastnn_conv2d_forward)(REAL *y, REAL *cols, REAL *scratch, const REAL *x
     if (act < FASTNN_ACT_LINEAR || act >= FASTNN_ACT_SOFTMAX) return FASTNN_EINVAL; /* no softmax over images */
     if (act == FASTNN_ACT_LEAKY_RELU && !(alpha > 0)) return FASTNN_EINVAL;
     if (n == 0) return FASTNN_OK;
-    if (y == NULL || cols == NULL || scratch == NULL || x == NULL || W == NULL || b == NULL) return FASTNN_EINVAL;
+    if (y == NULL || cols == NULL || x == NULL || W == NULL || b == NULL) return FASTNN_EINVAL;
     const int64_t OC = g->out_c, P = g->out_h * g->out_w, K = g->in_c * g->kh * g->kw, NP = n * P;
     const REAL alpha_r = (REAL)alpha;
     if (!SFX(conv_uses_blas)(g)) {
@@ -336,7 +336,6 @@ int SFX(fastnn_conv2d_forward)(REAL *y, REAL *cols, REAL *scratch, const REAL *x
                                                   alpha_r));
         return FASTNN_OK;
     }
-    (void)scratch;
     if (fastnn_blas_split()) {
         /* the BLAS is single-threaded: samples shared out over the threads, one product each in its own slot */
         FASTNN_FOR_RANGE(n, 2 * NP * OC * K, n_threads, lo, hi,
@@ -463,13 +462,13 @@ static void SFX(conv_bias_grad)(REAL *db, const REAL *dz, int64_t n, int64_t o0,
     }
 }
 
-int SFX(fastnn_conv2d_backward)(REAL *dx, REAL *dW, REAL *db, REAL *cols, REAL *scratch, const REAL *dz,
+int SFX(fastnn_conv2d_backward)(REAL *dx, REAL *dW, REAL *db, REAL *cols, const REAL *dz,
                                 const REAL *x, const REAL *W, int64_t n, const fastnn_window *g, int n_threads)
 {
     int rc = fastnn_check_window(g, 0);
     if (rc != FASTNN_OK) return rc;
     if (n < 1) return FASTNN_ESHAPE;
-    if (dW == NULL || db == NULL || cols == NULL || scratch == NULL || dz == NULL || x == NULL || W == NULL)
+    if (dW == NULL || db == NULL || cols == NULL || dz == NULL || x == NULL || W == NULL)
         return FASTNN_EINVAL;
     const int64_t OC = g->out_c, P = g->out_h * g->out_w, K = g->in_c * g->kh * g->kw, NP = n * P;
     FASTNN_FOR_RANGE(OC, NP * OC, n_threads, lo, hi, SFX(conv_bias_grad)(db, dz, n, lo, hi, g));
@@ -488,7 +487,6 @@ int SFX(fastnn_conv2d_backward)(REAL *dx, REAL *dW, REAL *db, REAL *cols, REAL *
                                                          g));
         return FASTNN_OK;
     }
-    (void)scratch;
     int64_t s;
     const int64_t in_size = g->in_c * g->in_h * g->in_w;
     /* dW (OC, K) = sum over the samples, in order, of dz_s (OC, P) @ cols_s^T: the same sums on every thread count

@@ -77,8 +77,8 @@ typedef enum {
  *   dense:     in_size = d_in, out_size = d_out, act/predict_act/alpha, W (d_in, d_out), b, dW, db
  *   conv2d:    win: in (in_c, in_h, in_w) -> out (out_c, out_h, out_w), kernel kh x kw, stride sh, sw, zero
  *              padding pad_h, pad_w before the image (after it: what out_h, out_w need); act...; W (out_c, in_c, kh,
- *              kw), b (out_c); cols: the im2col columns, (in_c * kh * kw, n * out_h * out_w) for a batch of n
- *              (max_batch * out_h * out_w * in_c * kh * kw values); scratch: max_batch * out_size values
+ *              kw), b (out_c); cols: the im2col columns' workspace (max_batch * out_h * out_w * in_c * kh * kw
+ *              values; the kernels use per-thread slices of it)
  *   maxpool2d: win: in (in_c, in_h, in_w) -> out (in_c, out_h, out_w), window kh x kw, stride sh, sw; argmax (int32,
  *              max_batch * out_size): the input index within its plane of each output's maximum
  *   avgpool2d: as maxpool2d, without argmax
@@ -107,7 +107,7 @@ typedef struct {
     void *W, *b;        /* parameters */
     void *dW, *db;      /* their gradients, same shapes */
     void *a, *delta;    /* workspaces of (max_batch, out_size) */
-    void *cols, *scratch; /* conv2d workspaces */
+    void *cols;         /* conv2d workspace */
     int32_t *argmax;    /* maxpool2d workspace */
     void *mask;         /* dropout workspace */
 } fastnn_layer;
@@ -210,15 +210,15 @@ int fastnn_im2col_##SFX(REAL *cols, const REAL *x, int64_t n, const fastnn_windo
 int fastnn_col2im_##SFX(REAL *dx, const REAL *cols, int64_t n, const fastnn_window *g, int n_threads);         \
 /* Convolution forward: y (n, out_c, out_h, out_w) = act(conv(x, W (out_c, in_c, kh, kw)) + b (out_c)). Few    \
  * filters or a small kernel (see conv_impl.h): per sample, its im2col columns in a per-thread slot of cols, then \
- * b + W cols; otherwise cols = im2col of the batch and one BLAS product into scratch (out_c, n out_h out_w).   \
- * cols (n out_h out_w in_c kh kw values) and scratch (n out_size) are the workspaces of fastnn_layer. */        \
-int fastnn_conv2d_forward_##SFX(REAL *y, REAL *cols, REAL *scratch, const REAL *x, const REAL *W, const REAL *b, \
+ * b + W cols; otherwise one BLAS product per sample, W cols_s, which lands in NCHW order.                      \
+ * cols (n out_h out_w in_c kh kw values) is the workspace of fastnn_layer. */                                  \
+int fastnn_conv2d_forward_##SFX(REAL *y, REAL *cols, const REAL *x, const REAL *W, const REAL *b,              \
                                 int64_t n, const fastnn_window *g, int act, double alpha, int n_threads);      \
 /* Convolution backward from dz (n, out_c, out_h, out_w) = d(loss)/d(pre-activation), the layer input x and     \
- * the workspaces the forward pass used: dW = sum over samples of dz cols^T and db = sums of dz (each element     \
+ * the workspace the forward pass used: dW = sum over samples of dz cols^T and db = sums of dz (each element     \
  * summed by one thread in a fixed order, whatever n_threads); if dx is not NULL, dx = col2im(W^T dz). cols     \
- * and scratch are overwritten. */                                                                            \
-int fastnn_conv2d_backward_##SFX(REAL *dx, REAL *dW, REAL *db, REAL *cols, REAL *scratch, const REAL *dz,      \
+ * is overwritten. */                                                                                          \
+int fastnn_conv2d_backward_##SFX(REAL *dx, REAL *dW, REAL *db, REAL *cols, const REAL *dz,                     \
                                  const REAL *x, const REAL *W, int64_t n, const fastnn_window *g,             \
                                  int n_threads);                                                              \
 /* Max pooling: y (n, c, out_h, out_w) = window maxima of x (n, c, in_h, in_w); the first maximum in row-major   \

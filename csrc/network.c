@@ -5,7 +5,7 @@
 #include "fastnn_internal.h"
 
 /* Scratch of the inference passes, per sample: two buffers of the widest layer output, then the largest conv2d
- * columns and product. Pass-through layers need none. */
+ * columns. Pass-through layers need none. */
 static int64_t fastnn_net_infer_widest(const fastnn_net *net)
 {
     int64_t widest = 1;
@@ -29,21 +29,10 @@ static int64_t fastnn_net_infer_cols(const fastnn_net *net)
     return most;
 }
 
-static int64_t fastnn_net_infer_products(const fastnn_net *net)
-{
-    int64_t most = 0;
-    int i;
-    for (i = 0; i < net->n_layers; i++) {
-        const fastnn_layer *L = &net->layers[i];
-        if (L->kind == FASTNN_LAYER_CONV2D && L->out_size > most) most = L->out_size;
-    }
-    return most;
-}
-
 int64_t fastnn_net_infer_scratch_size(const fastnn_net *net, int64_t n)
 {
     if (net == NULL || net->n_layers < 1 || net->layers == NULL || n < 0) return -1;
-    return n * (2 * fastnn_net_infer_widest(net) + fastnn_net_infer_cols(net) + fastnn_net_infer_products(net));
+    return n * (2 * fastnn_net_infer_widest(net) + fastnn_net_infer_cols(net));
 }
 
 #define FASTNN_TEMPLATE "network_impl.h"

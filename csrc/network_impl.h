@@ -78,7 +78,7 @@ static int SFX(check_workspaces)(const fastnn_net *net)
         const fastnn_layer *L = &net->layers[i];
         if (L->kind == FASTNN_LAYER_FLATTEN) continue;
         if (L->a == NULL || L->delta == NULL) return FASTNN_EINVAL;
-        if (L->kind == FASTNN_LAYER_CONV2D && (L->cols == NULL || L->scratch == NULL)) return FASTNN_EINVAL;
+        if (L->kind == FASTNN_LAYER_CONV2D && L->cols == NULL) return FASTNN_EINVAL;
         if (L->kind == FASTNN_LAYER_MAXPOOL2D && L->argmax == NULL) return FASTNN_EINVAL;
         if (L->kind == FASTNN_LAYER_DROPOUT && L->mask == NULL) return FASTNN_EINVAL;
     }
@@ -86,16 +86,16 @@ static int SFX(check_workspaces)(const fastnn_net *net)
 }
 
 /* Layer i's forward pass over n samples: out = layer(in). act is the activation to apply (dense, conv2d);
- * cols, scratch, argmax and mask are the workspaces to use (argmax may be NULL outside training). */
+ * cols and argmax are the workspaces to use (argmax may be NULL outside training). */
 static int SFX(layer_forward)(const fastnn_layer *L, int i, REAL *out, const REAL *in, int64_t n, int act,
-                              REAL *cols, REAL *scratch, int32_t *argmax, uint64_t dropout_key, int n_threads)
+                              REAL *cols, int32_t *argmax, uint64_t dropout_key, int n_threads)
 {
     switch (L->kind) {
     case FASTNN_LAYER_DENSE:
         return SFX(fastnn_dense_forward)(out, in, (const REAL *)L->W, (const REAL *)L->b, n, L->in_size,
                                          L->out_size, act, L->alpha, n_threads);
     case FASTNN_LAYER_CONV2D:
-        return SFX(fastnn_conv2d_forward)(out, cols, scratch, in, (const REAL *)L->W, (const REAL *)L->b, n,
+        return SFX(fastnn_conv2d_forward)(out, cols, in, (const REAL *)L->W, (const REAL *)L->b, n,
                                           &L->win, act, L->alpha, n_threads);
     case FASTNN_LAYER_MAXPOOL2D:
         return SFX(fastnn_maxpool2d_forward)(out, argmax, in, n, &L->win, n_threads);
@@ -123,7 +123,7 @@ int SFX(fastnn_net_backprop)(const fastnn_net *net, double *loss, const REAL *x,
     for (i = 0; i < net->n_layers; i++) {
         const fastnn_layer *L = &layers[i];
         if (SFX(passes_through)(L, training)) continue;
-        rc = SFX(layer_forward)(L, i, (REAL *)L->a, in, n, L->act, (REAL *)L->cols, (REAL *)L->scratch, L->argmax,
+        rc = SFX(layer_forward)(L, i, (REAL *)L->a, in, n, L->act, (REAL *)L->cols, L->argmax,
                                 dropout_key, n_threads);
         if (rc != FASTNN_OK) return rc;
         in = (const REAL *)L->a;
@@ -151,8 +151,7 @@ int SFX(fastnn_net_backprop)(const fastnn_net *net, double *loss, const REAL *x,
                                             L->in_size, L->out_size, n_threads);
             break;
         case FASTNN_LAYER_CONV2D:
-            rc = SFX(fastnn_conv2d_backward)(dx, (REAL *)L->dW, (REAL *)L->db, (REAL *)L->cols,
-                                             (REAL *)L->scratch, dz, x_in, (const REAL *)L->W, n, &L->win,
+            rc = SFX(fastnn_conv2d_backward)(dx, (REAL *)L->dW, (REAL *)L->db, (REAL *)L->cols, dz, x_in, (const REAL *)L->W, n, &L->win,
                                              n_threads);
             break;
         case FASTNN_LAYER_MAXPOOL2D:
@@ -246,7 +245,7 @@ int SFX(fastnn_net_train_epoch)(const fastnn_net *net, fastnn_optimizer *opt, co
 }
 
 /* A forward pass outside training in `scratch` (see fastnn_net_infer_scratch_size): two buffers of the widest
- * layer output taken in turn, then one conv2d's columns and product. predict: the output layer applies its
+ * layer output taken in turn, then the largest conv2d's columns. predict: the output layer applies its
  * predict activation and writes into y; otherwise the output (logits for the fused losses) is returned in *out. */
 static int SFX(net_infer)(const fastnn_net *net, REAL *y, const REAL **out, const REAL *x, int64_t n,
                           REAL *scratch, int n_threads)
@@ -254,14 +253,13 @@ static int SFX(net_infer)(const fastnn_net *net, REAL *y, const REAL **out, cons
     int i, rc;
     int64_t widest = fastnn_net_infer_widest(net);
     REAL *buf0 = scratch, *buf1 = scratch + n * widest, *cols = scratch + 2 * n * widest;
-    REAL *conv_scratch = cols + n * fastnn_net_infer_cols(net);
     const REAL *in = x;
     for (i = 0; i < net->n_layers; i++) {
         const fastnn_layer *L = &net->layers[i];
         if (SFX(passes_through)(L, 0)) continue;
         int is_last = i == net->n_layers - 1;
         REAL *dst = is_last && y ? y : (in == buf0 ? buf1 : buf0);
-        rc = SFX(layer_forward)(L, i, dst, in, n, is_last && y ? L->predict_act : L->act, cols, conv_scratch, NULL,
+        rc = SFX(layer_forward)(L, i, dst, in, n, is_last && y ? L->predict_act : L->act, cols, NULL,
                                 0, n_threads);
         if (rc != FASTNN_OK) return rc;
         in = dst;

@@ -26,7 +26,6 @@ cdef extern from "fastnn.h" nogil:
         void *a
         void *delta
         void *cols
-        void *scratch
         int32_t *argmax
         void *mask
 
@@ -119,16 +118,16 @@ cdef extern from "fastnn.h" nogil:
     int fastnn_im2col_f64(double *cols, const double *x, int64_t n, const fastnn_window *g, int n_threads) noexcept
     int fastnn_col2im_f32(float *dx, const float *cols, int64_t n, const fastnn_window *g, int n_threads) noexcept
     int fastnn_col2im_f64(double *dx, const double *cols, int64_t n, const fastnn_window *g, int n_threads) noexcept
-    int fastnn_conv2d_forward_f32(float *y, float *cols, float *scratch, const float *x, const float *W,
+    int fastnn_conv2d_forward_f32(float *y, float *cols, const float *x, const float *W,
                                   const float *b, int64_t n, const fastnn_window *g, int act, double alpha,
                                   int n_threads) noexcept
-    int fastnn_conv2d_forward_f64(double *y, double *cols, double *scratch, const double *x, const double *W,
+    int fastnn_conv2d_forward_f64(double *y, double *cols, const double *x, const double *W,
                                   const double *b, int64_t n, const fastnn_window *g, int act, double alpha,
                                   int n_threads) noexcept
-    int fastnn_conv2d_backward_f32(float *dx, float *dW, float *db, float *cols, float *scratch, const float *dz,
+    int fastnn_conv2d_backward_f32(float *dx, float *dW, float *db, float *cols, const float *dz,
                                    const float *x, const float *W, int64_t n, const fastnn_window *g,
                                    int n_threads) noexcept
-    int fastnn_conv2d_backward_f64(double *dx, double *dW, double *db, double *cols, double *scratch,
+    int fastnn_conv2d_backward_f64(double *dx, double *dW, double *db, double *cols,
                                    const double *dz, const double *x, const double *W, int64_t n,
                                    const fastnn_window *g, int n_threads) noexcept
     int fastnn_maxpool2d_forward_f32(float *y, int32_t *argmax, const float *x, int64_t n, const fastnn_window *g,

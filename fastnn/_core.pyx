@@ -431,13 +431,12 @@ def col2im(dx, cols, win, int n_threads):
     _check(rc, "col2im")
 
 
-def conv2d_forward(y, cols, scratch, x, W, b, win, int act, double alpha, int n_threads):
-    """y (n, out_c*P) = act(conv(x, W) + b); W (out_c, K); cols (K, n*P) and scratch (out_c, n*P) workspaces."""
+def conv2d_forward(y, cols, x, W, b, win, int act, double alpha, int n_threads):
+    """y (n, out_c*P) = act(conv(x, W) + b); W (out_c, K); cols (K, n*P): the workspace."""
     cdef _Batch B = _Batch(x, win)
     cdef size_t px = _data(x, B.dtype, B.n, B.in_size, "conv2d_forward: x", False)
     cdef size_t py = _data(y, B.dtype, B.n, B.out_size, "conv2d_forward: y")
     cdef size_t pc = _data(cols, B.dtype, B.k, B.n * B.positions, "conv2d_forward: cols")
-    cdef size_t ps = _data(scratch, B.dtype, B.g.out_c, B.n * B.positions, "conv2d_forward: scratch")
     cdef size_t pw = _data(W, B.dtype, B.g.out_c, B.k, "conv2d_forward: W", False)
     cdef size_t pb = _data(b.reshape(1, -1), B.dtype, 1, B.g.out_c, "conv2d_forward: b", False)
     cdef int rc
@@ -445,25 +444,24 @@ def conv2d_forward(y, cols, scratch, x, W, b, win, int act, double alpha, int n_
         raise ValueError(f"conv2d_forward: y has {y.shape[0]} rows, x has {B.n}")
     with nogil:
         if B.f32:
-            rc = fastnn_conv2d_forward_f32(<float *>py, <float *>pc, <float *>ps, <const float *>px,
+            rc = fastnn_conv2d_forward_f32(<float *>py, <float *>pc, <const float *>px,
                                            <const float *>pw, <const float *>pb, B.n, &B.g, act, alpha, n_threads)
         else:
-            rc = fastnn_conv2d_forward_f64(<double *>py, <double *>pc, <double *>ps, <const double *>px,
+            rc = fastnn_conv2d_forward_f64(<double *>py, <double *>pc, <const double *>px,
                                            <const double *>pw, <const double *>pb, B.n, &B.g, act, alpha,
                                            n_threads)
     _check(rc, "conv2d_forward")
 
 
-def conv2d_backward(dx, dW, db, cols, scratch, dz, x, W, win, int n_threads):
-    """From dz (n, out_c*P), the layer input x and the forward's workspaces: dW (out_c, K) = dz cols^T, db = sums
-    of dz and, unless dx is None, dx = col2im(W^T dz) (cols and scratch are overwritten)."""
+def conv2d_backward(dx, dW, db, cols, dz, x, W, win, int n_threads):
+    """From dz (n, out_c*P), the layer input x and the forward's workspace: dW (out_c, K) = dz cols^T, db = sums
+    of dz and, unless dx is None, dx = col2im(W^T dz) (cols is overwritten)."""
     cdef _Batch B = _Batch(dz, win)
     cdef size_t px = _data(x, B.dtype, B.n, B.in_size, "conv2d_backward: x", False)
     cdef size_t pz = _data(dz, B.dtype, B.n, B.out_size, "conv2d_backward: dz", False)
     cdef size_t pdw = _data(dW, B.dtype, B.g.out_c, B.k, "conv2d_backward: dW")
     cdef size_t pdb = _data(db.reshape(1, -1), B.dtype, 1, B.g.out_c, "conv2d_backward: db")
     cdef size_t pc = _data(cols, B.dtype, B.k, B.n * B.positions, "conv2d_backward: cols")
-    cdef size_t ps = _data(scratch, B.dtype, B.g.out_c, B.n * B.positions, "conv2d_backward: scratch")
     cdef size_t pw = _data(W, B.dtype, B.g.out_c, B.k, "conv2d_backward: W", False)
     cdef size_t pdx = 0
     cdef int rc
@@ -473,12 +471,12 @@ def conv2d_backward(dx, dW, db, cols, scratch, dz, x, W, win, int n_threads):
         pdx = _data(dx, B.dtype, B.n, B.in_size, "conv2d_backward: dx")
     with nogil:
         if B.f32:
-            rc = fastnn_conv2d_backward_f32(<float *>pdx, <float *>pdw, <float *>pdb, <float *>pc, <float *>ps,
+            rc = fastnn_conv2d_backward_f32(<float *>pdx, <float *>pdw, <float *>pdb, <float *>pc,
                                             <const float *>pz, <const float *>px, <const float *>pw, B.n, &B.g,
                                             n_threads)
         else:
             rc = fastnn_conv2d_backward_f64(<double *>pdx, <double *>pdw, <double *>pdb, <double *>pc,
-                                            <double *>ps, <const double *>pz, <const double *>px,
+                                            <const double *>pz, <const double *>px,
                                             <const double *>pw, B.n, &B.g, n_threads)
     _check(rc, "conv2d_backward")
 
@@ -627,7 +625,7 @@ cdef void *_address(arr, dtype, tuple shape, str what) except NULL:
 
 
 LAYER_FIELDS = ("kind", "in_size", "out_size", "win", "act", "predict_act", "alpha", "rate", "W", "b", "dW", "db",
-                "a", "delta", "cols", "scratch", "argmax", "mask")
+                "a", "delta", "cols", "argmax", "mask")
 
 
 cdef class NetHandle:
@@ -697,7 +695,6 @@ cdef class NetHandle:
                     L.cols = _address(fields["cols"], self.dtype, (max_batch, L.win.out_h * L.win.out_w *
                                                                    L.win.in_c * L.win.kh * L.win.kw),
                                       f"layer {i} cols")
-                    L.scratch = _address(fields["scratch"], self.dtype, rows, f"layer {i} scratch")
                 if fields["argmax"] is not None:
                     L.argmax = <int32_t *>_address(fields["argmax"], fields["argmax"].dtype, rows,
                                                    f"layer {i} argmax")

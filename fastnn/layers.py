@@ -106,7 +106,7 @@ class Layer:
         d = {"kind": self.code, "in_size": self.in_size, "out_size": self.out_size, "win": self._window(),
              "act": _codes.LINEAR, "predict_act": _codes.LINEAR, "alpha": _codes.LEAKY_RELU_SLOPE, "rate": 0.0,
              "W": None, "b": None, "dW": None, "db": None}
-        for name in ("a", "delta", "cols", "scratch", "argmax", "mask"):
+        for name in ("a", "delta", "cols", "argmax", "mask"):
             d[name] = workspace.get(name)
         return d
 
@@ -272,7 +272,6 @@ class Conv2D(_Activated):
         positions = self.output_shape[1] * self.output_shape[2]
         sizes = super().workspace_sizes()
         sizes["cols"] = (positions * self.in_channels * self.kernel_size[0] * self.kernel_size[1], "real")
-        sizes["scratch"] = (positions * self.filters, "real")
         return sizes
 
     def initialize(self, rng):

@@ -217,13 +217,6 @@ class Network:
         for layer in self.layers:
             layer.initialize(self._rng)
 
-    def _workspace_bytes_per_row(self):
-        itemsize = {"real": self.dtype.itemsize, "int32": 4}
-        total = (self.n_inputs + self.n_outputs + 1) * self.dtype.itemsize
-        for layer in self.layers:
-            total += sum(count * itemsize[kind] for count, kind in layer.workspace_sizes().values())
-        return total
-
     def _workspace(self, rows):
         """A handle on the network's buffers whose training workspaces hold at least `rows` samples.
 

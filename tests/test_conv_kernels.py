@@ -57,13 +57,12 @@ def run_conv(k, case, x, W, b, dz, act, dtype, n_threads=1, with_dx=True):
     n, (c, f, kh, kw) = x.shape[0], (case[0], case[3], *case[4])
     P, K = oh * ow, c * kh * kw
     cols = np.full((K, n * P), np.nan, dtype)
-    scratch = np.full((f, n * P), np.nan, dtype)
     y = np.full((n, f * P), np.nan, dtype)
     x2, W2 = x.reshape(n, -1).astype(dtype), W.reshape(f, -1).astype(dtype)
-    k.conv2d_forward(y, cols, scratch, x2, W2, b.astype(dtype), win, act, 0.01, n_threads)
+    k.conv2d_forward(y, cols, x2, W2, b.astype(dtype), win, act, 0.01, n_threads)
     dW, db = np.full_like(W2, np.nan), np.full(f, np.nan, dtype)
     dx = np.full_like(x2, np.nan) if with_dx else None
-    k.conv2d_backward(dx, dW, db, cols, scratch, dz.reshape(n, -1).astype(dtype), x2, W2, win, n_threads)
+    k.conv2d_backward(dx, dW, db, cols, dz.reshape(n, -1).astype(dtype), x2, W2, win, n_threads)
     return y.reshape(n, f, oh, ow), dW.reshape(W.shape), db, None if dx is None else dx.reshape(x.shape)
 
 
@@ -379,7 +378,7 @@ def test_layer_descriptor_fields_mirror_the_c_struct():
     text = _header()
     c_fields = _struct_fields(text, "fastnn_layer")
     assert c_fields == ["kind", "in_size", "out_size", "win", "act", "predict_act", "alpha", "rate", "W", "b", "dW",
-                        "db", "a", "delta", "cols", "scratch", "argmax", "mask"]
+                        "db", "a", "delta", "cols", "argmax", "mask"]
     assert tuple(c_fields) == LAYER_FIELDS
     assert _struct_fields(text, "fastnn_window") == ["in_c", "in_h", "in_w", "out_c", "out_h", "out_w", "kh", "kw",
                                                      "sh", "sw", "pad_h", "pad_w"]

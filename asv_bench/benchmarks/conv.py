@@ -86,7 +86,6 @@ class Conv2DKernels:
         self.b = (0.1 * gen.standard_normal(filters)).astype(dtype)
         self.y = np.empty((n, filters * positions), dtype=dtype)
         self.cols = np.empty((k_size, n * positions), dtype=dtype)
-        self.scratch = np.empty((filters, n * positions), dtype=dtype)
         self.dz = gen.standard_normal((n, filters * positions)).astype(dtype)
         self.dW = np.empty_like(self.W)
         self.db = np.empty_like(self.b)
@@ -94,11 +93,11 @@ class Conv2DKernels:
         self.time_forward(backend, dtype, shape, n_threads)
 
     def time_forward(self, backend, dtype, shape, n_threads):
-        self.k.conv2d_forward(self.y, self.cols, self.scratch, self.x, self.W, self.b, self.win, ACT_RELU, ALPHA,
+        self.k.conv2d_forward(self.y, self.cols, self.x, self.W, self.b, self.win, ACT_RELU, ALPHA,
                               self.n_threads)
 
     def time_backward(self, backend, dtype, shape, n_threads):
-        self.k.conv2d_backward(self.dx, self.dW, self.db, self.cols, self.scratch, self.dz, self.x, self.W,
+        self.k.conv2d_backward(self.dx, self.dW, self.db, self.cols, self.dz, self.x, self.W,
                                self.win, self.n_threads)
 
 

@@ -48,9 +48,9 @@ def col2im(dx, cols, win, n_threads):
     dx.reshape(n, c, h, w)[...] = padded[:, :, ph:ph + h, pw:pw + w]
 
 
-def conv2d_forward(y, cols, scratch, x, W, b, win, act, alpha, n_threads):
+def conv2d_forward(y, cols, x, W, b, win, act, alpha, n_threads):
     """y (n, out_c*P) = act(conv(x, W) + b): cols (K, n*P) = im2col(x), then W (out_c, K) @ cols, the bias and
-    the activation, stored per sample in NCHW order. scratch (out_c, n*P) is the C kernels' (unused here)."""
+    the activation, stored per sample in NCHW order."""
     oc, oh, ow = win[3:6]
     n, positions = x.shape[0], oh * ow
     im2col(cols, x, win, n_threads)
@@ -60,10 +60,10 @@ def conv2d_forward(y, cols, scratch, x, W, b, win, act, alpha, n_threads):
     activate_inplace(y, act, alpha)
 
 
-def conv2d_backward(dx, dW, db, cols, scratch, dz, x, W, win, n_threads):
+def conv2d_backward(dx, dW, db, cols, dz, x, W, win, n_threads):
     """From dz (n, out_c*P) = d(loss)/d(pre-activation) and the layer input x: dW = dz cols^T with cols = im2col(x)
     (rebuilt here, as the C kernels' direct path does), db = sums of dz and, unless dx is None,
-    dx = col2im(W^T dz). cols is overwritten; scratch (out_c, n*P) is the C kernels' (unused here)."""
+    dx = col2im(W^T dz). cols is overwritten."""
     oc, oh, ow = win[3:6]
     n, positions = dz.shape[0], oh * ow
     im2col(cols, x, win, n_threads)

@@ -17,7 +17,7 @@ from .optimizers import adam_step, adamw_step, irprop_minus_step, rmsprop_step, 
 from .pool import avgpool2d_backward, avgpool2d_forward, maxpool2d_backward, maxpool2d_forward
 
 LAYER_FIELDS = ("kind", "in_size", "out_size", "win", "act", "predict_act", "alpha", "rate", "W", "b", "dW", "db",
-                "a", "delta", "cols", "scratch", "argmax", "mask")
+                "a", "delta", "cols", "argmax", "mask")
 
 
 class NetHandle:
@@ -69,20 +69,18 @@ def _conv_matrix(L):
     return L.W.reshape(L.win[3], -1), L.dW.reshape(L.win[3], -1)
 
 
-def _cols_view(L, cols, scratch, n):
-    """The conv2d workspaces (flat, or one row per sample) as (K, n P) and (out_c, n P) matrices."""
-    c, oc, oh, ow, kh, kw = L.win[0], L.win[3], L.win[4], L.win[5], L.win[6], L.win[7]
+def _cols_view(L, cols, n):
+    """The conv2d workspace (flat, or one row per sample) as a (K, n P) matrix."""
+    c, oh, ow, kh, kw = L.win[0], L.win[4], L.win[5], L.win[6], L.win[7]
     positions, k = n * oh * ow, c * kh * kw
-    return (cols.reshape(-1)[:positions * k].reshape(k, positions),
-            scratch.reshape(-1)[:positions * oc].reshape(oc, positions))
+    return cols.reshape(-1)[:positions * k].reshape(k, positions)
 
 
-def _layer_forward(L, i, out, inp, act, cols, scratch, argmax, dropout_key, n_threads):
+def _layer_forward(L, i, out, inp, act, cols, argmax, dropout_key, n_threads):
     if L.kind == LAYER_DENSE:
         dense_forward(out, inp, L.W, L.b, act, L.alpha, n_threads)
     elif L.kind == LAYER_CONV2D:
-        cols, scratch = _cols_view(L, cols, scratch, inp.shape[0])
-        conv2d_forward(out, cols, scratch, inp, L.W, L.b, L.win, act, L.alpha, n_threads)
+        conv2d_forward(out, _cols_view(L, cols, inp.shape[0]), inp, L.W, L.b, L.win, act, L.alpha, n_threads)
     elif L.kind == LAYER_MAXPOOL2D:
         maxpool2d_forward(out, argmax, inp, L.win, n_threads)
     elif L.kind == LAYER_AVGPOOL2D:
@@ -103,7 +101,7 @@ def net_backprop(h, x, t, n_threads, w=None, training=False, dropout_key=0):
     for i, L in enumerate(h.layers):
         if _passes_through(L, training):
             continue
-        _layer_forward(L, i, L.a[:n], inp, L.act, L.cols, L.scratch, L.argmax, dropout_key, n_threads)
+        _layer_forward(L, i, L.a[:n], inp, L.act, L.cols, L.argmax, dropout_key, n_threads)
         inp = L.a[:n]
     last = h.layers[-1]
     value = loss_kernel(last.delta[:n], last.a[:n], t, h.loss_kind, n_threads, w)
@@ -121,8 +119,7 @@ def net_backprop(h, x, t, n_threads, w=None, training=False, dropout_key=0):
             dense_backward(dx, L.dW, L.db, dz, x_in, L.W, n_threads)
         elif L.kind == LAYER_CONV2D:
             W, dW = _conv_matrix(L)
-            cols, scratch = _cols_view(L, L.cols, L.scratch, n)
-            conv2d_backward(dx, dW, L.db, cols, scratch, dz, x_in, W, L.win, n_threads)
+            conv2d_backward(dx, dW, L.db, _cols_view(L, L.cols, n), dz, x_in, W, L.win, n_threads)
         elif dx is None:
             pass
         elif L.kind == LAYER_MAXPOOL2D:
@@ -180,28 +177,26 @@ def net_train_epoch(h, state, X, T, order, batch, n_threads, W=None, dropout_see
 
 
 def _infer_sizes(h):
-    """Per-sample scratch of the inference passes: the widest output, the largest conv2d columns and product."""
+    """Per-sample scratch of the inference passes: the widest output and the largest conv2d columns."""
     widest = max([1] + [L.out_size for L in h.layers])
     convs = [L for L in h.layers if L.kind == LAYER_CONV2D]
     cols = max([0] + [L.win[4] * L.win[5] * L.win[0] * L.win[6] * L.win[7] for L in convs])
-    products = max([0] + [L.out_size for L in convs])
-    return widest, cols, products
+    return widest, cols
 
 
 def net_infer_scratch_size(h, n):
     """Elements of scratch net_predict / net_evaluate need for n samples."""
-    widest, cols, products = _infer_sizes(h)
-    return n * (2 * widest + cols + products)
+    widest, cols = _infer_sizes(h)
+    return n * (2 * widest + cols)
 
 
 def _infer(h, y, x, scratch, n_threads):
     """A forward pass outside training in `scratch` (laid out as in C: two buffers of the widest output taken in
-    turn, then one conv2d's columns and product): into y with the predict activation, else returns the output."""
+    turn, then the largest conv2d's columns): into y with the predict activation, else returns the output."""
     n = x.shape[0]
-    widest, cols_size, _ = _infer_sizes(h)
+    widest, cols_size = _infer_sizes(h)
     buffers = (scratch[:n * widest], scratch[n * widest:2 * n * widest])
     cols = scratch[2 * n * widest:2 * n * widest + n * cols_size]
-    products = scratch[2 * n * widest + n * cols_size:]
     inp, in_buffer = x, None
     for i, L in enumerate(h.layers):
         if _passes_through(L, False):
@@ -212,7 +207,7 @@ def _infer(h, y, x, scratch, n_threads):
         else:
             in_buffer = 1 if in_buffer == 0 else 0
             out = buffers[in_buffer][:n * L.out_size].reshape(n, L.out_size)
-        _layer_forward(L, i, out, inp, L.predict_act if predicting else L.act, cols, products, None, 0, n_threads)
+        _layer_forward(L, i, out, inp, L.predict_act if predicting else L.act, cols, None, 0, n_threads)
         inp = out
     return inp
 
