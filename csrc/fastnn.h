@@ -46,7 +46,10 @@ typedef enum {
 typedef enum {
     FASTNN_LOSS_MSE = 0,
     FASTNN_LOSS_CROSS_ENTROPY = 1,
-    FASTNN_LOSS_BINARY_CROSS_ENTROPY = 2
+    FASTNN_LOSS_BINARY_CROSS_ENTROPY = 2,
+    /* cross_entropy whose all-zero target rows are padding (a label equal to ignore_index): they add nothing to
+     * the loss or the gradient, and the mean is over the other rows (0 when there are none) */
+    FASTNN_LOSS_CROSS_ENTROPY_IGNORE = 3
 } fastnn_loss;
 
 /* Optimizer codes for a training plan. */
@@ -65,8 +68,28 @@ typedef enum {
     FASTNN_LAYER_MAXPOOL2D = 2,
     FASTNN_LAYER_AVGPOOL2D = 3,
     FASTNN_LAYER_FLATTEN = 4,
-    FASTNN_LAYER_DROPOUT = 5
+    FASTNN_LAYER_DROPOUT = 5,
+    FASTNN_LAYER_EMBEDDING = 6,
+    FASTNN_LAYER_RECURRENT = 7,
+    FASTNN_LAYER_REPEAT = 8
 } fastnn_layer_kind;
+
+/* Recurrent cells; gate order and weight layout as PyTorch's nn.RNN / nn.LSTM / nn.GRU. */
+typedef enum {
+    FASTNN_CELL_SIMPLE = 0, /* h = act(W_ih x + b_ih + W_hh h + b_hh); 1 gate block */
+    FASTNN_CELL_LSTM = 1,   /* gates i, f, g, o; c = f c + i g; h = o tanh(c) */
+    FASTNN_CELL_GRU = 2     /* gates r, z, n; n = tanh(W_in x + b_in + r (W_hn h + b_hn)); h = (1 - z) n + z h */
+} fastnn_cell;
+
+/* The geometry of a sequence layer, per sample: `steps` T steps of `features` F values in, of `units` U out.
+ *   recurrent: cell, act (SimpleRNN: tanh or relu), return_sequences (y holds every step's h, else the last)
+ *   embedding: T token ids in, T vectors of U out; features = the vocabulary size (an embedding is a dense
+ *              layer on one-hot tokens)
+ *   repeat:    one vector of F = U values in, T copies of it out */
+typedef struct {
+    int cell, act, return_sequences;
+    int64_t steps, features, units;
+} fastnn_sequence;
 
 /* ---- A whole network, for the kernels that run a forward pass, a backward pass or an epoch in one call. ----
  * Every buffer is owned by the caller (Network, in Python) and typed REAL of the kernel's dtype; the structs hold
@@ -85,6 +108,17 @@ typedef enum {
  *   flatten:   out_size = in_size; no buffers of its own: its output is its input (a view)
  *   dropout:   rate; mask (max_batch, out_size): the multipliers (0 or 1 / (1 - rate)) of the last training
  *              pass. Outside training it passes its input through, like flatten.
+ *   embedding: seq; W (vocabulary, U); no bias (b, db NULL). Only as the first layer: its input is token ids.
+ *   recurrent: seq; W, Wh, b, bh: W_ih (G U, F), W_hh (G U, U), b_ih, b_hh (G U), G = 1, 4, 3 gate blocks for
+ *              simple, lstm, gru, and their gradients dW, dWh, db, dbh; workspaces (per sample, time-major
+ *              within a batch: see rnn_forward) states ((T + 1) U), gates (T G U), cells ((T + 1) U), dgates
+ *              (T G U), carry (3 U). state (state_rows, S), if not NULL: the carried state of a stateful layer
+ *              (h, then c for the lstm: S = U or 2 U), read as the initial state and overwritten with the final
+ *              one by every forward pass (n <= state_rows); NULL: every sequence starts from zeros.
+ *   repeat:    seq (steps = the repeats); no parameters.
+ * `steps` is the rows each sample makes for the per-row kernels: a dense layer on a sequence acts on each of
+ * its T steps (in_size = T d_in, out_size = T d_out), and the activations and the loss see n T rows of
+ * out_size / T (softmax per step, cross_entropy's mean per token). 1 for everything else.
  * Every kind but flatten has a and delta workspaces of (max_batch, out_size): its outputs, and d(loss)/d(its
  * pre-activation outputs) during backprop. */
 /* The geometry of a window sliding over images (convolution, pooling): per sample (in_c, in_h, in_w) in,
@@ -110,6 +144,13 @@ typedef struct {
     void *cols;         /* conv2d workspace */
     int32_t *argmax;    /* maxpool2d workspace */
     void *mask;         /* dropout workspace */
+    int64_t steps;      /* rows per sample for the per-row kernels (dense, activations, loss); 1 or T */
+    fastnn_sequence seq;/* embedding, recurrent, repeat */
+    void *Wh, *bh;      /* recurrent: W_hh, b_hh */
+    void *dWh, *dbh;    /* their gradients */
+    void *states, *gates, *cells, *dgates, *carry; /* recurrent workspaces */
+    void *state;        /* recurrent: the carried state of a stateful layer, or NULL */
+    int64_t state_rows; /* rows of state */
 } fastnn_layer;
 
 typedef struct {
@@ -130,6 +171,8 @@ typedef struct {
     double rho;         /* rmsprop's decay of the squared-gradient average */
     double eta_plus, eta_minus, step_min, step_max; /* irprop- step adaptation */
     int64_t t;          /* updates made so far; each update increments it first (Adam's bias correction) */
+    double clip_norm;   /* > 0: each update first clips the gradients to this global norm (clip_grad_norm) */
+    int64_t clipped;    /* updates whose gradients were clipped; incremented by the update */
     void *state1, *state2; /* each n_params long. sgd: velocity (NULL without momentum); adam, adamw: m and v;
                               rmsprop: mean square (state2 unused); irprop-: previous gradient and step sizes */
 } fastnn_optimizer;
@@ -202,6 +245,10 @@ int fastnn_rmsprop_step_##SFX(REAL *params, const REAL *grads, REAL *sq, int64_t
 int fastnn_irprop_minus_step_##SFX(REAL *params, const REAL *grads, REAL *prev, REAL *steps, int64_t n,         \
                                    int64_t n_decay, double eta_plus, double eta_minus, double step_min,       \
                                    double step_max, double weight_decay, int n_threads);                      \
+/* Gradient clipping by global norm (torch.nn.utils.clip_grad_norm_): norm = ||grads[0:n]||_2, summed in double \
+ * in index order; when max_norm / (norm + 1e-6) < 1, grads *= that factor and *clipped = 1, else *clipped = 0  \
+ * (a non-finite norm clips nothing). */                                                                      \
+int fastnn_clip_grad_norm_##SFX(int *clipped, REAL *grads, int64_t n, double max_norm, int n_threads);          \
 /* im2col over a batch: x (n, in_c, in_h, in_w) -> cols (in_c * kh * kw, n * out_h * out_w): one row per     \
  * weight (in_c, kh, kw), one column per output position (sample-major); zeros where a window meets padding. */ \
 int fastnn_im2col_##SFX(REAL *cols, const REAL *x, int64_t n, const fastnn_window *g, int n_threads);          \
@@ -241,6 +288,38 @@ int fastnn_dropout_forward_##SFX(REAL *y, REAL *mask, const REAL *x, int64_t n, 
 /* dx = dy * mask (dx may alias dy). */                                                                        \
 int fastnn_dropout_backward_##SFX(REAL *dx, const REAL *dy, const REAL *mask, int64_t n, int64_t d,            \
                                   int n_threads);                                                             \
+/* Embedding lookup: y (m, D) = W[ids] for m token ids (REAL values); W is (vocab, D). FASTNN_EINVAL, before    \
+ * anything is written, when an id is not an integer in [0, vocab). */                                          \
+int fastnn_embedding_forward_##SFX(REAL *y, const REAL *ids, const REAL *W, int64_t m, int64_t vocab,           \
+                                   int64_t D, int n_threads);                                                 \
+/* dW (vocab, D) = the sum of dy's rows (m, D) into their tokens' rows (overwritten). Threads own column slices  \
+ * of dW and walk the ids in order, so no two write one element and sums do not depend on n_threads. */         \
+int fastnn_embedding_backward_##SFX(REAL *dW, const REAL *dy, const REAL *ids, int64_t m, int64_t vocab,        \
+                                    int64_t D, int n_threads);                                                \
+/* y (n, repeats F) = each row of x (n, F) repeated; the backward pass sums the repeats: dx (n, F). */          \
+int fastnn_repeat_forward_##SFX(REAL *y, const REAL *x, int64_t n, int64_t F, int64_t repeats, int n_threads);  \
+int fastnn_repeat_backward_##SFX(REAL *dx, const REAL *dy, int64_t n, int64_t F, int64_t repeats,               \
+                                 int n_threads);                                                              \
+/* A recurrent layer over n whole sequences x (n, T F) (fastnn_sequence s; W_ih (G U, F), W_hh (G U, U), b_ih,  \
+ * b_hh (G U)). Workspaces, time-major so that one step's n rows are contiguous: states (T + 1, n, U): the      \
+ * initial state, then h after each step; gates (T, n, G U): the gates after their non-linearities (simple: h); \
+ * cells (T + 1, n, U): lstm: c_0, c_1 ... c_T; gru: at [t] W_hn h_{t-1} + b_hn; simple: unused (may be NULL).   \
+ * proj (n T G U): scratch for the input projection of all steps, one product before the time loop.            \
+ * state0 (n, S) or NULL (zeros): the initial h (then c for the lstm); state_out (n, S) or NULL receives the      \
+ * final state and may alias state0. y: (n, T U) every step's h with s->return_sequences, else (n, U). */         \
+int fastnn_rnn_forward_##SFX(REAL *y, REAL *states, REAL *gates, REAL *cells, REAL *proj, const REAL *x,        \
+                             const REAL *W_ih, const REAL *W_hh, const REAL *b_ih, const REAL *b_hh,          \
+                             const REAL *state0, REAL *state_out, int64_t n, const fastnn_sequence *s,        \
+                             int n_threads);                                                                  \
+/* Backpropagation through time over what fastnn_rnn_forward stored, from dy = d(loss)/d(y) (shaped as y).      \
+ * Overwrites dW_ih, dW_hh, db_ih, db_hh and, unless dx is NULL, dx (n, T F); the initial state is a constant.   \
+ * dgates (T n G U): the gradients w.r.t. the pre-activation gates; gates and cells are overwritten; carry       \
+ * (3 n U) holds the gradients passed from step to step. The weight gradients are products over all steps at    \
+ * once, after the time loop. */                                                                               \
+int fastnn_rnn_backward_##SFX(REAL *dx, REAL *dW_ih, REAL *dW_hh, REAL *db_ih, REAL *db_hh, REAL *dgates,        \
+                              REAL *gates, REAL *cells, REAL *carry, const REAL *dy, const REAL *x,            \
+                              const REAL *states, const REAL *W_ih, const REAL *W_hh, int64_t n,              \
+                              const fastnn_sequence *s, int n_threads);                                       \
 /* Forward and backward pass of a whole network over one batch x (n <= max_batch, in_size), targets t (n,      \
  * out_size), sample weights w (n, or NULL): fills every layer's workspaces and the gradient buffer and sets    \
  * *loss to the batch's mean loss. training != 0 turns dropout on, its masks drawn from dropout_key. */         \
@@ -276,6 +355,12 @@ uint64_t fastnn_dropout_batch_key(uint64_t seed, int64_t b);
 double fastnn_dropout_uniform(uint64_t key, int64_t i);
 /* The key of layer `layer` (its index in the network) under a pass's dropout key. */
 uint64_t fastnn_dropout_layer_key(uint64_t key, int64_t layer);
+/* FASTNN_OK when s is a recurrent geometry the kernels can run (a known cell, T, F, U >= 1, tanh or relu for
+ * simple), else FASTNN_EINVAL or FASTNN_ESHAPE. */
+int fastnn_check_sequence(const fastnn_sequence *s);
+/* REALs of scratch one inference pass of n sequences through a recurrent layer needs: states, gates, cells and
+ * the projection, in that order (2 (T + 1) U + 2 T G U per sequence). */
+int64_t fastnn_rnn_scratch_size(const fastnn_sequence *s, int64_t n);
 /* REALs of scratch fastnn_net_predict / fastnn_net_evaluate need for n samples (-1 if the net is invalid). */
 int64_t fastnn_net_infer_scratch_size(const fastnn_net *net, int64_t n);
 

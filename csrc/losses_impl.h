@@ -29,9 +29,21 @@ int SFX(fastnn_loss)(double *loss, REAL *grad, const REAL *out, const REAL *targ
         *loss = total / ((double)n * (double)d);
         return FASTNN_OK;
     }
-    case FASTNN_LOSS_CROSS_ENTROPY: {
+    case FASTNN_LOSS_CROSS_ENTROPY:
+    case FASTNN_LOSS_CROSS_ENTROPY_IGNORE: {
         /* loss_i = sum_j t_j (lse_i - z_j), lse = log sum exp z; d loss_i / d z_j = p_j sum(t) - t_j */
-        REAL inv_n = (REAL)(1.0 / (double)n);
+        int64_t count = n;
+        if (loss_kind == FASTNN_LOSS_CROSS_ENTROPY_IGNORE) {
+            /* padding rows (all-zero targets) add nothing, so the mean is over the others */
+            count = 0;
+            for (i = 0; i < n; i++) {
+                for (j = 0; j < d && target[i * d + j] == 0; j++) {
+                }
+                count += j < d;
+            }
+            if (count == 0) count = 1;
+        }
+        REAL inv_n = (REAL)(1.0 / (double)count);
         for (i = 0; i < n; i++) {
             const REAL *z = out + i * d, *t = target + i * d;
             REAL *g = grad ? grad + i * d : NULL;
@@ -48,7 +60,7 @@ int SFX(fastnn_loss)(double *loss, REAL *grad, const REAL *out, const REAL *targ
             if (g)
                 for (j = 0; j < d; j++) g[j] = (R_EXP(z[j] - lse) * t_sum - t[j]) * w_scale;
         }
-        *loss = total / (double)n;
+        *loss = total / (double)count;
         return FASTNN_OK;
     }
     case FASTNN_LOSS_BINARY_CROSS_ENTROPY: {

@@ -11,8 +11,26 @@ static int SFX(passes_through)(const fastnn_layer *L, int training)
 
 static int SFX(has_params)(const fastnn_layer *L)
 {
-    return L->kind == FASTNN_LAYER_DENSE || L->kind == FASTNN_LAYER_CONV2D;
+    return L->kind == FASTNN_LAYER_DENSE || L->kind == FASTNN_LAYER_CONV2D || L->kind == FASTNN_LAYER_EMBEDDING ||
+           L->kind == FASTNN_LAYER_RECURRENT;
 }
+
+/* The rows a layer's buffer of n samples makes for the per-row kernels (dense, activations, loss), and their
+ * width: a dense layer on a sequence acts on each of its steps. */
+static int64_t SFX(rows)(const fastnn_layer *L, int64_t n) { return n * L->steps; }
+static int64_t SFX(width_in)(const fastnn_layer *L) { return L->in_size / L->steps; }
+static int64_t SFX(width_out)(const fastnn_layer *L) { return L->out_size / L->steps; }
+
+/* A recurrent layer's initial state for n sequences: the carried one (stateful), or NULL for zeros. */
+static REAL *SFX(carried_state)(const fastnn_layer *L) { return (REAL *)L->state; }
+
+/* The workspaces one forward pass of a layer uses: the layer's own (training) or slices of a caller's scratch
+ * (inference). argmax is NULL outside training. */
+typedef struct {
+    REAL *cols;
+    int32_t *argmax;
+    REAL *states, *gates, *cells, *proj;
+} SFX(pass_buffers);
 
 /* The nearest layer at or below i that owns its output buffer, or -1 when only pass-through layers (or none)
  * lie between the input and i. */
@@ -39,10 +57,32 @@ static int SFX(check_net)(const fastnn_net *net)
     for (i = 0; i < net->n_layers; i++) {
         const fastnn_layer *L = &net->layers[i];
         const fastnn_window *g = &L->win;
-        if (L->in_size < 1 || L->out_size < 1) return FASTNN_ESHAPE;
+        const fastnn_sequence *s = &L->seq;
+        if (L->in_size < 1 || L->out_size < 1 || L->steps < 1) return FASTNN_ESHAPE;
         if (i > 0 && L->in_size != net->layers[i - 1].out_size) return FASTNN_ESHAPE;
+        if (L->kind != FASTNN_LAYER_DENSE && L->steps != 1) return FASTNN_ESHAPE;
         switch (L->kind) {
         case FASTNN_LAYER_DENSE:
+            if (L->in_size % L->steps != 0 || L->out_size % L->steps != 0) return FASTNN_ESHAPE;
+            break;
+        case FASTNN_LAYER_EMBEDDING:
+            /* its input is the network's: token ids */
+            if (i != 0 || s->steps < 1 || s->features < 1 || s->units < 1 || L->in_size != s->steps ||
+                L->out_size != s->steps * s->units)
+                return FASTNN_ESHAPE;
+            break;
+        case FASTNN_LAYER_RECURRENT:
+            if ((rc = fastnn_check_sequence(s)) != FASTNN_OK) return rc;
+            if (L->in_size != s->steps * s->features ||
+                L->out_size != (s->return_sequences ? s->steps * s->units : s->units))
+                return FASTNN_ESHAPE;
+            if (L->Wh == NULL || L->bh == NULL || L->dWh == NULL || L->dbh == NULL) return FASTNN_EINVAL;
+            if (L->state != NULL && L->state_rows < 1) return FASTNN_ESHAPE;
+            break;
+        case FASTNN_LAYER_REPEAT:
+            if (s->steps < 1 || s->features < 1 || L->in_size != s->features ||
+                L->out_size != s->steps * s->features)
+                return FASTNN_ESHAPE;
             break;
         case FASTNN_LAYER_CONV2D:
         case FASTNN_LAYER_MAXPOOL2D:
@@ -62,7 +102,8 @@ static int SFX(check_net)(const fastnn_net *net)
         default:
             return FASTNN_EINVAL;
         }
-        if (SFX(has_params)(L) && (L->W == NULL || L->b == NULL || L->dW == NULL || L->db == NULL))
+        if (SFX(has_params)(L) && (L->W == NULL || L->dW == NULL)) return FASTNN_EINVAL;
+        if (SFX(has_params)(L) && L->kind != FASTNN_LAYER_EMBEDDING && (L->b == NULL || L->db == NULL))
             return FASTNN_EINVAL;
     }
     /* the loss reads the output layer's buffer, and the fused losses its logits */
@@ -81,24 +122,47 @@ static int SFX(check_workspaces)(const fastnn_net *net)
         if (L->kind == FASTNN_LAYER_CONV2D && L->cols == NULL) return FASTNN_EINVAL;
         if (L->kind == FASTNN_LAYER_MAXPOOL2D && L->argmax == NULL) return FASTNN_EINVAL;
         if (L->kind == FASTNN_LAYER_DROPOUT && L->mask == NULL) return FASTNN_EINVAL;
+        if (L->kind == FASTNN_LAYER_RECURRENT && (L->states == NULL || L->gates == NULL || L->cells == NULL ||
+                                                  L->dgates == NULL || L->carry == NULL))
+            return FASTNN_EINVAL;
+    }
+    return FASTNN_OK;
+}
+
+/* Stateful layers carry one state per sequence of a batch: n must fit their state. */
+static int SFX(check_states)(const fastnn_net *net, int64_t n)
+{
+    int i;
+    for (i = 0; i < net->n_layers; i++) {
+        const fastnn_layer *L = &net->layers[i];
+        if (L->kind == FASTNN_LAYER_RECURRENT && L->state != NULL && n > L->state_rows) return FASTNN_ESHAPE;
     }
     return FASTNN_OK;
 }
 
 /* Layer i's forward pass over n samples: out = layer(in). act is the activation to apply (dense, conv2d);
- * cols and argmax are the workspaces to use (argmax may be NULL outside training). */
+ * buf holds the workspaces to use. */
 static int SFX(layer_forward)(const fastnn_layer *L, int i, REAL *out, const REAL *in, int64_t n, int act,
-                              REAL *cols, int32_t *argmax, uint64_t dropout_key, int n_threads)
+                              const SFX(pass_buffers) *buf, uint64_t dropout_key, int n_threads)
 {
     switch (L->kind) {
     case FASTNN_LAYER_DENSE:
-        return SFX(fastnn_dense_forward)(out, in, (const REAL *)L->W, (const REAL *)L->b, n, L->in_size,
-                                         L->out_size, act, L->alpha, n_threads);
+        return SFX(fastnn_dense_forward)(out, in, (const REAL *)L->W, (const REAL *)L->b, SFX(rows)(L, n),
+                                         SFX(width_in)(L), SFX(width_out)(L), act, L->alpha, n_threads);
     case FASTNN_LAYER_CONV2D:
-        return SFX(fastnn_conv2d_forward)(out, cols, in, (const REAL *)L->W, (const REAL *)L->b, n,
+        return SFX(fastnn_conv2d_forward)(out, buf->cols, in, (const REAL *)L->W, (const REAL *)L->b, n,
                                           &L->win, act, L->alpha, n_threads);
+    case FASTNN_LAYER_EMBEDDING:
+        return SFX(fastnn_embedding_forward)(out, in, (const REAL *)L->W, n * L->seq.steps, L->seq.features,
+                                             L->seq.units, n_threads);
+    case FASTNN_LAYER_RECURRENT:
+        return SFX(fastnn_rnn_forward)(out, buf->states, buf->gates, buf->cells, buf->proj, in, (const REAL *)L->W,
+                                       (const REAL *)L->Wh, (const REAL *)L->b, (const REAL *)L->bh,
+                                       SFX(carried_state)(L), SFX(carried_state)(L), n, &L->seq, n_threads);
+    case FASTNN_LAYER_REPEAT:
+        return SFX(fastnn_repeat_forward)(out, in, n, L->seq.features, L->seq.steps, n_threads);
     case FASTNN_LAYER_MAXPOOL2D:
-        return SFX(fastnn_maxpool2d_forward)(out, argmax, in, n, &L->win, n_threads);
+        return SFX(fastnn_maxpool2d_forward)(out, buf->argmax, in, n, &L->win, n_threads);
     case FASTNN_LAYER_AVGPOOL2D:
         return SFX(fastnn_avgpool2d_forward)(out, in, n, &L->win, n_threads);
     case FASTNN_LAYER_DROPOUT:
@@ -117,23 +181,28 @@ int SFX(fastnn_net_backprop)(const fastnn_net *net, double *loss, const REAL *x,
     if (loss == NULL || x == NULL || t == NULL) return FASTNN_EINVAL;
     if (n < 1 || n > net->max_batch) return FASTNN_ESHAPE;
     if ((rc = SFX(check_workspaces)(net)) != FASTNN_OK) return rc;
+    if ((rc = SFX(check_states)(net, n)) != FASTNN_OK) return rc;
     const fastnn_layer *layers = net->layers, *last = &layers[net->n_layers - 1];
+    /* per-sample weights weigh rows of the loss: with a sequence output they would need one per step */
+    if (w != NULL && last->steps != 1) return FASTNN_EINVAL;
 
     const REAL *in = x;
     for (i = 0; i < net->n_layers; i++) {
         const fastnn_layer *L = &layers[i];
         if (SFX(passes_through)(L, training)) continue;
-        rc = SFX(layer_forward)(L, i, (REAL *)L->a, in, n, L->act, (REAL *)L->cols, L->argmax,
-                                dropout_key, n_threads);
+        /* a recurrent layer's input projection goes to its dgates workspace, free until the backward pass */
+        SFX(pass_buffers) buf = {(REAL *)L->cols, L->argmax, (REAL *)L->states, (REAL *)L->gates,
+                                 (REAL *)L->cells, (REAL *)L->dgates};
+        rc = SFX(layer_forward)(L, i, (REAL *)L->a, in, n, L->act, &buf, dropout_key, n_threads);
         if (rc != FASTNN_OK) return rc;
         in = (const REAL *)L->a;
     }
-    rc = SFX(fastnn_loss)(loss, (REAL *)last->delta, (const REAL *)last->a, t, w, n, last->out_size,
-                          net->loss_kind, n_threads);
+    rc = SFX(fastnn_loss)(loss, (REAL *)last->delta, (const REAL *)last->a, t, w, SFX(rows)(last, n),
+                          SFX(width_out)(last), net->loss_kind, n_threads);
     if (rc != FASTNN_OK) return rc;
     /* the fused losses already gave the gradient w.r.t. the logits; mse gave it w.r.t. the activation */
-    rc = SFX(fastnn_act_backward)((REAL *)last->delta, (const REAL *)last->delta, (const REAL *)last->a, n,
-                                  last->out_size, last->act, last->alpha, n_threads);
+    rc = SFX(fastnn_act_backward)((REAL *)last->delta, (const REAL *)last->delta, (const REAL *)last->a,
+                                  SFX(rows)(last, n), SFX(width_out)(last), last->act, last->alpha, n_threads);
     if (rc != FASTNN_OK) return rc;
 
     for (i = net->n_layers - 1; i >= 0; i--) {
@@ -147,8 +216,21 @@ int SFX(fastnn_net_backprop)(const fastnn_net *net, double *loss, const REAL *x,
         const REAL *dz = (const REAL *)L->delta;
         switch (L->kind) {
         case FASTNN_LAYER_DENSE:
-            rc = SFX(fastnn_dense_backward)(dx, (REAL *)L->dW, (REAL *)L->db, dz, x_in, (const REAL *)L->W, n,
-                                            L->in_size, L->out_size, n_threads);
+            rc = SFX(fastnn_dense_backward)(dx, (REAL *)L->dW, (REAL *)L->db, dz, x_in, (const REAL *)L->W,
+                                            SFX(rows)(L, n), SFX(width_in)(L), SFX(width_out)(L), n_threads);
+            break;
+        case FASTNN_LAYER_EMBEDDING:
+            rc = SFX(fastnn_embedding_backward)((REAL *)L->dW, dz, x_in, n * L->seq.steps, L->seq.features,
+                                                L->seq.units, n_threads);
+            break;
+        case FASTNN_LAYER_RECURRENT:
+            rc = SFX(fastnn_rnn_backward)(dx, (REAL *)L->dW, (REAL *)L->dWh, (REAL *)L->db, (REAL *)L->dbh,
+                                          (REAL *)L->dgates, (REAL *)L->gates, (REAL *)L->cells, (REAL *)L->carry,
+                                          dz, x_in, (const REAL *)L->states, (const REAL *)L->W,
+                                          (const REAL *)L->Wh, n, &L->seq, n_threads);
+            break;
+        case FASTNN_LAYER_REPEAT:
+            rc = dx ? SFX(fastnn_repeat_backward)(dx, dz, n, L->seq.features, L->seq.steps, n_threads) : FASTNN_OK;
             break;
         case FASTNN_LAYER_CONV2D:
             rc = SFX(fastnn_conv2d_backward)(dx, (REAL *)L->dW, (REAL *)L->db, (REAL *)L->cols, dz, x_in, (const REAL *)L->W, n, &L->win,
@@ -168,9 +250,9 @@ int SFX(fastnn_net_backprop)(const fastnn_net *net, double *loss, const REAL *x,
             rc = FASTNN_EINVAL;
         }
         if (rc != FASTNN_OK) return rc;
-        if (dx && SFX(has_params)(below)) {
-            rc = SFX(fastnn_act_backward)(dx, dx, (const REAL *)below->a, n, below->out_size, below->act,
-                                          below->alpha, n_threads);
+        if (dx && SFX(has_params)(below) && below->act != FASTNN_ACT_LINEAR) {
+            rc = SFX(fastnn_act_backward)(dx, dx, (const REAL *)below->a, SFX(rows)(below, n), SFX(width_out)(below),
+                                          below->act, below->alpha, n_threads);
             if (rc != FASTNN_OK) return rc;
         }
     }
@@ -181,6 +263,12 @@ int SFX(fastnn_net_update)(const fastnn_net *net, fastnn_optimizer *opt, int n_t
 {
     if (net == NULL || opt == NULL) return FASTNN_EINVAL;
     opt->t += 1;
+    if (opt->clip_norm > 0) {
+        int clipped = 0;
+        int rc = SFX(fastnn_clip_grad_norm)(&clipped, (REAL *)net->grads, net->n_params, opt->clip_norm, n_threads);
+        if (rc != FASTNN_OK) return rc;
+        opt->clipped += clipped;
+    }
     if (opt->kind == FASTNN_OPT_ADAM)
         return SFX(fastnn_adam_step)((REAL *)net->params, (const REAL *)net->grads, (REAL *)opt->state1,
                                      (REAL *)opt->state2, net->n_params, net->n_decay, opt->lr, opt->beta1,
@@ -253,14 +341,24 @@ static int SFX(net_infer)(const fastnn_net *net, REAL *y, const REAL **out, cons
     int i, rc;
     int64_t widest = fastnn_net_infer_widest(net);
     REAL *buf0 = scratch, *buf1 = scratch + n * widest, *cols = scratch + 2 * n * widest;
+    REAL *recurrent = cols + n * fastnn_net_infer_cols(net);
     const REAL *in = x;
+    if ((rc = SFX(check_states)(net, n)) != FASTNN_OK) return rc;
     for (i = 0; i < net->n_layers; i++) {
         const fastnn_layer *L = &net->layers[i];
         if (SFX(passes_through)(L, 0)) continue;
         int is_last = i == net->n_layers - 1;
         REAL *dst = is_last && y ? y : (in == buf0 ? buf1 : buf0);
-        rc = SFX(layer_forward)(L, i, dst, in, n, is_last && y ? L->predict_act : L->act, cols, NULL,
-                                0, n_threads);
+        SFX(pass_buffers) buf = {cols, NULL, NULL, NULL, NULL, NULL};
+        if (L->kind == FASTNN_LAYER_RECURRENT) {
+            /* laid out as fastnn_rnn_scratch_size counts: states, gates, cells, projection */
+            int64_t T = L->seq.steps, U = L->seq.units, gate_values = fastnn_rnn_scratch_size(&L->seq, 1) / 2 - (T + 1) * U;
+            buf.states = recurrent;
+            buf.gates = buf.states + n * (T + 1) * U;
+            buf.cells = buf.gates + n * gate_values;
+            buf.proj = buf.cells + n * (T + 1) * U;
+        }
+        rc = SFX(layer_forward)(L, i, dst, in, n, is_last && y ? L->predict_act : L->act, &buf, 0, n_threads);
         if (rc != FASTNN_OK) return rc;
         in = dst;
     }
@@ -287,9 +385,11 @@ int SFX(fastnn_net_evaluate)(const fastnn_net *net, double *loss, const REAL *x,
     if (rc != FASTNN_OK) return rc;
     if (n < 1) return FASTNN_ESHAPE;
     if (loss == NULL || x == NULL || t == NULL || scratch == NULL) return FASTNN_EINVAL;
+    const fastnn_layer *last = &net->layers[net->n_layers - 1];
+    if (w != NULL && last->steps != 1) return FASTNN_EINVAL;
     rc = SFX(net_infer)(net, NULL, &out, x, n, scratch, n_threads);
     if (rc != FASTNN_OK) return rc;
-    return SFX(fastnn_loss)(loss, NULL, out, t, w, n, net->layers[net->n_layers - 1].out_size, net->loss_kind,
+    return SFX(fastnn_loss)(loss, NULL, out, t, w, SFX(rows)(last, n), SFX(width_out)(last), net->loss_kind,
                             n_threads);
 }
 
@@ -300,7 +400,7 @@ int SFX(fastnn_net_forward_single)(const fastnn_net *net, REAL *y, const REAL *x
         return FASTNN_EINVAL;
     int64_t widest = 0;
     for (i = 0; i < net->n_layers; i++) {
-        if (net->layers[i].kind != FASTNN_LAYER_DENSE) return FASTNN_EINVAL;
+        if (net->layers[i].kind != FASTNN_LAYER_DENSE || net->layers[i].steps != 1) return FASTNN_EINVAL;
         if (i > 0 && net->layers[i].in_size != net->layers[i - 1].out_size) return FASTNN_ESHAPE;
         widest = net->layers[i].out_size > widest ? net->layers[i].out_size : widest;
     }

@@ -164,3 +164,19 @@ int SFX(fastnn_irprop_minus_step)(REAL *params, const REAL *grads, REAL *prev, R
     });
     return FASTNN_OK;
 }
+
+int SFX(fastnn_clip_grad_norm)(int *clipped, REAL *grads, int64_t n, double max_norm, int n_threads)
+{
+    int64_t i;
+    double sum = 0.0;
+    if (clipped == NULL || (grads == NULL && n > 0) || n < 0 || !(max_norm > 0)) return FASTNN_EINVAL;
+    *clipped = 0;
+    /* serial: one sum in index order whatever n_threads, and cheap next to the backward pass */
+    for (i = 0; i < n; i++) sum += (double)grads[i] * (double)grads[i];
+    double norm = sqrt(sum), coef = max_norm / (norm + 1e-6);
+    if (!isfinite(norm) || coef >= 1.0) return FASTNN_OK;
+    REAL scale = (REAL)coef;
+    FASTNN_FOR_RANGE(n, n, n_threads, lo, hi, for (int64_t j = lo; j < hi; j++) grads[j] *= scale);
+    *clipped = 1;
+    return FASTNN_OK;
+}

@@ -7,7 +7,8 @@ from . import _backend, datasets
 from . import _threads
 from ._threads import get_num_threads, set_num_threads
 from .io import load
-from .layers import AvgPool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D
+from .layers import (GRU, LSTM, AvgPool2D, Conv2D, Dense, Dropout, Embedding, Flatten, MaxPool2D, RepeatVector,
+                     SimpleRNN)
 from .network import Network
 from .training import (CosineDecay, EarlyStopping, ExponentialDecay, History, ReduceLROnPlateau,
                        StepDecay)
@@ -54,6 +55,7 @@ def __getattr__(name):  # fastnn.MLPClassifier / MLPRegressor (fastnn/sklearn.py
     raise AttributeError(f"module 'fastnn' has no attribute {name!r}")
 
 
-__all__ = ["AvgPool2D", "BACKEND", "Conv2D", "CosineDecay", "Dense", "Dropout", "EarlyStopping", "ExponentialDecay",
-           "Flatten", "History", "MLPClassifier", "MLPRegressor", "MaxPool2D", "Network", "ReduceLROnPlateau",
-           "StepDecay", "datasets", "get_num_threads", "load", "set_num_threads", "show_config"]
+__all__ = ["AvgPool2D", "BACKEND", "Conv2D", "CosineDecay", "Dense", "Dropout", "EarlyStopping", "Embedding",
+           "ExponentialDecay", "Flatten", "GRU", "History", "LSTM", "MLPClassifier", "MLPRegressor", "MaxPool2D",
+           "Network", "ReduceLROnPlateau", "RepeatVector", "SimpleRNN", "StepDecay", "datasets", "get_num_threads",
+           "load", "set_num_threads", "show_config"]

@@ -2,6 +2,9 @@
 
 LINEAR, SIGMOID, TANH, RELU, LEAKY_RELU, SOFTMAX = range(6)
 MSE, CROSS_ENTROPY, BINARY_CROSS_ENTROPY = range(3)
+# cross_entropy whose all-zero target rows are padding (ignore_index): they add nothing, and the mean is over the
+# other rows. Internal: the network picks it when built with an ignore_index.
+CROSS_ENTROPY_IGNORE = 3
 OPT_SGD, OPT_ADAM, OPT_ADAMW, OPT_RMSPROP, OPT_IRPROP_MINUS = range(5)
 
 ACTIVATIONS = {"linear": LINEAR, "sigmoid": SIGMOID, "tanh": TANH, "relu": RELU, "leaky_relu": LEAKY_RELU,
@@ -18,4 +21,9 @@ OPTIMIZERS = {"sgd": OPT_SGD, "adam": OPT_ADAM, "adamw": OPT_ADAMW, "rmsprop": O
 LEAKY_RELU_SLOPE = 0.01
 
 # Layer kinds (fastnn_layer_kind in csrc/fastnn.h).
-LAYER_DENSE, LAYER_CONV2D, LAYER_MAXPOOL2D, LAYER_AVGPOOL2D, LAYER_FLATTEN, LAYER_DROPOUT = range(6)
+(LAYER_DENSE, LAYER_CONV2D, LAYER_MAXPOOL2D, LAYER_AVGPOOL2D, LAYER_FLATTEN, LAYER_DROPOUT, LAYER_EMBEDDING,
+ LAYER_RECURRENT, LAYER_REPEAT) = range(9)
+
+# Recurrent cells (fastnn_cell in csrc/fastnn.h) and their gate counts; gate order as PyTorch's.
+CELL_SIMPLE, CELL_LSTM, CELL_GRU = range(3)
+CELL_GATES = {CELL_SIMPLE: 1, CELL_LSTM: 4, CELL_GRU: 3}

@@ -252,17 +252,22 @@ def _network_args_v2(path, meta):
 
     input_shape, layers = meta.get("input_shape"), meta.get("layers")
     dtype, loss = _common_args(path, meta)
+    # a sequence network may take any number of steps: its first entry is then None (JSON null)
     if not (isinstance(input_shape, list) and 1 <= len(input_shape) <= 3 and
-            all(type(s) is int and s >= 1 for s in input_shape)):
+            all((type(s) is int and s >= 1) or (s is None and i == 0) for i, s in enumerate(input_shape))):
         raise _bad(path, f"bad 'input_shape' {_short(input_shape)}: expected 1 to 3 positive integers")
     if not (isinstance(layers, list) and 1 <= len(layers) <= _MAX_LAYERS):
         raise _bad(path, f"bad 'layers' {_short(layers)}: expected a list of layer configs")
+    ignore_index = meta.get("ignore_index")
+    if ignore_index is not None and type(ignore_index) is not int:
+        raise _bad(path, f"bad 'ignore_index' {_short(ignore_index)}: expected an integer")
     try:
         built = [layer_from_config(config) for config in layers]
-        Network._build_layers(built, tuple(input_shape), loss)
+        _, shape = Network._declared_shape(tuple(input_shape), built)
+        Network._build_layers(built, shape, loss)
     except (TypeError, ValueError) as exc:
         raise _bad(path, f"its layers do not build: {str(exc)[:300]}") from None
-    return dict(layers=built, input_shape=tuple(input_shape), loss=loss, dtype=dtype)
+    return dict(layers=built, input_shape=tuple(input_shape), loss=loss, dtype=dtype, ignore_index=ignore_index)
 
 
 def _network_args(path, meta):

@@ -16,6 +16,8 @@ W of shape (d_in, d_out).
 """
 import math
 
+import numpy as np
+
 from . import _codes
 from . import _validation as check
 
@@ -35,6 +37,10 @@ def _pair(name, value, minimum):
 def _short_pair(pair):
     """A pair as the user would write it: one int when both are equal."""
     return pair[0] if isinstance(pair, tuple) and pair[0] == pair[1] else pair
+
+
+# Every workspace a layer kind may have (fastnn_layer's workspace fields).
+WORKSPACE_NAMES = ("a", "delta", "cols", "argmax", "mask", "states", "gates", "cells", "dgates", "carry")
 
 
 def _shape_text(shape):
@@ -84,7 +90,13 @@ class Layer:
         return [], []
 
     def bind(self, weights, biases, grad_weights, grad_biases):
-        pass
+        """Take views of the network's flat buffers: one array per shape of param_shapes(), in that order."""
+        self._grad_arrays = tuple(grad_weights) + tuple(grad_biases)
+
+    def gradient_arrays(self):
+        """The gradients of this layer's parameters (views of the network's gradient buffer): every weight
+        array, then every bias, in the order of param_shapes()."""
+        return getattr(self, "_grad_arrays", ())
 
     def initialize(self, rng):
         pass
@@ -100,13 +112,23 @@ class Layer:
     def _window(self):
         return None
 
+    def _sequence(self):
+        return None
+
+    @property
+    def steps(self):
+        """Rows each sample makes for the per-row kernels (dense, activations, loss): T for a layer acting on
+        each step of a sequence, else 1."""
+        return 1
+
     def descriptor(self, workspace):
         """The fields of this layer's C fastnn_layer; `workspace` maps workspace names to arrays (or is empty
         for a handle that only predicts)."""
         d = {"kind": self.code, "in_size": self.in_size, "out_size": self.out_size, "win": self._window(),
              "act": _codes.LINEAR, "predict_act": _codes.LINEAR, "alpha": _codes.LEAKY_RELU_SLOPE, "rate": 0.0,
-             "W": None, "b": None, "dW": None, "db": None}
-        for name in ("a", "delta", "cols", "argmax", "mask"):
+             "W": None, "b": None, "dW": None, "db": None, "steps": self.steps, "seq": self._sequence(),
+             "Wh": None, "bh": None, "dWh": None, "dbh": None, "state": None}
+        for name in WORKSPACE_NAMES:
             d[name] = workspace.get(name)
         return d
 
@@ -155,6 +177,7 @@ class _Activated(Layer):
         return _codes.LINEAR if self.fused_output else self.act_code
 
     def bind(self, weights, biases, grad_weights, grad_biases):
+        super().bind(weights, biases, grad_weights, grad_biases)
         (self.W,), (self.b,), (self.dW,), (self.db,) = weights, biases, grad_weights, grad_biases
 
     def _fans(self):
@@ -191,15 +214,21 @@ class Dense(_Activated):
 
     @property
     def d_in(self):
-        return self.input_shape[0]
+        return self.input_shape[-1]
 
     @property
     def d_out(self):
         return self.units
 
+    @property
+    def steps(self):
+        return self.input_shape[0] if len(self.input_shape) == 2 else 1
+
     def _output_shape(self, input_shape):
+        if len(input_shape) == 2:  # a sequence (T, features): the same layer on every step
+            return (input_shape[0], self.units)
         if len(input_shape) != 1:
-            raise self._misfit("Dense takes vectors; put a Flatten() before it")
+            raise self._misfit("Dense takes vectors, or sequences (steps, features); put a Flatten() before it")
         return (self.units,)
 
     def param_shapes(self):
@@ -402,7 +431,252 @@ class Dropout(Layer):
         return f"Dropout({self.rate})"
 
 
-LAYER_TYPES = {cls.kind: cls for cls in (Dense, Conv2D, MaxPool2D, AvgPool2D, Flatten, Dropout)}
+def _sequence_input(layer, input_shape):
+    if len(input_shape) != 2:
+        raise layer._misfit("it needs sequences of shape (steps, features)")
+    return input_shape
+
+
+class Embedding(Layer):
+    """Token ids (T,) to vectors (T, dim): row `id` of a (vocab_size, dim) weight matrix, PyTorch's nn.Embedding
+    (initialised as it: standard normal). Only as the first layer: the network's input is then integer token ids
+    in [0, vocab_size), a batch of shape (n, T)."""
+
+    kind = "embedding"
+    code = _codes.LAYER_EMBEDDING
+    has_params = True
+
+    def __init__(self, vocab_size, dim):
+        super().__init__()
+        self.vocab_size = check.check_int("vocab_size", vocab_size, 1)
+        self.dim = check.check_int("dim", dim, 1)
+        self.W = self.dW = None
+        self.b = None
+
+    def _output_shape(self, input_shape):
+        if len(input_shape) != 1:
+            raise self._misfit("Embedding takes sequences of token ids, shape (steps,)")
+        if self.index != 0:
+            raise self._misfit("Embedding must be the first layer (its input is token ids)")
+        return (input_shape[0], self.dim)
+
+    def param_shapes(self):
+        return [(self.vocab_size, self.dim)], []
+
+    def bind(self, weights, biases, grad_weights, grad_biases):
+        super().bind(weights, biases, grad_weights, grad_biases)
+        (self.W,), (self.dW,) = weights, grad_weights
+
+    def initialize(self, rng):
+        self.W[...] = rng.standard_normal(size=self.W.shape)
+
+    def _sequence(self):
+        return (0, _codes.LINEAR, 0, self.input_shape[0], self.vocab_size, self.dim)
+
+    def descriptor(self, workspace):
+        d = super().descriptor(workspace)
+        d.update(W=self.W, dW=self.dW)
+        return d
+
+    def config(self):
+        return {"type": self.kind, "vocab_size": self.vocab_size, "dim": self.dim}
+
+    def __repr__(self):
+        return f"Embedding({self.vocab_size}, {self.dim})"
+
+
+class _Recurrent(Layer):
+    """What SimpleRNN, LSTM and GRU share: PyTorch's weights weight_ih (gates units, features), weight_hh (gates
+    units, units), bias_ih and bias_hh (gates units), initialised as PyTorch does (uniform in +-1/sqrt(units))."""
+
+    code = _codes.LAYER_RECURRENT
+    has_params = True
+    cell = None
+
+    def __init__(self, units, return_sequences=False, stateful=False):
+        super().__init__()
+        self.units = check.check_int("units", units, 1)
+        if not isinstance(return_sequences, (bool, int)) or not isinstance(stateful, (bool, int)):
+            raise TypeError("return_sequences and stateful must be True or False")
+        self.return_sequences = bool(return_sequences)
+        self.stateful = bool(stateful)
+        self.weight_ih = self.weight_hh = self.bias_ih = self.bias_hh = None
+        self._state = None  # a stateful layer's carried state: (rows, state_size)
+
+    @property
+    def gates(self):
+        return _codes.CELL_GATES[self.cell]
+
+    @property
+    def features(self):
+        return self.input_shape[1]
+
+    @property
+    def state_size(self):
+        """Values of carried state per sequence: h, and c for the LSTM."""
+        return 2 * self.units if self.cell == _codes.CELL_LSTM else self.units
+
+    # the Network's generic views: W, b are the input side, as PyTorch lists weight_ih first
+    @property
+    def W(self):
+        return self.weight_ih
+
+    @property
+    def b(self):
+        return self.bias_ih
+
+    def _output_shape(self, input_shape):
+        steps, _ = _sequence_input(self, input_shape)
+        return (steps, self.units) if self.return_sequences else (self.units,)
+
+    def param_shapes(self):
+        rows = self.gates * self.units
+        return [(rows, self.input_shape[1]), (rows, self.units)], [(rows,), (rows,)]
+
+    def bind(self, weights, biases, grad_weights, grad_biases):
+        super().bind(weights, biases, grad_weights, grad_biases)
+        self.weight_ih, self.weight_hh = weights
+        self.bias_ih, self.bias_hh = biases
+
+    def initialize(self, rng):
+        bound = 1.0 / math.sqrt(self.units)
+        for array in (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh):
+            array[...] = rng.uniform(-bound, bound, size=array.shape)
+
+    def _act_code(self):
+        return _codes.TANH
+
+    def _sequence(self):
+        return (self.cell, self._act_code(), int(self.return_sequences), self.input_shape[0], self.features,
+                self.units)
+
+    def workspace_sizes(self):
+        T, U, GU = self.input_shape[0], self.units, self.gates * self.units
+        sizes = super().workspace_sizes()
+        sizes.update(states=((T + 1) * U, "real"), gates=(T * GU, "real"), cells=((T + 1) * U, "real"),
+                     dgates=(T * GU, "real"), carry=(3 * U, "real"))
+        return sizes
+
+    def descriptor(self, workspace):
+        d = super().descriptor(workspace)
+        dW_ih, dW_hh, db_ih, db_hh = self.gradient_arrays()
+        d.update(W=self.weight_ih, Wh=self.weight_hh, b=self.bias_ih, bh=self.bias_hh, dW=dW_ih, dWh=dW_hh,
+                 db=db_ih, dbh=db_hh, state=self._state if self.stateful else None)
+        return d
+
+    # ------------------------------------------------------------------------------------ state
+    def _state_for(self, rows, dtype):
+        """The carried state, grown to at least `rows` sequences (new rows start from zeros); True when the
+        array was replaced (the network's C handle then needs rebuilding)."""
+        if self._state is not None and self._state.shape[0] >= rows and self._state.dtype == dtype:
+            return False
+        grown = np.zeros((max(rows, 1), self.state_size), dtype=dtype)
+        if self._state is not None:
+            keep = min(self._state.shape[0], rows)
+            grown[:keep] = self._state[:keep]
+        self._state = grown
+        return True
+
+    def reset_state(self):
+        if self._state is not None:
+            self._state[...] = 0
+
+    @property
+    def states(self):
+        """A stateful layer's carried state as (h,) or, for the LSTM, (h, c), each (rows, units); None before
+        the first call or for a layer that is not stateful."""
+        if self._state is None:
+            return None
+        U = self.units
+        parts = (self._state[:, :U],) if self.cell != _codes.CELL_LSTM else (self._state[:, :U], self._state[:, U:])
+        return tuple(p.copy() for p in parts)
+
+    def config(self):
+        return {"type": self.kind, "units": self.units, "return_sequences": self.return_sequences,
+                "stateful": self.stateful}
+
+    def _extra_repr(self):
+        text = ""
+        if self.return_sequences:
+            text += ", return_sequences=True"
+        if self.stateful:
+            text += ", stateful=True"
+        return text
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.units}{self._extra_repr()})"
+
+
+class SimpleRNN(_Recurrent):
+    """Elman recurrent layer: h_t = activation(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh), activation "tanh" or
+    "relu" (PyTorch's nn.RNN). Input (T, features); output (T, units) with return_sequences, else the last h."""
+
+    kind = "simple_rnn"
+    cell = _codes.CELL_SIMPLE
+
+    def __init__(self, units, activation="tanh", return_sequences=False, stateful=False):
+        super().__init__(units, return_sequences, stateful)
+        check.check_choice("activation", activation, ("tanh", "relu"))
+        self.activation = activation
+
+    def _act_code(self):
+        return _codes.ACTIVATIONS[self.activation]
+
+    def config(self):
+        config = super().config()
+        config["activation"] = self.activation
+        return config
+
+    def __repr__(self):
+        act = "" if self.activation == "tanh" else f", activation={self.activation!r}"
+        return f"SimpleRNN({self.units}{act}{self._extra_repr()})"
+
+
+class LSTM(_Recurrent):
+    """Long short-term memory (PyTorch's nn.LSTM): gates i, f, g, o in that order in weight_ih / weight_hh;
+    c_t = f c_{t-1} + i g, h_t = o tanh(c_t). Input (T, features); output (T, units) or the last h."""
+
+    kind = "lstm"
+    cell = _codes.CELL_LSTM
+
+
+class GRU(_Recurrent):
+    """Gated recurrent unit (PyTorch's nn.GRU): gates r, z, n in that order; n = tanh(W_in x + b_in + r (W_hn h
+    + b_hn)), h_t = (1 - z) n + z h_{t-1}. Input (T, features); output (T, units) or the last h."""
+
+    kind = "gru"
+    cell = _codes.CELL_GRU
+
+
+class RepeatVector(Layer):
+    """A vector (features,) repeated into a sequence (n, features) (Keras' RepeatVector): how an encoder's last
+    state feeds every step of a decoder."""
+
+    kind = "repeat_vector"
+    code = _codes.LAYER_REPEAT
+
+    def __init__(self, n):
+        super().__init__()
+        self.n = check.check_int("n", n, 1)
+
+    def _output_shape(self, input_shape):
+        if len(input_shape) != 1:
+            raise self._misfit("RepeatVector takes vectors")
+        return (self.n, input_shape[0])
+
+    def _sequence(self):
+        return (0, _codes.LINEAR, 0, self.n, self.input_shape[0], self.input_shape[0])
+
+    def config(self):
+        return {"type": self.kind, "n": self.n}
+
+    def __repr__(self):
+        return f"RepeatVector({self.n})"
+
+
+LAYER_TYPES = {cls.kind: cls for cls in (Dense, Conv2D, MaxPool2D, AvgPool2D, Flatten, Dropout, Embedding,
+                                               SimpleRNN, LSTM, GRU, RepeatVector)}
+SEQUENCE_LAYERS = (Embedding, SimpleRNN, LSTM, GRU)
 
 
 def layer_from_config(config):

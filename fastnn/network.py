@@ -16,7 +16,7 @@ import numpy as np
 from . import _backend, _codes, training
 from . import _validation as check
 from ._threads import get_num_threads
-from .layers import Dense, Layer, layer_from_config
+from .layers import SEQUENCE_LAYERS, Dense, Embedding, Layer, _Recurrent, layer_from_config
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
@@ -80,13 +80,19 @@ class Network:
     backend : None, "c" or "python"
         None picks the best available (fastnn.BACKEND).
     input_shape : tuple of int
-        For the layers form: the shape of one sample.
+        For the layers form: the shape of one sample. Sequences are (steps,) of token ids for a network that
+        starts with Embedding, (steps, features) for one that starts with a recurrent layer; steps may be None.
+        A network whose parameters do not depend on the number of steps (no Flatten of a sequence) takes
+        sequences of any length, whatever steps it was built with.
+    ignore_index : int or None
+        cross_entropy only: targets equal to it (e.g. padding tokens) count for nothing, and the mean is over
+        the others (PyTorch's CrossEntropyLoss(ignore_index=...)).
     """
 
     def __init__(self, sizes, activations="relu", loss="mse", dtype="float32", seed=None, backend=None,
-                 input_shape=None):
+                 input_shape=None, ignore_index=None):
         layers, input_shape = self._parse_layers(sizes, activations, loss, input_shape)
-        self._build(layers, input_shape, loss, dtype, seed, backend, params=None)
+        self._build(layers, input_shape, loss, dtype, seed, backend, params=None, ignore_index=ignore_index)
 
     @staticmethod
     def _parse_layers(sizes, activations, loss, input_shape):
@@ -111,19 +117,32 @@ class Network:
         return [Dense(width, activation) for width, activation in zip(sizes[1:], names)], (sizes[0],)
 
     @classmethod
-    def _from_parameters(cls, params, layers, input_shape, loss, dtype, backend=None, seed=None):
+    def _from_parameters(cls, params, layers, input_shape, loss, dtype, backend=None, seed=None,
+                         ignore_index=None):
         """A network of these (unbuilt) layers with these parameters (the flat buffer: all weights, then all
         biases), without drawing initial weights first (model files, unpickling)."""
         net = cls.__new__(cls)
-        net._build(layers, input_shape, loss, dtype, seed, backend, params=params)
+        net._build(layers, input_shape, loss, dtype, seed, backend, params=params, ignore_index=ignore_index)
         return net
 
     @staticmethod
-    def _build_layers(layers, input_shape, loss):
-        """Infer every layer's shapes from input_shape; fix the output layer's activation for the loss."""
+    def _declared_shape(input_shape, layers):
+        """(input_shape as declared, with None for steps of any length; the shape to build with)."""
+        if isinstance(input_shape, (tuple, list)) and len(input_shape) >= 1 and input_shape[0] is None:
+            if not layers or not isinstance(layers[0], SEQUENCE_LAYERS):
+                raise ValueError("input_shape may start with None (sequences of any length) only for a network "
+                                 "that starts with Embedding or a recurrent layer")
+            rest = check.parse_shape("input_shape", (1, *input_shape[1:]))[1:]
+            return (None, *rest), (1, *rest)
         shape = check.parse_shape("input_shape", input_shape)
-        if len(shape) == 2:  # (height, width): one channel
-            shape = (1, *shape)
+        if len(shape) == 2 and not (layers and isinstance(layers[0], SEQUENCE_LAYERS)):
+            shape = (1, *shape)  # (height, width): one channel
+        return shape, shape
+
+    @staticmethod
+    def _build_layers(layers, shape, loss):
+        """Infer every layer's shapes from the per-sample input shape; fix the output layer's activation for
+        the loss."""
         if not layers:
             raise ValueError("a network needs at least one layer")
         for i, layer in enumerate(layers):
@@ -143,18 +162,26 @@ class Network:
             last.fused_output = True
         return layers
 
-    def _build(self, layers, input_shape, loss, dtype, seed, backend, params):
+    def _build(self, layers, input_shape, loss, dtype, seed, backend, params, ignore_index=None):
         check.check_choice("loss", loss, _codes.LOSSES)
         dtype = check.check_dtype(dtype, DTYPES)
         self._kernels = _backend.get(backend)
         self.backend = self._kernels.NAME
         self.loss = loss
         self.dtype = np.dtype(dtype)
-        self._loss_code = _codes.LOSSES[loss]
-        self.layers = self._build_layers(layers, input_shape, loss)
-        self.input_shape = self.layers[0].input_shape
+        if ignore_index is not None:
+            if loss != "cross_entropy":
+                raise ValueError(f"ignore_index is for the cross_entropy loss, not {loss!r}")
+            ignore_index = check.check_int("ignore_index", ignore_index, -2**63)
+        self.ignore_index = ignore_index
+        self._loss_code = _codes.CROSS_ENTROPY_IGNORE if ignore_index is not None else _codes.LOSSES[loss]
+        declared, shape = self._declared_shape(input_shape, layers)
+        self.layers = self._build_layers(layers, shape, loss)
+        self.input_shape = declared
+        self._steps = shape[0] if self._takes_sequences() else None
         # one sample through dense layers only takes the matrix-vector path, with two vectors of scratch
-        self._single_scratch = 2 * max(layer.out_size for layer in self.layers) if self._dense_only() else 0
+        single = self._dense_only() and all(layer.steps == 1 for layer in self.layers)
+        self._single_scratch = 2 * max(layer.out_size for layer in self.layers) if single else 0
         self._allocate()
         self._rng = np.random.default_rng(seed)
         if params is None:
@@ -166,7 +193,7 @@ class Network:
             self._params[...] = params
         self._workspace_rows = 0
         self._release_workspace()
-        self._busy = threading.Lock()
+        self._busy = threading.RLock()  # re-entrant: a fit's callback may predict
         self.n_threads = None
         self._reset_optimizer()
 
@@ -234,6 +261,8 @@ class Network:
         return self._handle
 
     def _make_handle(self):
+        for layer in self._stateful_layers():
+            layer._state_for(max(self._workspace_rows, 1), self.dtype)
         layers = [layer.descriptor(ws) for layer, ws in zip(self.layers, self._workspaces)]
         return self._kernels.NetHandle(layers, self._loss_code, self._params, self._grads, self.n_decay,
                                        self._x_batch, self._t_batch, self._w_batch, self._workspace_rows)
@@ -297,6 +326,53 @@ class Network:
     def _dense_only(self):
         return all(isinstance(layer, Dense) for layer in self.layers)
 
+    # --------------------------------------------------------------------------------------------- sequences
+    def _takes_sequences(self):
+        return isinstance(self.layers[0], SEQUENCE_LAYERS)
+
+    def _takes_tokens(self):
+        return isinstance(self.layers[0], Embedding)
+
+    def _set_steps(self, steps):
+        """Rebuild the layers' shapes for sequences of `steps` steps (parameters unchanged)."""
+        if steps == self._steps:
+            return
+        fixed = self.input_shape[0]
+        shapes = [layer.param_shapes() for layer in self._param_layers]
+        shape = (steps, *self.layers[0].input_shape[1:])
+        try:
+            for i, layer in enumerate(self.layers):
+                layer.build(shape, i)
+                shape = layer.output_shape
+            if [layer.param_shapes() for layer in self._param_layers] != shapes:
+                raise ValueError("its parameters depend on the number of steps")
+        except ValueError as exc:
+            self._rebuild_steps(self._steps)
+            fixed = self._steps if fixed is None else fixed
+            raise ValueError(f"this network takes sequences of {fixed} steps, got {steps} ({exc})") from None
+        self._steps = steps
+        self._release_workspace()
+
+    def _rebuild_steps(self, steps):
+        shape = (steps, *self.layers[0].input_shape[1:])
+        for i, layer in enumerate(self.layers):
+            layer.build(shape, i)
+            shape = layer.output_shape
+
+    def _stateful_layers(self):
+        return [layer for layer in self.layers if isinstance(layer, _Recurrent) and layer.stateful]
+
+    def reset_states(self):
+        """Zero the carried state of every stateful recurrent layer (start new sequences)."""
+        for layer in self._stateful_layers():
+            layer.reset_state()
+
+    def _prepare_states(self, rows):
+        """Stateful layers keep one state per sequence of a batch: grow them to `rows` (new rows start at
+        zero) and rebuild the handle when they moved."""
+        if any(layer._state_for(rows, self.dtype) for layer in self._stateful_layers()):
+            self._handle = self._make_handle()
+
     def __repr__(self):
         if self._dense_only():
             return (f"Network({self.sizes}, activations={self.activations}, loss={self.loss!r}, "
@@ -321,15 +397,18 @@ class Network:
 
     def get_config(self):
         """What rebuilds this network's architecture (Network.from_config); weights not included."""
-        return {"input_shape": list(self.input_shape), "loss": self.loss, "dtype": self.dtype.name,
-                "layers": [layer.config() for layer in self.layers]}
+        config = {"input_shape": list(self.input_shape), "loss": self.loss, "dtype": self.dtype.name,
+                  "layers": [layer.config() for layer in self.layers]}
+        if self.ignore_index is not None:
+            config["ignore_index"] = self.ignore_index
+        return config
 
     @classmethod
     def from_config(cls, config, seed=None, backend=None):
         """A new network (freshly initialised) of the architecture get_config() described."""
         layers = [layer_from_config(c) for c in config["layers"]]
         return cls(layers, input_shape=tuple(config["input_shape"]), loss=config["loss"], dtype=config["dtype"],
-                   seed=seed, backend=backend)
+                   seed=seed, backend=backend, ignore_index=config.get("ignore_index"))
 
     def __getstate__(self):
         # the lock, the kernels module and the C handle are rebuilt; the rest is plain arrays
@@ -340,7 +419,7 @@ class Network:
         config = state["config"]
         layers = [layer_from_config(c) for c in config["layers"]]
         self._build(layers, tuple(config["input_shape"]), config["loss"], config["dtype"], None, state["backend"],
-                    params=state["params"])
+                    params=state["params"], ignore_index=config.get("ignore_index"))
         self._rng.bit_generator.state = state["rng"]
         self._n_threads = state["n_threads"]
         self._opt = state["optimizer"]
@@ -349,6 +428,8 @@ class Network:
         """X as a C-contiguous (n, n_inputs) batch, or (n_inputs,) for one sample, from the shapes users pass:
         (n, *input_shape) or one sample of input_shape; for images also (n, H, W) / (H, W) with one channel and
         (n, C*H*W) rows already flattened."""
+        if self._takes_sequences():
+            return self._as_sequences(name, X)
         shape = self.input_shape
         if len(shape) == 1:
             return check.as_input(name, X, self.n_inputs, self.dtype)
@@ -366,6 +447,42 @@ class Network:
                              f"{', '.join(map(str, shape))}){hint}, or one image {shape}")
         return check.as_input(name, batch, self.n_inputs, self.dtype)
 
+    def _as_sequences(self, name, X):
+        """Sequences as a C-contiguous (n, steps * features) batch, or one sequence (steps * features,); the
+        network is set to their number of steps. Token ids must be integers in [0, vocab_size)."""
+        X = check.as_array(name, X)
+        per_step = self.layers[0].input_shape[1:]  # () for token ids, (features,) otherwise
+        what = "token ids" if self._takes_tokens() else "steps of features"
+        if X.ndim == len(per_step) + 2:
+            one = False
+        elif X.ndim == len(per_step) + 1:
+            one, X = True, X[None]
+        else:
+            shape = "(n, steps)" if self._takes_tokens() else f"(n, steps, {per_step[0]})"
+            raise ValueError(f"{name} has shape {X.shape}; the network takes sequences of {what}, shaped {shape} "
+                             "(or one sequence without the n axis)")
+        if X.shape[2:] != per_step:
+            raise ValueError(f"{name} has {X.shape[2:]} features per step, the network takes {per_step}")
+        if X.shape[0] == 0:
+            raise ValueError(f"{name} is empty (0 sequences)")
+        if X.shape[1] == 0:
+            raise ValueError(f"{name} has sequences of 0 steps; a sequence needs at least one")
+        if self._takes_tokens():
+            vocab = self.layers[0].vocab_size
+            if X.dtype.kind == "b":
+                raise TypeError(f"{name}: token ids must be integers, got bools")
+            if X.dtype.kind == "f" and not (np.isfinite(X).all() and np.all(X == np.round(X))):
+                raise ValueError(f"{name}: token ids must be integers in [0, {vocab - 1}]")
+            if X.min() < 0 or X.max() >= vocab:
+                raise ValueError(f"{name}: token ids must be in [0, {vocab - 1}] (the Embedding's vocab_size is "
+                                 f"{vocab}), got values in [{X.min()}, {X.max()}]")
+            if vocab > 2**24 and self.dtype == np.float32:
+                raise ValueError("token ids above 2^24 do not survive float32: build the network with "
+                                 "dtype='float64'")
+        self._set_steps(X.shape[1])
+        batch = check.as_input(name, X.reshape(X.shape[0], -1), self.n_inputs, self.dtype)
+        return batch[0] if one else batch
+
     def _infer_rows(self, n):
         """Samples per inference chunk: all of them up to INFER_ROWS, fewer when the scratch would be large."""
         per_row = self._kernels.net_infer_scratch_size(self._handle, 1) * self.dtype.itemsize
@@ -373,9 +490,19 @@ class Network:
 
     def forward(self, X):
         """Network outputs: (n, n_outputs) for a batch X, (n_outputs,) for one sample. X: (n, n_inputs) for a
-        network of Dense layers; (n, C, H, W) images for a convolutional one (see _as_samples).
+        network of Dense layers; (n, C, H, W) images for a convolutional one; (n, steps) token ids or (n, steps,
+        features) for a recurrent one (see _as_samples). A sequence output (a Dense on every step) is (n, steps,
+        units).
 
-        For cross_entropy the outputs are class probabilities (softmax), for binary_cross_entropy sigmoids."""
+        For cross_entropy the outputs are class probabilities (softmax), for binary_cross_entropy sigmoids.
+        A stateful network starts from, and updates, its carried state (one per row of X)."""
+        if not self._takes_sequences():
+            return self._forward(X)
+        # the layers' step count and the carried states are shared: one sequence call at a time
+        with self._busy:
+            return self._forward(X)
+
+    def _forward(self, X):
         X = self._as_samples("X", X)
         k = self._kernels
         if X.ndim == 1:
@@ -384,18 +511,21 @@ class Network:
                 # scratch per call, so any number of threads may predict at once
                 k.net_forward_single(self._handle, y, X, np.empty(self._single_scratch, dtype=self.dtype))
             else:
+                self._prepare_states(1)
                 scratch = np.empty(k.net_infer_scratch_size(self._handle, 1), dtype=self.dtype)
                 k.net_predict(self._handle, y.reshape(1, -1), X.reshape(1, -1), scratch, 1)
-            return y
+            return y.reshape(self.output_shape) if len(self.output_shape) > 1 else y
         n_threads = self._n_threads_now()
         n = X.shape[0]
         Y = np.empty((n, self.n_outputs), dtype=self.dtype)
-        rows = self._infer_rows(n)
+        # a stateful network's row i continues sequence i of its state: no chunks
+        rows = n if self._stateful_layers() else self._infer_rows(n)
+        self._prepare_states(n)
         scratch = np.empty(k.net_infer_scratch_size(self._handle, rows), dtype=self.dtype)
         for start in range(0, n, rows):
             stop = min(start + rows, n)
             k.net_predict(self._handle, Y[start:stop], X[start:stop], scratch, n_threads)
-        return Y
+        return Y.reshape(n, *self.output_shape) if len(self.output_shape) > 1 else Y
 
     predict = forward
 
@@ -404,21 +534,28 @@ class Network:
         """Mean loss over X (the value `gradients` differentiates; no weight decay term, no dropout). With
         sample_weight, each sample's loss is multiplied by its weight (the mean stays over the samples)."""
         X, T = self._check_xy(X, y)
-        w = training.sample_weights(self.loss, y, X.shape[0], self.n_outputs, None, sample_weight, self.dtype)
+        w = self._sample_weights(y, X.shape[0], None, sample_weight)
         return self._mean_loss(X, T, self._n_threads_now(), w)
 
     def _mean_loss(self, X, T, n_threads, w=None):
-        # every loss is a mean over samples (times a constant n_outputs), so chunk means combine by rows
+        # every loss is a mean over samples (times a constant n_outputs), so chunk means combine by rows; with
+        # ignore_index, by the rows that count
         k, n = self._kernels, X.shape[0]
-        rows = self._infer_rows(n)
+        rows = n if self._stateful_layers() else self._infer_rows(n)
+        self._prepare_states(rows)
         scratch = np.empty(k.net_infer_scratch_size(self._handle, rows), dtype=self.dtype)
-        total = 0.0
+        classes = self.n_outputs // self.layers[-1].steps
+        total = counted = 0.0
         for start in range(0, n, rows):
             stop = min(start + rows, n)
             wc = None if w is None else w[start:stop]
-            total += k.net_evaluate(self._handle, X[start:stop], T[start:stop], scratch, n_threads, wc) * \
-                (stop - start)
-        return total / n
+            if self.ignore_index is None:
+                count = stop - start
+            else:
+                count = np.count_nonzero(T[start:stop].reshape(-1, classes).any(axis=1))
+            total += k.net_evaluate(self._handle, X[start:stop], T[start:stop], scratch, n_threads, wc) * count
+            counted += count
+        return total / counted if counted else 0.0
 
     @_exclusive
     def gradients(self, X, y, sample_weight=None):
@@ -434,24 +571,67 @@ class Network:
 
     def _loss_and_gradients(self, X, y, sample_weight):
         X, T = self._check_xy(X, y)
-        w = training.sample_weights(self.loss, y, X.shape[0], self.n_outputs, None, sample_weight, self.dtype)
-        value = self._kernels.net_backprop(self._workspace(X.shape[0]), X, T, self._n_threads_now(), w)
-        grads = [(layer.dW.copy(), layer.db.copy()) for layer in self._param_layers]
+        w = self._sample_weights(y, X.shape[0], None, sample_weight)
+        handle = self._workspace(X.shape[0])  # stateful layers' states grow with it
+        value = self._kernels.net_backprop(handle, X, T, self._n_threads_now(), w)
+        grads = [tuple(g.copy() for g in layer.gradient_arrays()) for layer in self._param_layers]
         if X.shape[0] > INFER_ROWS:
             self._release_workspace()
         return value, grads
 
     def _check_xy(self, X, y, name_x="X", name_y="y"):
         X = self._as_samples(name_x, X)
-        if X.ndim == 1:  # one sample: y is its label (a scalar) or its row of targets
+        single = X.ndim == 1
+        if single:  # one sample: y is its label (a scalar) or its row of targets
             X = X.reshape(1, -1)
             y = check.as_array(name_y, y)
-            if y.ndim == 0:
-                y = y.reshape(1)
-            elif y.ndim == 1:
-                y = y.reshape(1, -1)
+            y = y.reshape(1, *y.shape)
+        y = check.as_array(name_y, y)
+        steps = self.layers[-1].steps
+        if steps > 1:
+            return X, self._sequence_targets(name_y, y, X.shape[0], steps)
+        if self.ignore_index is not None and y.ndim == 1:
+            return X, self._labels_with_padding(name_y, y, self.n_outputs)
         T = check.as_targets(name_y, y, X.shape[0], self.n_outputs, self.loss, self.dtype)
         return X, T
+
+    def _sample_weights(self, y, n, class_weight, sample_weight):
+        if self.layers[-1].steps > 1:
+            if class_weight is not None or sample_weight is not None:
+                raise ValueError("sample_weight and class_weight are not supported for a sequence output (one "
+                                 "loss term per step); use ignore_index to leave steps out")
+            return None
+        if self.ignore_index is not None and class_weight is not None:
+            raise ValueError("class_weight with ignore_index is not supported")
+        return training.sample_weights(self.loss, y, n, self.n_outputs, class_weight, sample_weight, self.dtype)
+
+    def _labels_with_padding(self, name, labels, classes):
+        """One-hot rows of integer labels, all-zero rows where a label is ignore_index."""
+        keep = labels != self.ignore_index
+        T = np.zeros((labels.shape[0], classes), dtype=self.dtype)
+        kept = check.as_targets(name, labels[keep], int(keep.sum()), classes, "cross_entropy", self.dtype)
+        T[keep] = kept
+        return T
+
+    def _sequence_targets(self, name, y, n, steps):
+        """Targets of a network whose output is a sequence (steps, classes) as (n, steps * classes): integer
+        labels (n, steps) for cross_entropy (one per step; ignore_index ones count for nothing), else values
+        (n, steps, classes), or (n, steps) for one output per step."""
+        classes = self.n_outputs // steps
+        if y.shape[:1] != (n,) or y.ndim not in (2, 3) or y.shape[1] != steps or \
+                (y.ndim == 3 and y.shape[2] != classes):
+            labels = "integer labels (n, steps) or " if self.loss == "cross_entropy" else ""
+            raise ValueError(f"{name} has shape {y.shape}; the network's output is a sequence of {steps} steps "
+                             f"of {classes}, so it takes {labels}targets of shape ({n}, {steps}, {classes})")
+        if y.ndim == 2 and self.loss == "cross_entropy":
+            flat = y.reshape(-1)
+            if self.ignore_index is not None:
+                T = self._labels_with_padding(name, flat, classes)
+            else:
+                T = check.as_targets(name, flat, flat.shape[0], classes, self.loss, self.dtype)
+        else:
+            T = check.as_targets(name, y.reshape(n * steps, -1), n * steps, classes, self.loss, self.dtype)
+        return np.ascontiguousarray(T.reshape(n, steps * classes))
 
     def _dropout_layers(self):
         return [layer for layer in self.layers if layer.code == _codes.LAYER_DROPOUT]
@@ -485,31 +665,40 @@ class Network:
 
     @_exclusive
     def train_step(self, X, y, optimizer="sgd", learning_rate=0.01, momentum=0.0, nesterov=False,
-                   weight_decay=0.0, *, sample_weight=None, **options):
+                   weight_decay=0.0, *, sample_weight=None, clip_norm=None, **options):
         """One update on one batch; returns the batch's mean loss before the update.
 
         Optimizer state (momentum velocity, Adam moments and step count, RPROP steps) carries over between calls
-        while the optimizer stays the same. `options`: beta1, beta2, epsilon, rho, eta_plus, eta_minus,
-        step_init, step_min, step_max (see fastnn.training)."""
+        while the optimizer stays the same. clip_norm: clip the gradients to this global norm first (see fit).
+        `options`: beta1, beta2, epsilon, rho, eta_plus, eta_minus, step_init, step_min, step_max (see
+        fastnn.training)."""
         opts = training.check_optimizer(optimizer, learning_rate, momentum, nesterov, weight_decay, options)
+        clip_norm = training.check_clip_norm(clip_norm)
         X, T = self._check_xy(X, y)
-        w = training.sample_weights(self.loss, y, X.shape[0], self.n_outputs, None, sample_weight, self.dtype)
+        w = self._sample_weights(y, X.shape[0], None, sample_weight)
         n_threads = self._n_threads_now()
         value = self._kernels.net_backprop(self._workspace(X.shape[0]), X, T, n_threads, w, True,
                                            self._dropout_seed())
         self._note_mask_rows(X.shape[0])
         if not math.isfinite(value):
             raise FloatingPointError(f"the loss is {value}; the step was not applied")
-        self._kernels.net_update(self._handle, self._optimizer(opts), n_threads)
+        state = self._optimizer(opts)
+        state.clip_norm = clip_norm
+        self._kernels.net_update(self._handle, state, n_threads)
         return value
 
     @_exclusive
     def fit(self, X, y, epochs=1, batch_size=32, optimizer="sgd", learning_rate=0.01, momentum=0.0,
             nesterov=False, weight_decay=0.0, shuffle=True, validation_data=None, verbose=False, *,
             validation_split=0.0, early_stopping=False, callbacks=None, lr_schedule=None, class_weight=None,
-            sample_weight=None, reset_optimizer=True, **options):
+            sample_weight=None, reset_optimizer=True, clip_norm=None, **options):
         """Train by minibatch gradient descent; returns a History with per-epoch "loss" (the mean of the
         epoch's batch losses, weighted by batch size), "val_loss" with validation data, and "lr".
+
+        clip_norm: before each update, scale the gradients down to this global 2-norm (over every parameter)
+        when it is larger, as torch.nn.utils.clip_grad_norm_; history["clipped"] then counts, per epoch, the
+        updates it scaled. A stateful network carries each row's state to the same row of the next batch, so it
+        trains with shuffle=False.
 
         validation_data=(X_val, y_val), or validation_split=f to hold out the last fraction f of X (before
         shuffling). early_stopping: True or a fastnn.EarlyStopping(patience, min_delta, monitor,
@@ -528,11 +717,14 @@ class Network:
         batch_size = check.check_int("batch_size", batch_size, 1)
         validation_split = check.check_float("validation_split", validation_split, 0.0, 1.0)
         stopping = training.check_early_stopping(early_stopping)
+        clip_norm = training.check_clip_norm(clip_norm)
+        if self._stateful_layers() and shuffle:
+            raise ValueError("a stateful network continues each sequence in the same row of the next batch: "
+                             "fit it with shuffle=False")
         callbacks = training.check_callbacks(callbacks)
         schedule = training.check_schedule(lr_schedule)
         X, T = self._check_xy(X, y)
-        W = training.sample_weights(self.loss, y, X.shape[0], self.n_outputs, class_weight, sample_weight,
-                                    self.dtype)
+        W = self._sample_weights(y, X.shape[0], class_weight, sample_weight)
         if validation_data is not None and validation_split:
             raise ValueError("give validation_data or validation_split, not both")
         if validation_data is not None:
@@ -552,6 +744,8 @@ class Network:
         n = X.shape[0]
         batch = n if optimizer == "irprop-" else min(batch_size, n)
         history = training.History(loss=[], lr=[])
+        if clip_norm:
+            history["clipped"] = []
         if has_validation:
             history["val_loss"] = []
         watcher = training._EarlyStoppingRun(stopping, has_validation, self._params) if stopping else None
@@ -559,6 +753,7 @@ class Network:
         if reset_optimizer:
             self._reset_optimizer()
         state = self._optimizer(opts)
+        state.clip_norm = clip_norm
         handle = self._workspace(batch)
         snapshot = np.empty_like(self._params)
         n_threads = self._n_threads_now()
@@ -569,6 +764,7 @@ class Network:
                 lr = opts["learning_rate"] if schedule is None else schedule(epoch, opts["learning_rate"], history)
                 state.lr = check.check_float("the learning rate from lr_schedule", lr, 0.0, include_minimum=False)
                 snapshot[...] = self._params
+                clipped_before = state.clipped
                 order = (self._rng.permutation(n) if shuffle else np.arange(n)).astype(np.int64, copy=False)
                 loss_sum, n_done, finite = self._kernels.net_train_epoch(handle, state, X, T, order, batch,
                                                                          n_threads, W, self._dropout_seed())
@@ -582,6 +778,8 @@ class Network:
                     break
                 history["loss"].append(epoch_loss)
                 history["lr"].append(state.lr)
+                if clip_norm:
+                    history["clipped"].append(state.clipped - clipped_before)
                 if has_validation:
                     history["val_loss"].append(self._mean_loss(X_val, T_val, n_threads))
                 progress.epoch_done(epoch, history, n)

@@ -66,6 +66,8 @@ class OptimizerState:
         self.name = opts["optimizer"]
         self.kind = _codes.OPTIMIZERS[self.name]
         self.t = 0
+        self.clip_norm = 0.0  # > 0: the update first clips the gradients to this global norm
+        self.clipped = 0      # updates whose gradients were clipped
         self.state1 = self.state2 = None
         if self.name in ("adam", "adamw"):
             self.state1, self.state2 = np.zeros_like(params), np.zeros_like(params)
@@ -88,6 +90,13 @@ class OptimizerState:
         self.weight_decay, self.rho = opts["weight_decay"], opts["rho"]
         self.eta_plus, self.eta_minus = opts["eta_plus"], opts["eta_minus"]
         self.step_min, self.step_max = opts["step_min"], opts["step_max"]
+
+
+def check_clip_norm(clip_norm):
+    """The max gradient norm of fit / train_step as a float, 0.0 for none."""
+    if clip_norm is None:
+        return 0.0
+    return check.check_float("clip_norm", clip_norm, 0.0, include_minimum=False)
 
 
 class History(dict):

@@ -1,11 +1,12 @@
 """Losses and their gradients, softmax / sigmoid fused where they belong (twin of csrc/losses.c).
 
 Every loss is a mean: mse over all n*d elements of (out - t)^2 (no 1/2 factor); cross_entropy over samples of
--sum_j t_j log softmax(z)_j; binary_cross_entropy over all n*d elements, computed from the logits z.
+-sum_j t_j log softmax(z)_j (cross_entropy_ignore: over the rows whose targets are not all zero);
+binary_cross_entropy over all n*d elements, computed from the logits z.
 """
 import numpy as np
 
-from .._codes import BINARY_CROSS_ENTROPY, CROSS_ENTROPY, MSE
+from .._codes import BINARY_CROSS_ENTROPY, CROSS_ENTROPY, CROSS_ENTROPY_IGNORE, MSE
 
 
 def loss(grad, out, target, loss_kind, n_threads, weights=None):
@@ -22,15 +23,18 @@ def loss(grad, out, target, loss_kind, n_threads, weights=None):
         scale = real(2.0 / (n * d))
         grad_value = scale * diff if w is None else (w * scale) * diff
         count = n * d
-    elif loss_kind == CROSS_ENTROPY:
+    elif loss_kind in (CROSS_ENTROPY, CROSS_ENTROPY_IGNORE):
         m = out.max(axis=1, keepdims=True)
         s = np.exp(out - m).sum(axis=1, keepdims=True, dtype=np.float64)
         lse = m + np.log(s).astype(out.dtype)
         terms = target * (lse - out)
-        scale = real(1.0 / n)
+        count = n
+        if loss_kind == CROSS_ENTROPY_IGNORE:  # all-zero target rows are padding: the mean is over the others
+            count = int(np.count_nonzero(target.any(axis=1)))
+        scale = real(1.0 / max(count, 1))
         raw = np.exp(out - lse) * target.sum(axis=1, keepdims=True) - target
         grad_value = raw * scale if w is None else raw * (w * scale)
-        count = n
+        count = max(count, 1)
     elif loss_kind == BINARY_CROSS_ENTROPY:
         e = np.exp(-np.abs(out))
         terms = np.maximum(out, real(0)) - out * target + np.log1p(e)

@@ -6,18 +6,23 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from .._codes import (LAYER_AVGPOOL2D, LAYER_CONV2D, LAYER_DENSE, LAYER_DROPOUT, LAYER_FLATTEN, LAYER_MAXPOOL2D,
-                      OPT_ADAM, OPT_ADAMW, OPT_IRPROP_MINUS, OPT_RMSPROP)
+from .._codes import (LAYER_AVGPOOL2D, LAYER_CONV2D, LAYER_DENSE, LAYER_DROPOUT, LAYER_EMBEDDING, LAYER_FLATTEN,
+                      LAYER_MAXPOOL2D, LAYER_RECURRENT, LAYER_REPEAT, OPT_ADAM, OPT_ADAMW, OPT_IRPROP_MINUS,
+                      OPT_RMSPROP)
 from .activations import act_backward
 from .conv import conv2d_backward, conv2d_forward
 from .dense import dense_backward, dense_forward, dense_forward_single
 from .dropout import dropout_backward, dropout_batch_key, dropout_forward, dropout_layer_key
 from .losses import loss as loss_kernel
 from .optimizers import adam_step, adamw_step, irprop_minus_step, rmsprop_step, sgd_step
+from .optimizers import clip_grad_norm
 from .pool import avgpool2d_backward, avgpool2d_forward, maxpool2d_backward, maxpool2d_forward
+from .rnn import rnn_backward, rnn_forward, rnn_scratch_size
+from .sequence import embedding_backward, embedding_forward, repeat_backward, repeat_forward
 
 LAYER_FIELDS = ("kind", "in_size", "out_size", "win", "act", "predict_act", "alpha", "rate", "W", "b", "dW", "db",
-                "a", "delta", "cols", "argmax", "mask")
+                "a", "delta", "cols", "argmax", "mask", "steps", "seq", "Wh", "bh", "dWh", "dbh", "states", "gates",
+                "cells", "dgates", "carry", "state")
 
 
 class NetHandle:
@@ -51,7 +56,16 @@ def _passes_through(L, training):
 
 
 def _has_params(L):
-    return L.kind in (LAYER_DENSE, LAYER_CONV2D)
+    return L.kind in (LAYER_DENSE, LAYER_CONV2D, LAYER_EMBEDDING, LAYER_RECURRENT)
+
+
+def _rows(L, a, n):
+    """A layer's (n, size) buffer as the per-row kernels see it: n * steps rows."""
+    return a.reshape(n * L.steps, -1)
+
+
+def _state(L, n):
+    return None if L.state is None else L.state[:n]
 
 
 def _owner_at_or_below(h, i, training):
@@ -76,13 +90,22 @@ def _cols_view(L, cols, n):
     return cols.reshape(-1)[:positions * k].reshape(k, positions)
 
 
-def _layer_forward(L, i, out, inp, act, cols, argmax, dropout_key, n_threads):
+def _layer_forward(L, i, out, inp, act, ws, dropout_key, n_threads):
+    """ws: the workspaces to use, a dict of cols, argmax (None outside training), states, gates, cells, proj."""
+    n = inp.shape[0]
     if L.kind == LAYER_DENSE:
-        dense_forward(out, inp, L.W, L.b, act, L.alpha, n_threads)
+        dense_forward(_rows(L, out, n), _rows(L, inp, n), L.W, L.b, act, L.alpha, n_threads)
     elif L.kind == LAYER_CONV2D:
-        conv2d_forward(out, _cols_view(L, cols, inp.shape[0]), inp, L.W, L.b, L.win, act, L.alpha, n_threads)
+        conv2d_forward(out, _cols_view(L, ws["cols"], n), inp, L.W, L.b, L.win, act, L.alpha, n_threads)
+    elif L.kind == LAYER_EMBEDDING:
+        embedding_forward(out, inp, L.W, n_threads)
+    elif L.kind == LAYER_RECURRENT:
+        rnn_forward(out, ws["states"], ws["gates"], ws["cells"], ws["proj"], inp, L.W, L.Wh, L.b, L.bh,
+                    _state(L, n), _state(L, n), L.seq, n_threads)
+    elif L.kind == LAYER_REPEAT:
+        repeat_forward(out, inp, L.seq[3], n_threads)
     elif L.kind == LAYER_MAXPOOL2D:
-        maxpool2d_forward(out, argmax, inp, L.win, n_threads)
+        maxpool2d_forward(out, ws["argmax"], inp, L.win, n_threads)
     elif L.kind == LAYER_AVGPOOL2D:
         avgpool2d_forward(out, inp, L.win, n_threads)
     elif L.kind == LAYER_DROPOUT:
@@ -101,11 +124,14 @@ def net_backprop(h, x, t, n_threads, w=None, training=False, dropout_key=0):
     for i, L in enumerate(h.layers):
         if _passes_through(L, training):
             continue
-        _layer_forward(L, i, L.a[:n], inp, L.act, L.cols, L.argmax, dropout_key, n_threads)
+        ws = {"cols": L.cols, "argmax": L.argmax, "states": L.states, "gates": L.gates, "cells": L.cells,
+              "proj": L.dgates}
+        _layer_forward(L, i, L.a[:n], inp, L.act, ws, dropout_key, n_threads)
         inp = L.a[:n]
     last = h.layers[-1]
-    value = loss_kernel(last.delta[:n], last.a[:n], t, h.loss_kind, n_threads, w)
-    act_backward(last.delta[:n], last.delta[:n], last.a[:n], last.act, last.alpha, n_threads)
+    out, delta = _rows(last, last.a[:n], n), _rows(last, last.delta[:n], n)
+    value = loss_kernel(delta, out, _rows(last, t, n), h.loss_kind, n_threads, w)
+    act_backward(delta, delta, out, last.act, last.alpha, n_threads)
     for i in range(len(h.layers) - 1, -1, -1):
         L = h.layers[i]
         if _passes_through(L, training):
@@ -116,7 +142,13 @@ def net_backprop(h, x, t, n_threads, w=None, training=False, dropout_key=0):
         dx = below.delta[:n] if below and _params_below(h, i) else None
         dz = L.delta[:n]
         if L.kind == LAYER_DENSE:
-            dense_backward(dx, L.dW, L.db, dz, x_in, L.W, n_threads)
+            dense_backward(None if dx is None else _rows(L, dx, n), L.dW, L.db, _rows(L, dz, n), _rows(L, x_in, n),
+                           L.W, n_threads)
+        elif L.kind == LAYER_EMBEDDING:
+            embedding_backward(L.dW, dz, x_in, n_threads)
+        elif L.kind == LAYER_RECURRENT:
+            rnn_backward(dx, L.dW, L.dWh, L.db, L.dbh, L.dgates, L.gates, L.cells, L.carry, dz, x_in, L.states,
+                         L.W, L.Wh, L.seq, n_threads)
         elif L.kind == LAYER_CONV2D:
             W, dW = _conv_matrix(L)
             conv2d_backward(dx, dW, L.db, _cols_view(L, L.cols, n), dz, x_in, W, L.win, n_threads)
@@ -128,14 +160,20 @@ def net_backprop(h, x, t, n_threads, w=None, training=False, dropout_key=0):
             avgpool2d_backward(dx, dz, L.win, n_threads)
         elif L.kind == LAYER_DROPOUT:
             dropout_backward(dx, dz, L.mask, n_threads)
+        elif L.kind == LAYER_REPEAT:
+            repeat_backward(dx, dz, L.seq[3], n_threads)
         if dx is not None and _has_params(below):
-            act_backward(dx, dx, below.a[:n], below.act, below.alpha, n_threads)
+            act_backward(_rows(below, dx, n), _rows(below, dx, n), _rows(below, below.a[:n], n), below.act,
+                         below.alpha, n_threads)
     return value
 
 
 def net_update(h, state, n_threads):
-    """One optimizer update of the parameters from the gradient buffer; advances state.t."""
+    """One optimizer update of the parameters from the gradient buffer; advances state.t. With state.clip_norm
+    > 0 the gradients are first scaled to that global norm if larger (state.clipped counts the times)."""
     state.t += 1
+    if state.clip_norm > 0 and clip_grad_norm(h.grads, state.clip_norm, n_threads):
+        state.clipped += 1
     if state.kind in (OPT_ADAM, OPT_ADAMW):
         step = adam_step if state.kind == OPT_ADAM else adamw_step
         step(h.params, h.grads, state.state1, state.state2, h.n_decay, state.lr, state.beta1, state.beta2,
@@ -177,26 +215,41 @@ def net_train_epoch(h, state, X, T, order, batch, n_threads, W=None, dropout_see
 
 
 def _infer_sizes(h):
-    """Per-sample scratch of the inference passes: the widest output and the largest conv2d columns."""
+    """Per-sample scratch of the inference passes: the widest output, the largest conv2d columns and the largest
+    recurrent layer's states, gates, cells and projection."""
     widest = max([1] + [L.out_size for L in h.layers])
     convs = [L for L in h.layers if L.kind == LAYER_CONV2D]
     cols = max([0] + [L.win[4] * L.win[5] * L.win[0] * L.win[6] * L.win[7] for L in convs])
-    return widest, cols
+    recurrent = max([0] + [rnn_scratch_size(L.seq, 1) for L in h.layers if L.kind == LAYER_RECURRENT])
+    return widest, cols, recurrent
 
 
 def net_infer_scratch_size(h, n):
     """Elements of scratch net_predict / net_evaluate need for n samples."""
-    widest, cols = _infer_sizes(h)
-    return n * (2 * widest + cols)
+    widest, cols, recurrent = _infer_sizes(h)
+    return n * (2 * widest + cols + recurrent)
+
+
+def _recurrent_scratch(L, region, n):
+    """A recurrent layer's inference workspaces, carved from `region` in the order of fastnn_rnn_scratch_size."""
+    _, _, _, T, _, U = L.seq
+    gate_values = rnn_scratch_size(L.seq, 1) // 2 - (T + 1) * U  # T G U
+    sizes = {"states": (T + 1) * U, "gates": gate_values, "cells": (T + 1) * U, "proj": gate_values}
+    ws, offset = {}, 0
+    for name, size in sizes.items():
+        ws[name] = region[offset:offset + n * size]
+        offset += n * size
+    return ws
 
 
 def _infer(h, y, x, scratch, n_threads):
     """A forward pass outside training in `scratch` (laid out as in C: two buffers of the widest output taken in
     turn, then the largest conv2d's columns): into y with the predict activation, else returns the output."""
     n = x.shape[0]
-    widest, cols_size = _infer_sizes(h)
+    widest, cols_size, _ = _infer_sizes(h)
     buffers = (scratch[:n * widest], scratch[n * widest:2 * n * widest])
     cols = scratch[2 * n * widest:2 * n * widest + n * cols_size]
+    recurrent = scratch[n * (2 * widest + cols_size):]
     inp, in_buffer = x, None
     for i, L in enumerate(h.layers):
         if _passes_through(L, False):
@@ -207,7 +260,10 @@ def _infer(h, y, x, scratch, n_threads):
         else:
             in_buffer = 1 if in_buffer == 0 else 0
             out = buffers[in_buffer][:n * L.out_size].reshape(n, L.out_size)
-        _layer_forward(L, i, out, inp, L.predict_act if predicting else L.act, cols, None, 0, n_threads)
+        ws = {"cols": cols, "argmax": None}
+        if L.kind == LAYER_RECURRENT:
+            ws.update(_recurrent_scratch(L, recurrent, n))
+        _layer_forward(L, i, out, inp, L.predict_act if predicting else L.act, ws, 0, n_threads)
         inp = out
     return inp
 
@@ -228,7 +284,8 @@ def net_evaluate(h, x, t, scratch, n_threads, w=None):
             scratch.size < net_infer_scratch_size(h, n):
         raise ValueError("net_evaluate: x, t or scratch do not fit the network")
     out = _infer(h, None, x, scratch, n_threads)
-    return loss_kernel(None, out, t, h.loss_kind, n_threads, w)
+    last = h.layers[-1]
+    return loss_kernel(None, _rows(last, out, n), _rows(last, t, n), h.loss_kind, n_threads, w)
 
 
 def net_forward_single(h, y, x, scratch):

@@ -108,3 +108,15 @@ def irprop_minus_step(params, grads, prev, steps, n_decay, eta_plus, eta_minus, 
     g[shrink] = 0
     prev[...] = g
     params -= np.sign(g) * steps
+
+
+def clip_grad_norm(grads, max_norm, n_threads):
+    """Gradient clipping by global norm, as torch.nn.utils.clip_grad_norm_: when ||g|| (the 2-norm of the whole
+    flat buffer, summed in double) exceeds max_norm, g *= max_norm / (||g|| + 1e-6). Returns
+    whether it scaled. A non-finite norm leaves g as it is (the loss check stops training)."""
+    norm = math.sqrt(float(np.dot(grads.astype(np.float64), grads.astype(np.float64))))
+    coef = max_norm / (norm + 1e-6)
+    if not math.isfinite(norm) or coef >= 1.0:
+        return False
+    grads *= grads.dtype.type(coef)
+    return True
