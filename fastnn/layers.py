@@ -91,7 +91,14 @@ class Layer:
 
     def bind(self, weights, biases, grad_weights, grad_biases):
         """Take views of the network's flat buffers: one array per shape of param_shapes(), in that order."""
+        self._param_arrays = tuple(weights) + tuple(biases)
         self._grad_arrays = tuple(grad_weights) + tuple(grad_biases)
+
+    def parameter_arrays(self):
+        """This layer's parameters (writable views of the network's parameter buffer): every weight array,
+        then every bias, in the order of param_shapes() (for recurrent layers PyTorch's: weight_ih, weight_hh,
+        bias_ih, bias_hh)."""
+        return getattr(self, "_param_arrays", ())
 
     def gradient_arrays(self):
         """The gradients of this layer's parameters (views of the network's gradient buffer): every weight

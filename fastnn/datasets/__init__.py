@@ -5,6 +5,9 @@ import os
 import numpy as np
 
 from .images import load_mnist, load_cifar10, CIFAR10_CLASSES
+from .text import (CharVocabulary, WordData, load_words, WORD_LISTS, date_pairs, DATE_FORMATS, DATE_INPUT_ALPHABET,
+                   DATE_OUTPUT_ALPHABET, DATE_INPUT_MAX_LENGTH, DATE_OUTPUT_LENGTH, load_stdlib_text,
+                   STDLIB_TEXT_FILES)
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
