@@ -138,7 +138,7 @@ def run_text(args):
     sampler = fastnn.Network([layer.copy() for layer in layers[:1]] +
                              [fastnn.LSTM(args.units, return_sequences=True, stateful=True), layers[2].copy()],
                              input_shape=(None,), loss="cross_entropy", dtype=args.dtype, backend=args.backend)
-    sampler._params[...] = net._params
+    sampler.set_weights(net.get_weights())
     prompt = vocab.encode("def ")
     out = generate(sampler, prompt, 400, temperature=0.7, rng=args.seed)
     print("sampled at temperature 0.7:\n" + "-" * 60 + "\ndef " + vocab.decode(out) + "\n" + "-" * 60)

@@ -285,6 +285,29 @@ class Network:
         """Bias vectors of the layers with parameters, in layer order: writable views into the network."""
         return [layer.b for layer in self._param_layers]
 
+    def get_weights(self):
+        """Copies of every parameter array, layer by layer, each layer's in the order of its parameter_arrays()
+        (Keras' get_weights)."""
+        return [a.copy() for layer in self._param_layers for a in layer.parameter_arrays()]
+
+    def set_weights(self, arrays):
+        """Set every parameter from arrays in the order get_weights() gives (e.g. another network's of the same
+        architecture, stateful or not). Shapes are checked first; on any error the network is unchanged."""
+        views = [a for layer in self._param_layers for a in layer.parameter_arrays()]
+        arrays = list(arrays)
+        if len(arrays) != len(views):
+            raise ValueError(f"set_weights takes {len(views)} arrays, got {len(arrays)}")
+        converted = []
+        for i, (view, array) in enumerate(zip(views, arrays)):
+            array = check.as_array(f"arrays[{i}]", array)
+            if array.shape != view.shape:
+                raise ValueError(f"arrays[{i}] has shape {array.shape}, the network's is {view.shape}")
+            if not check._all_finite(array):
+                raise ValueError(f"arrays[{i}] contains NaN or infinity")
+            converted.append(array)
+        for view, array in zip(views, converted):
+            view[...] = array
+
     @property
     def activations(self):
         return [layer.activation for layer in self._param_layers]
@@ -559,8 +582,10 @@ class Network:
 
     @_exclusive
     def gradients(self, X, y, sample_weight=None):
-        """Gradients of the mean loss over all of X, per layer with parameters (dW, db) as new arrays (dropout
-        off, as in evaluate). Updates nothing."""
+        """Gradients of the mean loss over all of X as new arrays (dropout off, as in evaluate), per layer with
+        parameters a tuple in the order of its parameter_arrays(): (dW, db) for Dense and Conv2D, (dW,) for
+        Embedding, (d weight_ih, d weight_hh, d bias_ih, d bias_hh) for SimpleRNN, LSTM and GRU. Updates
+        nothing."""
         return self._loss_and_gradients(X, y, sample_weight)[1]
 
     @_exclusive

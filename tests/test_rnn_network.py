@@ -375,3 +375,23 @@ def test_model_file_and_pickle_carry_recurrent_layers(backend, tmp_path):
         assert copy.get_config() == net.get_config()
         assert np.array_equal(copy.predict(X), expected)
     assert "LSTM(5, return_sequences=True)" in net.summary(print_fn=None)
+
+
+def test_set_weights_copies_into_a_stateful_twin_and_checks_shapes(backend):
+    rng = np.random.default_rng(16)
+    net = token_net("gru", True, backend)
+    twin = token_net("gru", True, backend, stateful=True, seed=99)
+    twin.set_weights(net.get_weights())
+    X = rng.integers(0, 7, size=(2, 5))
+    close(twin.predict(X), net.predict(X), 1e-12)
+    before = twin.get_weights()
+    bad = net.get_weights()
+    bad[-1] = bad[-1][:-1]
+    with pytest.raises(ValueError, match="shape"):
+        twin.set_weights(bad)
+    bad = net.get_weights()
+    bad[0][0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        twin.set_weights(bad)
+    for a, b in zip(twin.get_weights(), before):
+        assert np.array_equal(a, b)
