@@ -352,7 +352,10 @@ def test_python_codes_mirror_the_c_enums():
     acts = _enum(text, "FASTNN_ACT_")
     assert {k: _codes.ACTIVATIONS[k[len("FASTNN_ACT_"):].lower()] for k in acts} == acts
     losses = _enum(text, "FASTNN_LOSS_")
+    assert losses.pop("FASTNN_LOSS_CROSS_ENTROPY_IGNORE") == _codes.CROSS_ENTROPY_IGNORE  # internal, no name
     assert {k: _codes.LOSSES[k[len("FASTNN_LOSS_"):].lower()] for k in losses} == losses
+    cells = _enum(text, "FASTNN_CELL_")
+    assert cells and {k: getattr(_codes, k[len("FASTNN_"):]) for k in cells} == cells
     opts = _enum(text, "FASTNN_OPT_")
     assert {k: getattr(_codes, k[len("FASTNN_"):]) for k in opts} == opts
     kinds = {cls.code for cls in fastnn.layers.LAYER_TYPES.values()}
@@ -377,9 +380,11 @@ def test_layer_descriptor_fields_mirror_the_c_struct():
     from fastnn._py.network import LAYER_FIELDS
     text = _header()
     c_fields = _struct_fields(text, "fastnn_layer")
-    assert c_fields == ["kind", "in_size", "out_size", "win", "act", "predict_act", "alpha", "rate", "W", "b", "dW",
-                        "db", "a", "delta", "cols", "argmax", "mask"]
-    assert tuple(c_fields) == LAYER_FIELDS
+    # state_rows is the carried state's row count, which the handles read off the state array itself
+    assert c_fields[-1] == "state_rows"
+    assert tuple(c_fields[:-1]) == LAYER_FIELDS
+    assert _struct_fields(text, "fastnn_sequence") == ["cell", "act", "return_sequences", "steps", "features",
+                                                       "units"]
     assert _struct_fields(text, "fastnn_window") == ["in_c", "in_h", "in_w", "out_c", "out_h", "out_w", "kh", "kw",
                                                      "sh", "sw", "pad_h", "pad_w"]
     if _backend.c_available():
