@@ -4,7 +4,7 @@ Demos (the first positional argument; none means mlp):
   mlp      a dense classifier on the shipped UCI optical digits (1,797 8x8 images)      [the default]
   cnn      a small convolutional network on the same digits as (1, 8, 8) images
   lenet5   LeNet-5 on MNIST (60,000 + 10,000 28x28 images; downloaded, or read from --data DIR)
-  words    the language of a word: a GRU over its characters (word lists of /usr/share/dict)
+  words    the language of a word: two GRUs over its characters (word lists of /usr/share/dict)
   dates    human-readable dates to ISO dates: an LSTM encoder-decoder
   text     a character-level LSTM on a text file (default: Python's own sources), then a sampled paragraph
 
@@ -85,6 +85,9 @@ def build_parser():
                                 "~/.cache/fastnn; see fastnn.datasets.load_mnist)")
             p.add_argument("--no-download", dest="download", action="store_false",
                            help="do not try to download MNIST when it is not found")
+        if name == "words":
+            p.add_argument("--per-language", type=int, default=40_000,
+                           help="words drawn per language (default: 40000)")
         if name == "text":
             p.add_argument("file", nargs="?", default=None,
                            help="a UTF-8 text file (default: a fixed slice of the Python standard library)")
