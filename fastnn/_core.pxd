@@ -13,6 +13,10 @@ cdef extern from "fastnn.h" nogil:
         int64_t in_c, in_h, in_w, out_c, out_h, out_w
         int64_t kh, kw, sh, sw, pad_h, pad_w
 
+    ctypedef struct fastnn_sequence:
+        int cell, act, return_sequences
+        int64_t steps, features, units
+
     ctypedef struct fastnn_layer:
         int kind
         int64_t in_size, out_size
@@ -28,6 +32,19 @@ cdef extern from "fastnn.h" nogil:
         void *cols
         int32_t *argmax
         void *mask
+        int64_t steps
+        fastnn_sequence seq
+        void *Wh
+        void *bh
+        void *dWh
+        void *dbh
+        void *states
+        void *gates
+        void *cells
+        void *dgates
+        void *carry
+        void *state
+        int64_t state_rows
 
     ctypedef struct fastnn_net:
         int n_layers
@@ -47,6 +64,8 @@ cdef extern from "fastnn.h" nogil:
         int nesterov
         double rho, eta_plus, eta_minus, step_min, step_max
         int64_t t
+        double clip_norm
+        int64_t clipped
         void *state1
         void *state2
 
@@ -60,6 +79,8 @@ cdef extern from "fastnn.h" nogil:
     int fastnn_openmp_enabled() noexcept
     int fastnn_max_threads() noexcept
 
+    int fastnn_clip_grad_norm_f32(int *clipped, float *grads, int64_t n, double max_norm, int n_threads) noexcept
+    int fastnn_clip_grad_norm_f64(int *clipped, double *grads, int64_t n, double max_norm, int n_threads) noexcept
     int fastnn_all_finite_f32(int *finite, const float *x, int64_t n, int n_threads) noexcept
     int fastnn_all_finite_f64(int *finite, const double *x, int64_t n, int n_threads) noexcept
 
@@ -184,3 +205,47 @@ cdef extern from "fastnn.h" nogil:
     int fastnn_net_forward_single_f32(const fastnn_net *net, float *y, const float *x, float *scratch) noexcept
     int fastnn_net_forward_single_f64(const fastnn_net *net, double *y, const double *x,
                                       double *scratch) noexcept
+
+# ---------------------------------------------------------------------- sequence kernels (csrc/sequence.c, csrc/rnn.c)
+cdef extern from "fastnn.h" nogil:
+    enum:
+        FASTNN_CELL_SIMPLE
+        FASTNN_CELL_LSTM
+        FASTNN_CELL_GRU
+
+    # fastnn_sequence is declared above, with fastnn_layer
+    int fastnn_check_sequence(const fastnn_sequence *s) noexcept
+    int64_t fastnn_rnn_scratch_size(const fastnn_sequence *s, int64_t n) noexcept
+
+    int fastnn_embedding_forward_f32(float *y, const float *ids, const float *W, int64_t m, int64_t vocab, int64_t D,
+                                     int n_threads) noexcept
+    int fastnn_embedding_forward_f64(double *y, const double *ids, const double *W, int64_t m, int64_t vocab,
+                                     int64_t D, int n_threads) noexcept
+    int fastnn_embedding_backward_f32(float *dW, const float *dy, const float *ids, int64_t m, int64_t vocab,
+                                      int64_t D, int n_threads) noexcept
+    int fastnn_embedding_backward_f64(double *dW, const double *dy, const double *ids, int64_t m, int64_t vocab,
+                                      int64_t D, int n_threads) noexcept
+    int fastnn_repeat_forward_f32(float *y, const float *x, int64_t n, int64_t F, int64_t repeats,
+                                  int n_threads) noexcept
+    int fastnn_repeat_forward_f64(double *y, const double *x, int64_t n, int64_t F, int64_t repeats,
+                                  int n_threads) noexcept
+    int fastnn_repeat_backward_f32(float *dx, const float *dy, int64_t n, int64_t F, int64_t repeats,
+                                   int n_threads) noexcept
+    int fastnn_repeat_backward_f64(double *dx, const double *dy, int64_t n, int64_t F, int64_t repeats,
+                                   int n_threads) noexcept
+    int fastnn_rnn_forward_f32(float *y, float *states, float *gates, float *cells, float *proj, const float *x,
+                               const float *W_ih, const float *W_hh, const float *b_ih, const float *b_hh,
+                               const float *state0, float *state_out, int64_t n, const fastnn_sequence *s,
+                               int n_threads) noexcept
+    int fastnn_rnn_forward_f64(double *y, double *states, double *gates, double *cells, double *proj,
+                               const double *x, const double *W_ih, const double *W_hh, const double *b_ih,
+                               const double *b_hh, const double *state0, double *state_out, int64_t n,
+                               const fastnn_sequence *s, int n_threads) noexcept
+    int fastnn_rnn_backward_f32(float *dx, float *dW_ih, float *dW_hh, float *db_ih, float *db_hh, float *dgates,
+                                float *gates, float *cells, float *carry, const float *dy, const float *x,
+                                const float *states, const float *W_ih, const float *W_hh, int64_t n,
+                                const fastnn_sequence *s, int n_threads) noexcept
+    int fastnn_rnn_backward_f64(double *dx, double *dW_ih, double *dW_hh, double *db_ih, double *db_hh,
+                                double *dgates, double *gates, double *cells, double *carry, const double *dy,
+                                const double *x, const double *states, const double *W_ih, const double *W_hh,
+                                int64_t n, const fastnn_sequence *s, int n_threads) noexcept

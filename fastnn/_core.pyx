@@ -91,6 +91,21 @@ def all_finite(const floating[::1] x, int n_threads):
     return bool(finite)
 
 
+def clip_grad_norm(floating[::1] grads, double max_norm, int n_threads):
+    """Scale grads in place to global 2-norm max_norm when it is larger (torch.nn.utils.clip_grad_norm_);
+    returns whether it did."""
+    cdef int rc, clipped = 0
+    with nogil:
+        if floating is float:
+            rc = fastnn_clip_grad_norm_f32(&clipped, &grads[0] if grads.shape[0] else NULL, grads.shape[0],
+                                           max_norm, n_threads)
+        else:
+            rc = fastnn_clip_grad_norm_f64(&clipped, &grads[0] if grads.shape[0] else NULL, grads.shape[0],
+                                           max_norm, n_threads)
+    _check(rc, "clip_grad_norm")
+    return bool(clipped)
+
+
 def dense_forward(floating[:, ::1] y, const floating[:, ::1] x, const floating[:, ::1] W,
                   const floating[::1] b, int act, double alpha, int n_threads):
     """y = act(x @ W + b) for a batch x of shape (n, d_in); W is (d_in, d_out), y is (n, d_out)."""
@@ -625,15 +640,44 @@ cdef void *_address(arr, dtype, tuple shape, str what) except NULL:
 
 
 LAYER_FIELDS = ("kind", "in_size", "out_size", "win", "act", "predict_act", "alpha", "rate", "W", "b", "dW", "db",
-                "a", "delta", "cols", "argmax", "mask")
+                "a", "delta", "cols", "argmax", "mask", "steps", "seq", "Wh", "bh", "dWh", "dbh", "states", "gates",
+                "cells", "dgates", "carry", "state")
+_GATES = {0: 1, 1: 4, 2: 3}  # gate blocks of the simple, lstm and gru cells
+
+
+cdef dict _parameter_shapes(fastnn_layer *L):
+    """The shapes the kernels read each parameter array of this layer kind as."""
+    cdef int64_t GU
+    if L.kind == 0:  # dense, per step
+        return {"W": (L.in_size // L.steps, L.out_size // L.steps), "b": (L.out_size // L.steps,)}
+    if L.kind == 1:  # conv2d: (out_c, in_c kh kw)
+        return {"W": (L.win.out_c, L.win.in_c * L.win.kh * L.win.kw), "b": (L.win.out_c,)}
+    if L.kind == 6:  # embedding
+        return {"W": (L.seq.features, L.seq.units)}
+    if L.kind == 7:  # recurrent
+        GU = _GATES.get(L.seq.cell, 1) * L.seq.units
+        return {"W": (GU, L.seq.features), "Wh": (GU, L.seq.units), "b": (GU,), "bh": (GU,)}
+    return {}
+
+
+cdef dict _workspace_sizes(fastnn_layer *L):
+    """Per-sample sizes of the workspaces of this layer kind."""
+    cdef int64_t T = L.seq.steps, U = L.seq.units
+    sizes = {"a": L.out_size, "delta": L.out_size, "mask": L.out_size, "argmax": L.out_size,
+             "cols": L.win.out_h * L.win.out_w * L.win.in_c * L.win.kh * L.win.kw}
+    if L.kind == 7:
+        sizes.update(states=(T + 1) * U, gates=T * _GATES.get(L.seq.cell, 1) * U, cells=(T + 1) * U,
+                     dgates=T * _GATES.get(L.seq.cell, 1) * U, carry=3 * U)
+    return sizes
 
 
 cdef class NetHandle:
     """A C view (fastnn_net) of a network's buffers, built once and reused by the whole-network kernels.
 
-    layers: one dict per layer with the fields of fastnn_layer (LAYER_FIELDS; `win` the fastnn_window as a
-    tuple or None); workspaces are (max_batch, per-sample size) arrays, or None for a handle that only predicts
-    and evaluates. The handle keeps every array alive while it exists; the C code checks the table itself."""
+    layers: one dict per layer with the fields of fastnn_layer (LAYER_FIELDS; `win` the fastnn_window and `seq`
+    the fastnn_sequence as tuples, or None); workspaces are (max_batch, per-sample size) arrays, or None for a
+    handle that only predicts and evaluates. The handle keeps every array alive while it exists; the C code
+    checks the table itself."""
     cdef fastnn_net net
     cdef readonly object dtype
     cdef readonly bint is_f32
@@ -674,34 +718,66 @@ cdef class NetHandle:
             L = &self.net.layers[i]
             L.kind = fields["kind"]
             L.in_size, L.out_size = fields["in_size"], fields["out_size"]
+            L.steps = fields["steps"]
+            if L.steps < 1 or L.in_size % L.steps or L.out_size % L.steps:
+                raise ValueError(f"NetHandle: layer {i} steps {L.steps} do not divide its sizes")
             if fields["win"] is not None:
                 _window(&L.win, fields["win"])
+            if fields["seq"] is not None:
+                (L.seq.cell, L.seq.act, L.seq.return_sequences, L.seq.steps, L.seq.features,
+                 L.seq.units) = fields["seq"]
             L.act, L.predict_act = fields["act"], fields["predict_act"]
             L.alpha, L.rate = fields["alpha"], fields["rate"]
-            if fields["W"] is not None:
-                # dense: (d_in, d_out); conv2d: (out_c, in_c kh kw)
-                want = (L.in_size, L.out_size) if L.kind == 0 else (L.win.out_c, L.win.in_c * L.win.kh * L.win.kw)
-                L.W = _address(fields["W"], self.dtype, want, f"layer {i} W")
-                L.dW = _address(fields["dW"], self.dtype, want, f"layer {i} dW")
-                n_out = want[1] if L.kind == 0 else want[0]
-                L.b = _address(fields["b"], self.dtype, (n_out,), f"layer {i} b")
-                L.db = _address(fields["db"], self.dtype, (n_out,), f"layer {i} db")
+            for name, shape in _parameter_shapes(L).items():
+                what = f"layer {i} {name}"
+                if fields[name] is None:
+                    raise ValueError(f"NetHandle: {what} is missing")
+                p = _address(fields[name], self.dtype, shape, what)
+                g = _address(fields["d" + name], self.dtype, shape, f"layer {i} d{name}")
+                if name == "W":
+                    L.W, L.dW = p, g
+                elif name == "b":
+                    L.b, L.db = p, g
+                elif name == "Wh":
+                    L.Wh, L.dWh = p, g
+                else:
+                    L.bh, L.dbh = p, g
+            if fields["state"] is not None:
+                state = fields["state"]
+                size = (2 if L.seq.cell == 1 else 1) * L.seq.units
+                if state.ndim != 2 or state.shape[0] < 1:
+                    raise ValueError(f"NetHandle: layer {i} state must be (rows, {size})")
+                L.state = _address(state, self.dtype, (state.shape[0], size), f"layer {i} state")
+                L.state_rows = state.shape[0]
             if max_batch:
-                rows = (max_batch, L.out_size)
-                if fields["a"] is not None:
-                    L.a = _address(fields["a"], self.dtype, rows, f"layer {i} a")
-                    L.delta = _address(fields["delta"], self.dtype, rows, f"layer {i} delta")
-                if fields["cols"] is not None:
-                    L.cols = _address(fields["cols"], self.dtype, (max_batch, L.win.out_h * L.win.out_w *
-                                                                   L.win.in_c * L.win.kh * L.win.kw),
-                                      f"layer {i} cols")
+                sizes = _workspace_sizes(L)
+                for name in ("a", "delta", "cols", "mask", "states", "gates", "cells", "dgates", "carry"):
+                    if fields[name] is None:
+                        continue
+                    p = _address(fields[name], self.dtype, (max_batch, sizes[name]), f"layer {i} {name}")
+                    if name == "a":
+                        L.a = p
+                    elif name == "delta":
+                        L.delta = p
+                    elif name == "cols":
+                        L.cols = p
+                    elif name == "mask":
+                        L.mask = p
+                    elif name == "states":
+                        L.states = p
+                    elif name == "gates":
+                        L.gates = p
+                    elif name == "cells":
+                        L.cells = p
+                    elif name == "dgates":
+                        L.dgates = p
+                    else:
+                        L.carry = p
                 if fields["argmax"] is not None:
-                    L.argmax = <int32_t *>_address(fields["argmax"], fields["argmax"].dtype, rows,
-                                                   f"layer {i} argmax")
                     if fields["argmax"].dtype.name != "int32":
                         raise ValueError(f"NetHandle: layer {i} argmax must be int32")
-                if fields["mask"] is not None:
-                    L.mask = _address(fields["mask"], self.dtype, rows, f"layer {i} mask")
+                    L.argmax = <int32_t *>_address(fields["argmax"], fields["argmax"].dtype,
+                                                   (max_batch, sizes["argmax"]), f"layer {i} argmax")
         self.d_in = self.net.layers[0].in_size
         self.d_out = self.net.layers[self.net.n_layers - 1].out_size
         self.widest = max(fields["out_size"] for fields in layers)
@@ -722,6 +798,8 @@ cdef int _load_optimizer(fastnn_optimizer *opt, state, NetHandle h) except -1:
     opt.rho, opt.eta_plus, opt.eta_minus = state.rho, state.eta_plus, state.eta_minus
     opt.step_min, opt.step_max = state.step_min, state.step_max
     opt.t = state.t
+    opt.clip_norm = state.clip_norm
+    opt.clipped = state.clipped
     n = (h.net.n_params,)
     opt.state1 = NULL if state.state1 is None else _address(state.state1, h.dtype, n, "optimizer state")
     opt.state2 = NULL if state.state2 is None else _address(state.state2, h.dtype, n, "optimizer state")
@@ -763,7 +841,7 @@ def net_update(NetHandle h, state, int n_threads):
             rc = fastnn_net_update_f32(&h.net, &opt, n_threads)
         else:
             rc = fastnn_net_update_f64(&h.net, &opt, n_threads)
-    state.t = opt.t
+    state.t, state.clipped = opt.t, opt.clipped
     _check(rc, "net_update")
 
 
@@ -797,7 +875,7 @@ def net_train_epoch(NetHandle h, state, X, T, const int64_t[::1] order, Py_ssize
             rc = fastnn_net_train_epoch_f64(&h.net, &opt, <const double *>px, <const double *>pt,
                                             <const double *>pw, &order[0], n, batch, dropout_seed, &loss_sum,
                                             &n_done, n_threads)
-    state.t = opt.t
+    state.t, state.clipped = opt.t, opt.clipped
     if rc == FASTNN_ENONFINITE:
         return loss_sum, n_done, False
     _check(rc, "net_train_epoch")
@@ -885,3 +963,265 @@ def net_forward_single(NetHandle h, y, x, scratch):
         with nogil:
             rc = fastnn_net_forward_single_f64(&h.net, &y64[0], &x64[0], &s64[0])
     _check(rc, "net_forward_single")
+
+
+
+# ------------------------------------------------------------------------------------------------- sequence kernels
+# The embedding lookup, step repetition and recurrent layers (csrc/sequence.c, csrc/rnn.c; twins in
+# fastnn/_py/sequence.py and fastnn/_py/rnn.py). NumPy arrays, as for the conv kernels. Token ids, y, dy and dx may
+# have any C-contiguous shape holding the right number of values (the twins reshape them); the recurrent
+# workspaces are flat buffers of at least the size the kernel needs. seq is the fastnn_sequence as a tuple
+# (cell, act, return_sequences, steps, features, units).
+
+cdef object _real_dtype(arr, str what):
+    if arr is None:
+        raise ValueError(f"{what} is required")
+    if arr.dtype.name not in ("float32", "float64"):
+        raise TypeError(f"{what}: expected a float32 or float64 array, got {arr.dtype}")
+    return arr.dtype
+
+
+cdef size_t _values(arr, dtype, Py_ssize_t size, str what, bint writable=True, bint at_least=False) except 0:
+    """The address of a C-contiguous array of this dtype, of any shape, holding exactly `size` values (at least that
+    many when at_least: a flat workspace)."""
+    if arr is None:
+        raise ValueError(f"{what} is required")
+    if arr.dtype != dtype or not arr.flags.c_contiguous or (writable and not arr.flags.writeable):
+        raise ValueError(f"{what} must be a {'writable ' if writable else ''}C-contiguous {dtype} array, got "
+                         f"{arr.dtype} of shape {arr.shape}")
+    if (arr.size < size) if at_least else (arr.size != size):
+        raise ValueError(f"{what} holds {arr.size} values, expected {'at least ' if at_least else ''}{size}")
+    if arr.size == 0:
+        raise ValueError(f"{what} is empty")
+    return _pointer(arr)
+
+
+cdef size_t _matrix(arr, dtype, Py_ssize_t rows, Py_ssize_t cols, str what, bint writable=True) except 0:
+    """The address of a C-contiguous (rows, cols) array of this dtype."""
+    if arr is None:
+        raise ValueError(f"{what} is required")
+    if arr.ndim != 2 or arr.shape[0] != rows or arr.shape[1] != cols:
+        raise ValueError(f"{what} has shape {arr.shape}, expected ({rows}, {cols})")
+    return _data(arr, dtype, rows, cols, what, writable)
+
+
+cdef int _embedding_status(int rc, str where, Py_ssize_t vocab) except -1:
+    if rc == FASTNN_EINVAL:
+        raise ValueError(f"{where}: token ids must be integers in [0, {vocab - 1}]")
+    return _check(rc, where)
+
+
+def embedding_forward(y, ids, W, int n_threads):
+    """y (m, D) = W[ids] for m token ids (ids: any shape holding m values, y: any holding m D); W is (vocabulary,
+    D). ValueError, with y untouched, when an id is not an integer in [0, vocabulary)."""
+    dtype = _real_dtype(W, "embedding_forward: W")
+    if W.ndim != 2:
+        raise ValueError(f"embedding_forward: W must be 2-D (vocabulary, D), got shape {W.shape}")
+    cdef Py_ssize_t vocab = W.shape[0], D = W.shape[1], m = ids.size
+    cdef size_t pw = _matrix(W, dtype, vocab, D, "embedding_forward: W", False)
+    cdef bint f32 = dtype.name == "float32"
+    cdef int rc
+    if m == 0:
+        _same("embedding_forward", "y.size", y.size, 0)
+        return
+    cdef size_t pi = _values(ids, dtype, m, "embedding_forward: ids", False)
+    cdef size_t py = _values(y, dtype, m * D, "embedding_forward: y")
+    with nogil:
+        if f32:
+            rc = fastnn_embedding_forward_f32(<float *>py, <const float *>pi, <const float *>pw, m, vocab, D,
+                                              n_threads)
+        else:
+            rc = fastnn_embedding_forward_f64(<double *>py, <const double *>pi, <const double *>pw, m, vocab, D,
+                                              n_threads)
+    _embedding_status(rc, "embedding_forward", vocab)
+
+
+def embedding_backward(dW, dy, ids, int n_threads):
+    """dW (vocabulary, D) = the sum of dy's rows (m, D) into the rows of their tokens (overwritten). ValueError,
+    with dW untouched, when an id is not an integer in [0, vocabulary)."""
+    dtype = _real_dtype(dW, "embedding_backward: dW")
+    if dW.ndim != 2:
+        raise ValueError(f"embedding_backward: dW must be 2-D (vocabulary, D), got shape {dW.shape}")
+    cdef Py_ssize_t vocab = dW.shape[0], D = dW.shape[1], m = ids.size
+    cdef size_t pw = _matrix(dW, dtype, vocab, D, "embedding_backward: dW")
+    cdef size_t pi = 0, py = 0
+    cdef bint f32 = dtype.name == "float32"
+    cdef int rc
+    if m > 0:
+        pi = _values(ids, dtype, m, "embedding_backward: ids", False)
+        py = _values(dy, dtype, m * D, "embedding_backward: dy", False)
+    else:
+        _same("embedding_backward", "dy.size", dy.size, 0)
+    with nogil:
+        if f32:
+            rc = fastnn_embedding_backward_f32(<float *>pw, <const float *>py, <const float *>pi, m, vocab, D,
+                                               n_threads)
+        else:
+            rc = fastnn_embedding_backward_f64(<double *>pw, <const double *>py, <const double *>pi, m, vocab, D,
+                                               n_threads)
+    _embedding_status(rc, "embedding_backward", vocab)
+
+
+def repeat_forward(y, x, Py_ssize_t repeats, int n_threads):
+    """y (n, repeats F) = each sample's x (n, F) repeated `repeats` times."""
+    dtype = _real_dtype(x, "repeat_forward: x")
+    if x.ndim != 2:
+        raise ValueError(f"repeat_forward: x must be 2-D (n, F), got shape {x.shape}")
+    if repeats < 1:
+        raise ValueError(f"repeat_forward: repeats must be at least 1, got {repeats}")
+    cdef Py_ssize_t n = x.shape[0], F = x.shape[1]
+    cdef bint f32 = dtype.name == "float32"
+    cdef int rc
+    if n == 0:
+        _same("repeat_forward", "y.size", y.size, 0)
+        return
+    cdef size_t px = _data(x, dtype, n, F, "repeat_forward: x", False)
+    cdef size_t py = _values(y, dtype, n * repeats * F, "repeat_forward: y")
+    with nogil:
+        if f32:
+            rc = fastnn_repeat_forward_f32(<float *>py, <const float *>px, n, F, repeats, n_threads)
+        else:
+            rc = fastnn_repeat_forward_f64(<double *>py, <const double *>px, n, F, repeats, n_threads)
+    _check(rc, "repeat_forward")
+
+
+def repeat_backward(dx, dy, Py_ssize_t repeats, int n_threads):
+    """dx (n, F) = the sum over the repeats of dy (n, repeats F)."""
+    dtype = _real_dtype(dx, "repeat_backward: dx")
+    if dx.ndim != 2:
+        raise ValueError(f"repeat_backward: dx must be 2-D (n, F), got shape {dx.shape}")
+    if repeats < 1:
+        raise ValueError(f"repeat_backward: repeats must be at least 1, got {repeats}")
+    cdef Py_ssize_t n = dx.shape[0], F = dx.shape[1]
+    cdef bint f32 = dtype.name == "float32"
+    cdef int rc
+    if n == 0:
+        _same("repeat_backward", "dy.size", dy.size, 0)
+        return
+    cdef size_t pd = _data(dx, dtype, n, F, "repeat_backward: dx")
+    cdef size_t py = _values(dy, dtype, n * repeats * F, "repeat_backward: dy", False)
+    with nogil:
+        if f32:
+            rc = fastnn_repeat_backward_f32(<float *>pd, <const float *>py, n, F, repeats, n_threads)
+        else:
+            rc = fastnn_repeat_backward_f64(<double *>pd, <const double *>py, n, F, repeats, n_threads)
+    _check(rc, "repeat_backward")
+
+
+cdef int _sequence(fastnn_sequence *s, seq, str where) except -1:
+    """Fill s from the tuple (cell, act, return_sequences, steps, features, units) and check it."""
+    if len(seq) != 6:
+        raise ValueError(f"{where}: seq is (cell, act, return_sequences, steps, features, units), got {seq!r}")
+    s.cell, s.act, s.return_sequences, s.steps, s.features, s.units = [int(v) for v in seq]
+    _check(fastnn_check_sequence(s), f"{where}: seq {tuple(seq)!r}")
+    return 0
+
+
+cdef class _Sequences:
+    """The geometry, dtype and sizes of one recurrent call over the n sequences of x (n, T F)."""
+    cdef fastnn_sequence s
+    cdef object dtype
+    cdef bint f32
+    cdef Py_ssize_t n, T, F, U, GU, S, y_size
+
+    def __init__(self, seq, x, str where):
+        _sequence(&self.s, seq, where)
+        self.dtype = _real_dtype(x, f"{where}: x")
+        self.f32 = self.dtype.name == "float32"
+        if x.ndim != 2 or x.shape[0] == 0:
+            raise ValueError(f"{where}: x must be 2-D (n >= 1, T F), got shape {x.shape}")
+        self.n, self.T, self.F, self.U = x.shape[0], self.s.steps, self.s.features, self.s.units
+        self.GU = (4 if self.s.cell == FASTNN_CELL_LSTM else 3 if self.s.cell == FASTNN_CELL_GRU else 1) * self.U
+        self.S = 2 * self.U if self.s.cell == FASTNN_CELL_LSTM else self.U
+        self.y_size = self.n * (self.T * self.U if self.s.return_sequences else self.U)
+
+    cdef size_t cells(self, cells, str where) except? 0:
+        """cells' address: (T + 1) n U values, or NULL when the simple cell is given None."""
+        if cells is None and self.s.cell == FASTNN_CELL_SIMPLE:
+            return 0
+        return _values(cells, self.dtype, (self.T + 1) * self.n * self.U, f"{where}: cells", True, True)
+
+
+def rnn_forward(y, states, gates, cells, proj, x, W_ih, W_hh, b_ih, b_hh, state0, state_out, seq, int n_threads):
+    """A recurrent layer over the n sequences of x (n, T F): fills y (n, T U) or (n, U), the time-major workspaces
+    states ((T + 1) n U values), gates (T n G U), cells ((T + 1) n U; None for the simple cell) and the scratch
+    proj (n T G U). state0 (n, S) or None (zeros); state_out (n, S) or None receives the final state and may be
+    state0."""
+    cdef _Sequences q = _Sequences(seq, x, "rnn_forward")
+    cdef Py_ssize_t n = q.n, T = q.T, U = q.U, GU = q.GU
+    cdef size_t px = _data(x, q.dtype, n, T * q.F, "rnn_forward: x", False)
+    cdef size_t py = _values(y, q.dtype, q.y_size, "rnn_forward: y")
+    cdef size_t pst = _values(states, q.dtype, (T + 1) * n * U, "rnn_forward: states", True, True)
+    cdef size_t pg = _values(gates, q.dtype, T * n * GU, "rnn_forward: gates", True, True)
+    cdef size_t pc = q.cells(cells, "rnn_forward")
+    cdef size_t pp = _values(proj, q.dtype, n * T * GU, "rnn_forward: proj", True, True)
+    cdef size_t pwi = _matrix(W_ih, q.dtype, GU, q.F, "rnn_forward: W_ih", False)
+    cdef size_t pwh = _matrix(W_hh, q.dtype, GU, U, "rnn_forward: W_hh", False)
+    cdef size_t pbi = _values(b_ih, q.dtype, GU, "rnn_forward: b_ih", False)
+    cdef size_t pbh = _values(b_hh, q.dtype, GU, "rnn_forward: b_hh", False)
+    cdef size_t ps0 = 0, pso = 0
+    cdef int rc
+    if state0 is not None:
+        ps0 = _matrix(state0, q.dtype, n, q.S, "rnn_forward: state0", False)
+    if state_out is not None:
+        pso = _matrix(state_out, q.dtype, n, q.S, "rnn_forward: state_out")
+    with nogil:
+        if q.f32:
+            rc = fastnn_rnn_forward_f32(<float *>py, <float *>pst, <float *>pg, <float *>pc, <float *>pp,
+                                        <const float *>px, <const float *>pwi, <const float *>pwh,
+                                        <const float *>pbi, <const float *>pbh, <const float *>ps0,
+                                        <float *>pso, n, &q.s, n_threads)
+        else:
+            rc = fastnn_rnn_forward_f64(<double *>py, <double *>pst, <double *>pg, <double *>pc, <double *>pp,
+                                        <const double *>px, <const double *>pwi, <const double *>pwh,
+                                        <const double *>pbi, <const double *>pbh, <const double *>ps0,
+                                        <double *>pso, n, &q.s, n_threads)
+    _check(rc, "rnn_forward")
+
+
+def rnn_backward(dx, dW_ih, dW_hh, db_ih, db_hh, dgates, gates, cells, carry, dy, x, states, W_ih, W_hh, seq,
+                 int n_threads):
+    """Backpropagation through time over what rnn_forward stored, from dy (shaped as y): overwrites dW_ih (G U, F),
+    dW_hh (G U, U), db_ih, db_hh (G U) and, unless dx is None, dx (n, T F). Workspaces: dgates (T n G U values),
+    carry (3 n U); gates and cells (None for the simple cell) are overwritten."""
+    cdef _Sequences q = _Sequences(seq, x, "rnn_backward")
+    cdef Py_ssize_t n = q.n, T = q.T, U = q.U, GU = q.GU
+    cdef size_t px = _data(x, q.dtype, n, T * q.F, "rnn_backward: x", False)
+    cdef size_t pdwi = _matrix(dW_ih, q.dtype, GU, q.F, "rnn_backward: dW_ih")
+    cdef size_t pdwh = _matrix(dW_hh, q.dtype, GU, U, "rnn_backward: dW_hh")
+    cdef size_t pdbi = _values(db_ih, q.dtype, GU, "rnn_backward: db_ih")
+    cdef size_t pdbh = _values(db_hh, q.dtype, GU, "rnn_backward: db_hh")
+    cdef size_t pdg = _values(dgates, q.dtype, T * n * GU, "rnn_backward: dgates", True, True)
+    cdef size_t pg = _values(gates, q.dtype, T * n * GU, "rnn_backward: gates", True, True)
+    cdef size_t pc = q.cells(cells, "rnn_backward")
+    cdef size_t pca = _values(carry, q.dtype, 3 * n * U, "rnn_backward: carry", True, True)
+    cdef size_t pdy = _values(dy, q.dtype, q.y_size, "rnn_backward: dy", False)
+    cdef size_t pst = _values(states, q.dtype, (T + 1) * n * U, "rnn_backward: states", False, True)
+    cdef size_t pwi = _matrix(W_ih, q.dtype, GU, q.F, "rnn_backward: W_ih", False)
+    cdef size_t pwh = _matrix(W_hh, q.dtype, GU, U, "rnn_backward: W_hh", False)
+    cdef size_t pdx = 0
+    cdef int rc
+    if dx is not None:
+        pdx = _values(dx, q.dtype, n * T * q.F, "rnn_backward: dx")
+    with nogil:
+        if q.f32:
+            rc = fastnn_rnn_backward_f32(<float *>pdx, <float *>pdwi, <float *>pdwh, <float *>pdbi, <float *>pdbh,
+                                         <float *>pdg, <float *>pg, <float *>pc, <float *>pca, <const float *>pdy,
+                                         <const float *>px, <const float *>pst, <const float *>pwi,
+                                         <const float *>pwh, n, &q.s, n_threads)
+        else:
+            rc = fastnn_rnn_backward_f64(<double *>pdx, <double *>pdwi, <double *>pdwh, <double *>pdbi,
+                                         <double *>pdbh, <double *>pdg, <double *>pg, <double *>pc, <double *>pca,
+                                         <const double *>pdy, <const double *>px, <const double *>pst,
+                                         <const double *>pwi, <const double *>pwh, n, &q.s, n_threads)
+    _check(rc, "rnn_backward")
+
+
+def rnn_scratch_size(seq, Py_ssize_t n):
+    """Elements of scratch an inference pass of n sequences needs: states, gates, cells and the projection."""
+    cdef fastnn_sequence s
+    _sequence(&s, seq, "rnn_scratch_size")
+    cdef int64_t size = fastnn_rnn_scratch_size(&s, n)
+    if size < 0:
+        raise ValueError(f"rnn_scratch_size: invalid n {n} or sizes too large")
+    return size

@@ -927,7 +927,7 @@ def test_bad_activation_raises(c_kernels, dtype, rng, act, alpha):
         c_kernels.act_backward(np.zeros((5, 3), dtype), np.ones((5, 3), dtype), a, act, alpha, 1)
 
 
-@pytest.mark.parametrize("code", [3, 99, -1])
+@pytest.mark.parametrize("code", [4, 99, -1])
 def test_bad_loss_code_raises(c_kernels, dtype, code):
     out = np.zeros((4, 3), dtype)
     target = np.zeros((4, 3), dtype)
@@ -935,6 +935,25 @@ def test_bad_loss_code_raises(c_kernels, dtype, code):
         c_kernels.loss(None, out, target, code, 1)
     with pytest.raises(ValueError):
         c_kernels.loss(np.zeros((4, 3), dtype), out, target, code, 1)
+
+
+def test_cross_entropy_ignore_skips_padding_rows(kernels, rng):
+    """All-zero target rows (ignore_index) add nothing, and the mean is over the other rows: the loss and
+    gradient equal cross_entropy over the kept rows alone, its gradient scaled to the kept rows' count."""
+    from fastnn import _codes
+    z = rng.normal(size=(6, 4))
+    t = np.eye(4)[rng.integers(0, 4, size=6)]
+    t[[1, 4]] = 0
+    keep = t.any(axis=1)
+    grad = np.full_like(z, np.nan)
+    value = kernels.loss(grad, z, t, _codes.CROSS_ENTROPY_IGNORE, 1)
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    assert value == pytest.approx(-np.log(p[t == 1]).mean(), rel=1e-12)
+    expected = np.where(keep[:, None], (p - t) / keep.sum(), 0.0)
+    np.testing.assert_allclose(grad, expected, rtol=1e-12, atol=1e-15)
+    # nothing to count: zero, not NaN
+    assert kernels.loss(grad, z, np.zeros_like(t), _codes.CROSS_ENTROPY_IGNORE, 1) == 0.0
 
 
 def test_shape_mismatches_raise(c_kernels, dtype, rng):

@@ -11,8 +11,10 @@ from .dropout import dropout_backward, dropout_batch_key, dropout_forward, dropo
 from .losses import loss
 from .network import (NetHandle, net_backprop, net_evaluate, net_forward_single, net_infer_scratch_size,
                       net_predict, net_train_epoch, net_update)
-from .optimizers import adam_step, adamw_step, irprop_minus_step, rmsprop_step, sgd_step
+from .optimizers import adam_step, adamw_step, clip_grad_norm, irprop_minus_step, rmsprop_step, sgd_step
 from .pool import avgpool2d_backward, avgpool2d_forward, maxpool2d_backward, maxpool2d_forward
+from .rnn import rnn_backward, rnn_forward, rnn_scratch_size
+from .sequence import embedding_backward, embedding_forward, repeat_backward, repeat_forward
 
 NAME = "python"
 
@@ -28,9 +30,10 @@ def max_threads():
 
 
 __all__ = ["NAME", "NetHandle", "act_backward", "act_forward", "adam_step", "adamw_step", "all_finite",
-           "avgpool2d_backward", "avgpool2d_forward", "col2im", "conv2d_backward", "conv2d_forward", "dense_backward",
-           "dense_forward", "dense_forward_single", "dropout_backward", "dropout_batch_key", "dropout_forward",
-           "dropout_layer_key", "dropout_uniform", "im2col", "irprop_minus_step", "loss", "max_threads",
-           "maxpool2d_backward", "maxpool2d_forward", "net_backprop", "net_evaluate", "net_forward_single",
-           "net_infer_scratch_size", "net_predict", "net_train_epoch", "net_update", "openmp_enabled",
-           "rmsprop_step", "sgd_step"]
+           "avgpool2d_backward", "avgpool2d_forward", "clip_grad_norm", "col2im", "conv2d_backward", "conv2d_forward",
+           "dense_backward", "dense_forward", "dense_forward_single", "dropout_backward", "dropout_batch_key",
+           "dropout_forward", "dropout_layer_key", "dropout_uniform", "embedding_backward", "embedding_forward",
+           "im2col", "irprop_minus_step", "loss", "max_threads", "maxpool2d_backward", "maxpool2d_forward",
+           "net_backprop", "net_evaluate", "net_forward_single", "net_infer_scratch_size", "net_predict",
+           "net_train_epoch", "net_update", "openmp_enabled", "repeat_backward", "repeat_forward", "rmsprop_step",
+           "rnn_backward", "rnn_forward", "rnn_scratch_size", "sgd_step"]

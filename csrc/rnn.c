@@ -1,0 +1,111 @@
+/* rnn.c -- recurrent layers (SimpleRNN, LSTM, GRU) over whole sequences: the forward pass and backpropagation
+ * through time (twin: fastnn/_py/rnn.py). */
+#include "fastnn_internal.h"
+
+/* Per-sequence sizes (the workspaces, the weights) must stay far from int64 overflow once multiplied by a batch. */
+#define RNN_SIZE_LIMIT (INT64_MAX / 64)
+
+static int64_t rnn_gate_blocks(int cell) { return cell == FASTNN_CELL_LSTM ? 4 : cell == FASTNN_CELL_GRU ? 3 : 1; }
+
+/* a * b <= RNN_SIZE_LIMIT for positive a, b */
+static int rnn_fits(int64_t a, int64_t b) { return a <= RNN_SIZE_LIMIT / b; }
+
+/* a * b * c for non-negative sizes, saturated at INT64_MAX: work estimates that cannot overflow */
+static int64_t rnn_mul3(int64_t a, int64_t b, int64_t c)
+{
+    if (a == 0 || b == 0 || c == 0) return 0;
+    if (a > INT64_MAX / b) return INT64_MAX;
+    return a * b > INT64_MAX / c ? INT64_MAX : a * b * c;
+}
+
+int fastnn_check_sequence(const fastnn_sequence *s)
+{
+    if (s == NULL) return FASTNN_EINVAL;
+    if (s->cell != FASTNN_CELL_SIMPLE && s->cell != FASTNN_CELL_LSTM && s->cell != FASTNN_CELL_GRU)
+        return FASTNN_EINVAL;
+    if (s->cell == FASTNN_CELL_SIMPLE && s->act != FASTNN_ACT_TANH && s->act != FASTNN_ACT_RELU)
+        return FASTNN_EINVAL;
+    if (s->steps < 1 || s->features < 1 || s->units < 1) return FASTNN_ESHAPE;
+    if (s->steps >= RNN_SIZE_LIMIT || s->features > RNN_SIZE_LIMIT || s->units > RNN_SIZE_LIMIT) return FASTNN_ESHAPE;
+    const int64_t GU = rnn_gate_blocks(s->cell) * s->units;
+    if (!rnn_fits(s->units, rnn_gate_blocks(s->cell)) || !rnn_fits(GU, s->steps + 1) || !rnn_fits(GU, s->features) ||
+        !rnn_fits(GU, s->units) || !rnn_fits(s->steps, s->features))
+        return FASTNN_ESHAPE;
+    return FASTNN_OK;
+}
+
+/* n sequences of a checked geometry index their workspaces (n (T + 1) G U values) and input (n T F) safely */
+static int rnn_batch_fits(const fastnn_sequence *s, int64_t n)
+{
+    const int64_t GU = rnn_gate_blocks(s->cell) * s->units;
+    return n <= RNN_SIZE_LIMIT / ((s->steps + 1) * GU) && n <= RNN_SIZE_LIMIT / (s->steps * s->features);
+}
+
+int64_t fastnn_rnn_scratch_size(const fastnn_sequence *s, int64_t n)
+{
+    if (fastnn_check_sequence(s) != FASTNN_OK || n < 0) return -1;
+    const int64_t T = s->steps, U = s->units, GU = rnn_gate_blocks(s->cell) * U;
+    /* states and cells (T + 1) U each, gates and the projection T G U each; each term < RNN_SIZE_LIMIT */
+    const int64_t per = 2 * (T + 1) * U + 2 * T * GU;
+    if (n > 0 && per > INT64_MAX / n) return -1;
+    return n * per;
+}
+
+#if defined(__GNUC__)
+/* The dot products' vectors of partial sums (rnn_impl.h): 32 bytes, one AVX register (8 floats, 4 doubles). */
+#define RNN_VEC_BYTES 32
+typedef float rnn_vec_f32 __attribute__((vector_size(RNN_VEC_BYTES)));
+typedef double rnn_vec_f64 __attribute__((vector_size(RNN_VEC_BYTES)));
+#if !defined(__clang__)
+/* The lane sums of as many vectors as they have lanes, together: pairs of vectors fold into one (the low half of
+ * each group of lanes plus the high half), so after log2(lanes) folds lane r holds the sum of vector r. Each sum
+ * is the tree of lane_sum in rnn_impl.h, ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)), the same additions
+ * in the same order, so a row's result does not depend on which path summed it. (GCC's __builtin_shuffle.) */
+#define RNN_ROW_SUMS 1
+typedef int32_t rnn_mask_f32 __attribute__((vector_size(RNN_VEC_BYTES)));
+typedef int64_t rnn_mask_f64 __attribute__((vector_size(RNN_VEC_BYTES)));
+
+/* (vectors by pointer: a static function taking AVX vectors by value draws GCC's ABI note in non-AVX builds) */
+static inline __attribute__((always_inline)) void rnn_fold_f32(rnn_vec_f32 *out, const rnn_vec_f32 *a,
+                                                               const rnn_vec_f32 *b, int group)
+{
+    const rnn_mask_f32 lo8 = {0, 1, 2, 3, 8, 9, 10, 11}, hi8 = {4, 5, 6, 7, 12, 13, 14, 15};
+    const rnn_mask_f32 lo4 = {0, 1, 4, 5, 8, 9, 12, 13}, hi4 = {2, 3, 6, 7, 10, 11, 14, 15};
+    const rnn_mask_f32 lo2 = {0, 2, 4, 6, 8, 10, 12, 14}, hi2 = {1, 3, 5, 7, 9, 11, 13, 15};
+    if (group == 8) *out = __builtin_shuffle(*a, *b, lo8) + __builtin_shuffle(*a, *b, hi8);
+    else if (group == 4) *out = __builtin_shuffle(*a, *b, lo4) + __builtin_shuffle(*a, *b, hi4);
+    else *out = __builtin_shuffle(*a, *b, lo2) + __builtin_shuffle(*a, *b, hi2);
+}
+
+static inline __attribute__((always_inline)) void rnn_row_sums_f32(rnn_vec_f32 *out, const rnn_vec_f32 *v)
+{
+    rnn_vec_f32 v01, v23, v45, v67, v0123, v4567;
+    rnn_fold_f32(&v01, &v[0], &v[1], 8);
+    rnn_fold_f32(&v23, &v[2], &v[3], 8);
+    rnn_fold_f32(&v45, &v[4], &v[5], 8);
+    rnn_fold_f32(&v67, &v[6], &v[7], 8);
+    rnn_fold_f32(&v0123, &v01, &v23, 4);
+    rnn_fold_f32(&v4567, &v45, &v67, 4);
+    rnn_fold_f32(out, &v0123, &v4567, 2);
+}
+
+static inline __attribute__((always_inline)) void rnn_fold_f64(rnn_vec_f64 *out, const rnn_vec_f64 *a,
+                                                               const rnn_vec_f64 *b, int group)
+{
+    const rnn_mask_f64 lo4 = {0, 1, 4, 5}, hi4 = {2, 3, 6, 7}, lo2 = {0, 2, 4, 6}, hi2 = {1, 3, 5, 7};
+    if (group == 4) *out = __builtin_shuffle(*a, *b, lo4) + __builtin_shuffle(*a, *b, hi4);
+    else *out = __builtin_shuffle(*a, *b, lo2) + __builtin_shuffle(*a, *b, hi2);
+}
+
+static inline __attribute__((always_inline)) void rnn_row_sums_f64(rnn_vec_f64 *out, const rnn_vec_f64 *v)
+{
+    rnn_vec_f64 v01, v23;
+    rnn_fold_f64(&v01, &v[0], &v[1], 4);
+    rnn_fold_f64(&v23, &v[2], &v[3], 4);
+    rnn_fold_f64(out, &v01, &v23, 2);
+}
+#endif
+#endif
+
+#define FASTNN_TEMPLATE "rnn_impl.h"
+#include "fastnn_real.h"
