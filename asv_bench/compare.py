@@ -1,10 +1,11 @@
 #!/usr/bin/env python
-"""fastnn side by side with PyTorch (CPU), scikit-learn, a hand-written NumPy MLP and FANN, on eight workloads.
+"""fastnn side by side with PyTorch (CPU), scikit-learn, a hand-written NumPy MLP and FANN, on twelve workloads.
 
     python asv_bench/compare.py --threads 2 --repeats 3            # the measurement (a few minutes)
     python asv_bench/compare.py --quick                             # a smoke test (small workloads, 1 repeat)
     python asv_bench/compare.py --workloads mnist_mlp,infer_batch --libs fastnn-c,torch
     python asv_bench/compare.py --workloads lenet5_mnist,cnn_mnist,lenet5_infer1   # the convolutional ones
+    python asv_bench/compare.py --workloads rnn_char,lstm_char,lstm_batch,lstm_generate1 --libs fastnn-c,torch
 
 Every (library, workload) pair runs in its own subprocess (`compare.py --worker LIB WORKLOAD ...`, which prints
 one JSON line), so no library's threads, allocator or JIT state leaks into another's timing. The runs are
@@ -28,10 +29,21 @@ Workloads (float32 everywhere):
   cnn_mnist      Conv2D(32, 3x3) ReLU, Conv2D(64, 3x3) ReLU, MaxPool 2, Flatten, Dense 128 ReLU, Dense 10, softmax +
                  CE, Adam (lr 1e-3), batch 64, one epoch over 10k such images: samples/s, % of peak
   lenet5_infer1  one image through LeNet-5 from Python (probabilities out): median microseconds per call
-The convolutional workloads compare fastnn with PyTorch only (scikit-learn, the NumPy MLP and FANN have no
-convolution: their rows say n/a); the NumPy backend of fastnn trains on fewer images there (throughput is per image).
+  rnn_char       min-char-rnn: SimpleRNN(100, tanh) over one-hot characters (vocabulary 65, sequences of 25),
+                 Dense(65) at every step, cross-entropy over all 25 steps, Adam (lr 2e-3), batch 1, one epoch over
+                 random token sequences: characters (tokens) per second
+  lstm_char      Embedding(65, 64), LSTM(128) over sequences of 64, Dense(65) at every step, cross-entropy over all
+                 steps, Adam (lr 2e-3), batch 1: tokens per second
+  lstm_batch     lstm_char with LSTM(256) and batches of 32 sequences: tokens per second
+  lstm_generate1 the lstm_char model, stateful, fed one token per call carrying (h, c) from call to call
+                 (probabilities out): median microseconds per token
+The convolutional and recurrent workloads compare fastnn with PyTorch only (scikit-learn, the NumPy MLP and FANN have
+no convolution or recurrent layers: their rows say n/a); the NumPy backend of fastnn trains on fewer images or
+sequences there (throughput is per image or token). The recurrent workloads start both libraries from the same
+initial weights (see rnn_initial_weights).
 "% of peak" = 6 x multiply-adds per sample x samples/s / sgemm FLOP/s (forward 2, backward 4 flops per multiply-add;
-a dense layer does one per weight, a convolution one per weight and output position).
+a dense layer does one per weight, a convolution one per weight and output position; for the recurrent workloads
+the sample is one token: the recurrent layer's weight_ih and weight_hh and the output layer's weights, once per step).
 """
 import argparse
 import ctypes
@@ -48,7 +60,7 @@ import time
 
 LIBS = ["fastnn-c", "fastnn-python", "torch", "sklearn", "numpy", "fann"]
 WORKLOADS = ["tiny_online", "mnist_mlp", "wide_mlp", "infer_latency", "infer_batch", "lenet5_mnist", "cnn_mnist",
-             "lenet5_infer1"]
+             "lenet5_infer1", "rnn_char", "lstm_char", "lstm_batch", "lstm_generate1"]
 RESULT = "@@RESULT "
 
 # sizes, samples (full, quick) and what each workload measures
@@ -76,7 +88,24 @@ CONV_SPECS = {
     "lenet5_infer1": dict(arch="lenet5", n=(3000, 300), batch=1, unit="µs/call"),
 }
 SPECS.update(CONV_SPECS)
-PEAK_WORKLOADS = ("mnist_mlp", "wide_mlp", "lenet5_mnist", "cnn_mnist")
+PEAK_WORKLOADS = ("mnist_mlp", "wide_mlp", "lenet5_mnist", "cnn_mnist", "rnn_char", "lstm_char", "lstm_batch")
+
+# Recurrent character models, built from these entries for both libraries: `cell` "rnn" (tanh) or "lstm" of `units`
+# units; the input is the one-hot rows of the characters (`embed` None) or token ids through an Embedding(VOCAB,
+# embed); Dense(VOCAB) at every step feeds softmax + cross-entropy over all steps. `steps` characters per sequence,
+# `batch` sequences per update; n: sequences per epoch (for lstm_generate1: tokens, one per call).
+VOCAB = 65
+RNN_LR = 2e-3
+RNN_SPECS = {
+    "rnn_char": dict(cell="rnn", units=100, embed=None, steps=25, batch=1, n=(2000, 200), n_python=(400, 100),
+                     unit="tokens/s"),
+    "lstm_char": dict(cell="lstm", units=128, embed=64, steps=64, batch=1, n=(600, 60), n_python=(120, 30),
+                      unit="tokens/s"),
+    "lstm_batch": dict(cell="lstm", units=256, embed=64, steps=64, batch=32, n=(512, 64), n_python=(128, 64),
+                       unit="tokens/s"),
+    "lstm_generate1": dict(cell="lstm", units=128, embed=64, steps=1, batch=1, n=(3000, 300), unit="µs/token"),
+}
+SPECS.update(RNN_SPECS)
 
 # what a library cannot run, and why
 UNSUPPORTED = {
@@ -85,8 +114,11 @@ UNSUPPORTED = {
 }
 # what a library cannot run by its nature: a row in the table that says so, instead of a note
 NOT_APPLICABLE = {(lib, w): "n/a (no convolution)" for lib in ("sklearn", "numpy", "fann") for w in CONV_SPECS}
+NOT_APPLICABLE.update({(lib, w): "n/a (no recurrent layers)" for lib in ("sklearn", "numpy", "fann")
+                       for w in RNN_SPECS})
 # --before DIR adds this library: fastnn's C backend imported from DIR (a checkout of an earlier commit, built in
-# place), so a change is measured before and after side by side in one run; it runs the dense workloads only
+# place), so a change is measured before and after side by side in one run; it runs the dense and recurrent
+# workloads (a checkout older than the recurrent layers fails those, and the notes say so)
 BEFORE = "fastnn-c-before"
 
 
@@ -115,7 +147,12 @@ def arch_shapes(arch, image_shape=IMAGE_SHAPE):
 
 def macs_per_sample(workload):
     """Multiply-adds of one sample's forward pass: a dense layer's weights; a convolution's weights times its
-    output positions."""
+    output positions; for a recurrent workload, one token's (one step of the recurrent and output layers)."""
+    if workload in RNN_SPECS:  # per token
+        spec = RNN_SPECS[workload]
+        U, gates = spec["units"], 4 if spec["cell"] == "lstm" else 1
+        features = VOCAB if spec["embed"] is None else spec["embed"]
+        return gates * U * (features + U) + U * VOCAB
     if workload not in CONV_SPECS:
         return n_weights(SPECS[workload]["sizes"])
     total = 0
@@ -167,10 +204,11 @@ class Timer:
         self.seconds = time.perf_counter() - self.start
 
 
-def time_training(train_epoch, X, y, warm=512, epochs=3):
+def time_training(train_epoch, X, y, warm=512, epochs=3, items_per_sample=1):
     """Samples/s of one epoch: the median of `epochs` timed epochs, after a short warm-up epoch on the first
     `warm` samples. (One timed epoch right after start-up also timed the thread pools of the BLAS libraries
-    NumPy and SciPy load, which spin for ~0.1 s after loading and take cores from whatever runs then.)"""
+    NumPy and SciPy load, which spin for ~0.1 s after loading and take cores from whatever runs then.)
+    items_per_sample: count each sample as that many items (a sequence of T tokens: tokens/s)."""
     train_epoch(X[:warm], y[:warm])
     times, loss = [], None
     for _ in range(epochs):
@@ -178,7 +216,8 @@ def time_training(train_epoch, X, y, warm=512, epochs=3):
             loss = train_epoch(X, y)
         times.append(t.seconds)
     seconds = statistics.median(times)
-    return {"value": X.shape[0] / seconds, "seconds": seconds, "loss": None if loss is None else float(loss)}
+    return {"value": X.shape[0] * items_per_sample / seconds, "seconds": seconds,
+            "loss": None if loss is None else float(loss)}
 
 
 def time_latency(predict_one, X):
@@ -367,6 +406,167 @@ def run_torch_conv(workload, n, threads):
         return total / Xt.shape[0]
 
     return {**info, **time_training(epoch, X, y)}
+
+
+# ------------------------------------------------------------------------------------- recurrent networks
+def make_tokens(workload, n, seed=0):
+    """Seeded character data for a recurrent workload: one stream of n * steps + 1 random token ids in
+    [0, VOCAB), cut into n sequences X (n, steps) with the next character of each as the target y (n, steps),
+    both int64. rnn_char's inputs are their one-hot rows instead: X (n, steps, VOCAB) float32. The timings do not
+    depend on the values."""
+    import numpy as np
+    spec = RNN_SPECS[workload]
+    T = spec["steps"]
+    stream = np.random.default_rng(seed).integers(0, VOCAB, size=n * T + 1)
+    X, y = stream[:-1].reshape(n, T), stream[1:].reshape(n, T)
+    if spec["embed"] is None:
+        X = np.eye(VOCAB, dtype=np.float32)[X]
+    return X, y
+
+
+def rnn_initial_weights(workload, seed=0):
+    """The weights both libraries start from, in PyTorch's layouts: embedding (VOCAB, embed); weight_ih (G U, F),
+    weight_hh (G U, U), bias_ih and bias_hh (G U) with PyTorch's gate order; out_weight (VOCAB, U) and out_bias
+    (VOCAB) of the output nn.Linear (fastnn's Dense.W is its transpose). Drawn here with NumPy in PyTorch's default
+    distributions (fastnn initialises recurrent layers and embeddings the same way): embedding N(0, 1), the rest
+    U(-1/sqrt(U), 1/sqrt(U)). Each library's worker copies them into its model, so no process imports the other
+    library (importing fastnn sets OMP_WAIT_POLICY and loads a second OpenMP runtime into torch's process)."""
+    import numpy as np
+    spec = RNN_SPECS[workload]
+    rng = np.random.default_rng(seed)
+    U, G = spec["units"], 4 if spec["cell"] == "lstm" else 1
+    F = VOCAB if spec["embed"] is None else spec["embed"]
+    bound = 1.0 / U ** 0.5
+    weights = {}
+    if spec["embed"] is not None:
+        weights["embedding"] = rng.standard_normal((VOCAB, F))
+    for name, shape in (("weight_ih", (G * U, F)), ("weight_hh", (G * U, U)), ("bias_ih", (G * U,)),
+                        ("bias_hh", (G * U,)), ("out_weight", (VOCAB, U)), ("out_bias", (VOCAB,))):
+        weights[name] = rng.uniform(-bound, bound, size=shape)
+    return {name: w.astype(np.float32) for name, w in weights.items()}
+
+
+def fastnn_rnn_layers(workload, stateful=False):
+    import fastnn
+    spec = RNN_SPECS[workload]
+    layers = [] if spec["embed"] is None else [fastnn.Embedding(VOCAB, spec["embed"])]
+    if spec["cell"] == "lstm":
+        layers.append(fastnn.LSTM(spec["units"], return_sequences=True, stateful=stateful))
+    else:
+        layers.append(fastnn.SimpleRNN(spec["units"], activation="tanh", return_sequences=True, stateful=stateful))
+    return layers + [fastnn.Dense(VOCAB)]
+
+
+def load_fastnn_rnn(net, weights):
+    """Copy rnn_initial_weights into a network built from fastnn_rnn_layers."""
+    layers = list(net.layers)
+    if "embedding" in weights:
+        layers.pop(0).W[...] = weights["embedding"]
+    recurrent, dense = layers
+    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+        getattr(recurrent, name)[...] = weights[name]
+    dense.W[...] = weights["out_weight"].T
+    dense.b[...] = weights["out_bias"]
+
+
+def run_fastnn_rnn(backend, workload, n, threads):
+    import numpy as np
+
+    import fastnn
+    fastnn.set_num_threads(threads)
+    spec = RNN_SPECS[workload]
+    generate = spec["unit"] == "µs/token"
+    input_shape = (spec["steps"], VOCAB) if spec["embed"] is None else (None,)
+    net = fastnn.Network(fastnn_rnn_layers(workload, stateful=generate), input_shape=input_shape,
+                         loss="cross_entropy", dtype="float32", seed=0, backend=backend)
+    load_fastnn_rnn(net, rnn_initial_weights(workload))
+    info = {"version": fastnn.__version__, "backend": net.backend, "n_params": net.n_params}
+    if generate:  # one token per call, the state carried by the network
+        tokens = np.random.default_rng(0).integers(0, VOCAB, size=(n, 1))
+        net.reset_states()
+        return {**info, **time_latency(lambda row: net.predict(row[None, :])[0, -1], tokens)}
+    X, y = make_tokens(workload, n)
+
+    def epoch(Xe, ye):
+        return net.fit(Xe, ye, epochs=1, batch_size=spec["batch"], shuffle=False, optimizer="adam",
+                       learning_rate=RNN_LR, reset_optimizer=False)["loss"][-1]
+
+    return {**info, **time_training(epoch, X, y, warm=max(16, 2 * spec["batch"]), items_per_sample=spec["steps"])}
+
+
+def torch_rnn_model(workload, weights):
+    """The PyTorch twin of fastnn_rnn_layers (nn.Embedding, nn.RNN or nn.LSTM with batch_first, nn.Linear),
+    holding rnn_initial_weights."""
+    import torch
+    from torch import nn
+    spec = RNN_SPECS[workload]
+
+    class CharModel(nn.Module):
+        def __init__(self):
+            super().__init__()
+            features = VOCAB if spec["embed"] is None else spec["embed"]
+            self.embedding = None if spec["embed"] is None else nn.Embedding(VOCAB, spec["embed"])
+            if spec["cell"] == "lstm":
+                self.rnn = nn.LSTM(features, spec["units"], batch_first=True)
+            else:
+                self.rnn = nn.RNN(features, spec["units"], nonlinearity="tanh", batch_first=True)
+            self.out = nn.Linear(spec["units"], VOCAB)
+
+        def forward(self, x, state=None):
+            if self.embedding is not None:
+                x = self.embedding(x)
+            h, state = self.rnn(x, state)
+            return self.out(h), state
+
+    model = CharModel()
+    with torch.no_grad():
+        if model.embedding is not None:
+            model.embedding.weight.copy_(torch.from_numpy(weights["embedding"]))
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(model.rnn, name + "_l0").copy_(torch.from_numpy(weights[name]))
+        model.out.weight.copy_(torch.from_numpy(weights["out_weight"]))
+        model.out.bias.copy_(torch.from_numpy(weights["out_bias"]))
+    return model
+
+
+def run_torch_rnn(workload, n, threads):
+    import numpy as np
+    import torch
+    from torch import nn
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    spec = RNN_SPECS[workload]
+    model = torch_rnn_model(workload, rnn_initial_weights(workload))
+    info = {"version": torch.__version__, "torch_threads": torch.get_num_threads(),
+            "n_params": sum(p.numel() for p in model.parameters())}
+    if spec["unit"] == "µs/token":
+        model.eval()
+        tokens = np.random.default_rng(0).integers(0, VOCAB, size=(n, 1))
+        state = [None]  # (h, c), carried from call to call
+
+        def predict_one(row):  # row: one token id, shape (1,)
+            with torch.inference_mode():
+                logits, state[0] = model(torch.from_numpy(row).view(1, 1), state[0])
+                return torch.softmax(logits[0, -1], dim=0).numpy()
+
+        return {**info, **time_latency(predict_one, tokens)}
+    loss_fn, opt, bs = nn.CrossEntropyLoss(), torch.optim.Adam(model.parameters(), lr=RNN_LR), spec["batch"]
+
+    def epoch(Xe, ye):  # the batches in order, as fastnn's fit(shuffle=False)
+        Xt, yt = torch.from_numpy(np.ascontiguousarray(Xe)), torch.from_numpy(np.ascontiguousarray(ye))
+        total = 0.0
+        for start in range(0, Xt.shape[0], bs):
+            xb, yb = Xt[start:start + bs], yt[start:start + bs]
+            opt.zero_grad(set_to_none=True)
+            logits, _ = model(xb)
+            loss = loss_fn(logits.reshape(-1, VOCAB), yb.reshape(-1))
+            loss.backward()
+            opt.step()
+            total += loss.item() * xb.shape[0]
+        return total / Xt.shape[0]
+
+    X, y = make_tokens(workload, n)
+    return {**info, **time_training(epoch, X, y, warm=max(16, 2 * bs), items_per_sample=spec["steps"])}
 
 
 # ----------------------------------------------------------------------------------------------- sklearn
@@ -695,6 +895,19 @@ def worker(lib, workload, threads, quick):
     if workload == "peak":
         return run_peak(threads, quick)
     n = SPECS[workload]["n"][1 if quick else 0]
+    if workload in RNN_SPECS:
+        if lib == "fastnn-python" and "n_python" in RNN_SPECS[workload]:
+            n = RNN_SPECS[workload]["n_python"][1 if quick else 0]
+        if lib in ("fastnn-c", BEFORE):
+            out = run_fastnn_rnn("c", workload, n, threads)
+        elif lib == "fastnn-python":
+            out = run_fastnn_rnn("python", workload, n, threads)
+        elif lib == "torch":
+            out = run_torch_rnn(workload, n, threads)
+        else:
+            raise ValueError(f"{lib} has no recurrent layers ({workload})")
+        out["n"] = n
+        return out
     if workload in CONV_SPECS:
         if lib == "fastnn-python" and "n_python" in CONV_SPECS[workload]:
             n = CONV_SPECS[workload]["n_python"][1 if quick else 0]
@@ -779,10 +992,15 @@ def cpu_model():
     return f"{model} ({flags}; {os.cpu_count()} logical CPUs)" if flags else f"{model} ({os.cpu_count()} CPUs)"
 
 
+def is_latency(unit):
+    """Units of time per call or token ("µs/call", "µs/token"), where smaller is faster."""
+    return unit.startswith("µs/")
+
+
 def fmt_value(value, unit):
     if value is None:
         return "—"
-    if unit == "µs/call":
+    if is_latency(unit):
         return f"{value:,.1f} µs"
     return f"{value:,.0f}/s"
 
@@ -791,7 +1009,7 @@ def speed_ratio(fast, peer, unit):
     """fastnn-C speed / peer speed (throughput ratio; for latency, peer µs / fastnn-C µs)."""
     if fast is None or peer is None:
         return None
-    return peer / fast if unit == "µs/call" else fast / peer
+    return peer / fast if is_latency(unit) else fast / peer
 
 
 def fastnn_commit():
@@ -829,8 +1047,11 @@ def render(args, libs, workloads, results, peaks, notes, versions, started, elap
     if peak:
         lines.append(f"- sgemm peak (NumPy float32 2048³ matmul, {args.threads} thread(s)): {peak / 1e9:,.1f} "
                      f"GFLOP/s (median of {len(peaks)}; range {min(peaks) / 1e9:,.1f}–{max(peaks) / 1e9:,.1f})")
-    lines.append("- ×: fastnn-C speed ÷ that library's speed (> 1: fastnn-C is faster); for infer_latency that is "
-                 "the library's µs ÷ fastnn-C's µs")
+    lines.append("- ×: fastnn-C speed ÷ that library's speed (> 1: fastnn-C is faster); for the latency workloads "
+                 "(infer_latency, lenet5_infer1, lstm_generate1) that is the library's µs ÷ fastnn-C's µs")
+    units = sorted({SPECS[w]["unit"] for w in workloads})
+    lines.append("- units: " + ", ".join(f"{u} ({', '.join(w for w in workloads if SPECS[w]['unit'] == u)})"
+                                         for u in units))
     lines.append("")
     lines.append("| workload | library | median | range (min–max) | % of sgemm peak | × (fastnn-C ÷ lib) |")
     lines.append("|---|---|---:|---:|---:|---:|")
@@ -883,7 +1104,7 @@ def main(argv=None):
     parser.add_argument("--output", help="also write the markdown table to this file")
     parser.add_argument("--json", help="also write every raw result to this JSON file")
     parser.add_argument("--before", metavar="DIR",
-                        help=f"also run the dense workloads with fastnn imported from DIR (an earlier commit built "
+                        help=f"also run the dense and recurrent workloads with fastnn imported from DIR (an earlier commit built "
                              f"in place: git worktree add DIR <commit> && cd DIR && python setup.py build_ext "
                              f"--inplace), as the library {BEFORE}")
     parser.add_argument("--worker", nargs=2, metavar=("LIB", "WORKLOAD"), help=argparse.SUPPRESS)
@@ -949,6 +1170,22 @@ def main(argv=None):
                      "Dense; softmax fused into the cross-entropy) and PyTorch (nn.Conv2d + nn.ReLU, nn.MaxPool2d, "
                      "nn.Flatten, nn.Linear, nn.CrossEntropyLoss, torch.optim.Adam), float32, NCHW; "
                      "lenet5_infer1 = predict on one (1, 28, 28) image, softmax included")
+    recurrent = [w for w in workloads if w in RNN_SPECS]
+    if recurrent:
+        sizes = ", ".join(f"{w} {RNN_SPECS[w]['n'][1 if args.quick else 0]:,}"
+                          + (f" (fastnn-python {RNN_SPECS[w]['n_python'][1 if args.quick else 0]:,})"
+                             if "n_python" in RNN_SPECS[w] else "") for w in recurrent)
+        notes.append(f"{', '.join(recurrent)}: random character sequences (vocabulary {VOCAB}); sequences per epoch "
+                     f"(lstm_generate1: tokens): {sizes}; both libraries start from the same initial weights "
+                     "(drawn once with NumPy in PyTorch's default distributions and copied into each) and train on "
+                     "the same batches in the same order (fastnn fit(shuffle=False, batch_size=B) over the array of "
+                     "sequences; PyTorch the standard zero_grad / forward / CrossEntropyLoss / backward / Adam.step "
+                     "loop over the same slices), every sequence from a zero state; PyTorch uses nn.Embedding, "
+                     "nn.RNN (tanh) or nn.LSTM with batch_first=True and nn.Linear on every step; "
+                     "lstm_generate1 = one (1, 1) token per call on a stateful network (fastnn: predict, "
+                     "LSTM(stateful=True); PyTorch: the module called with the (h, c) of the previous call, in "
+                     "torch.inference_mode()), softmax included; throughput counts tokens (sequences x steps), "
+                     "the median of 3 epochs after a warm-up epoch on max(16, 2 x batch) sequences")
     notes.append("training throughput = samples of one epoch / its wall time (shuffling and per-batch Python "
                  "overhead included), the median of 3 epochs in each process after a warm-up epoch on 512 "
                  "samples; infer_latency = median of per-call "
