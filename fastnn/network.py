@@ -43,6 +43,10 @@ def _exclusive(method):
     return guarded
 
 
+def _shape_text(shape):
+    return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
 def _available_memory_bytes():
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -405,9 +409,9 @@ class Network:
     def summary(self, print_fn=print):
         """A table of the layers with their output shapes and parameter counts (as Keras' summary); printed
         with print_fn (None: only returned)."""
-        rows = [("input", str(tuple(self.input_shape)), "")]
-        for i, layer in enumerate(self.layers):
-            rows.append((f"{i}: {layer!r}", str(tuple(layer.output_shape)), f"{layer.n_params:,}"))
+        rows = [("input", _shape_text(self.input_shape), "")]
+        for i, (layer, shape) in enumerate(zip(self.layers, self._declared_output_shapes())):
+            rows.append((f"{i}: {layer!r}", _shape_text(shape), f"{layer.n_params:,}"))
         widths = [max(len(r[k]) for r in rows + [("layer", "output shape", "params")]) for k in range(3)]
         line = "-" * (sum(widths) + 4)
         head = f"{'layer':<{widths[0]}}  {'output shape':<{widths[1]}}  {'params':>{widths[2]}}"
@@ -417,6 +421,19 @@ class Network:
         if print_fn is not None:
             print_fn(text)
         return text
+
+    def _declared_output_shapes(self):
+        """Every layer's output shape, with None where it follows a steps axis declared None."""
+        shapes = [layer.output_shape for layer in self.layers]
+        if self.input_shape[0] is not None:
+            return shapes
+        probe = (self._steps + 1, *self.layers[0].input_shape[1:])
+        for i, layer in enumerate(self.layers):
+            other = layer.copy()
+            other.build(probe, i)
+            probe = other.output_shape
+            shapes[i] = tuple(None if a != b else a for a, b in zip(shapes[i], probe))
+        return shapes
 
     def get_config(self):
         """What rebuilds this network's architecture (Network.from_config); weights not included."""
