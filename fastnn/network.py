@@ -139,8 +139,8 @@ class Network:
             rest = check.parse_shape("input_shape", (1, *input_shape[1:]))[1:]
             return (None, *rest), (1, *rest)
         shape = check.parse_shape("input_shape", input_shape)
-        if len(shape) == 2 and not (layers and isinstance(layers[0], SEQUENCE_LAYERS)):
-            shape = (1, *shape)  # (height, width): one channel
+        if len(shape) == 2 and not (layers and isinstance(layers[0], (Dense, *SEQUENCE_LAYERS))):
+            shape = (1, *shape)  # (height, width): one channel; a Dense takes (steps, features) as it is
         return shape, shape
 
     @staticmethod
