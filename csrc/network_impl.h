@@ -352,7 +352,8 @@ static int SFX(net_infer)(const fastnn_net *net, REAL *y, const REAL **out, cons
         SFX(pass_buffers) buf = {cols, NULL, NULL, NULL, NULL, NULL};
         if (L->kind == FASTNN_LAYER_RECURRENT) {
             /* laid out as fastnn_rnn_scratch_size counts: states, gates, cells, projection */
-            int64_t T = L->seq.steps, U = L->seq.units, gate_values = fastnn_rnn_scratch_size(&L->seq, 1) / 2 - (T + 1) * U;
+            int64_t T = L->seq.steps, U = L->seq.units;
+            int64_t gate_values = fastnn_rnn_scratch_size(&L->seq, 1) / 2 - (T + 1) * U; /* T G U */
             buf.states = recurrent;
             buf.gates = buf.states + n * (T + 1) * U;
             buf.cells = buf.gates + n * gate_values;

@@ -69,7 +69,8 @@ def _add_hidden(parser, suppress):
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m fastnn", description=__doc__,
-                                     usage="%(prog)s [shared options] [--hidden N ...] [{" + ",".join(DEMOS) + "} [options]]",
+                                     usage="%(prog)s [shared options] [--hidden N ...] "
+                                           "[{" + ",".join(DEMOS) + "} [options]]",
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_shared(parser)
     _add_hidden(parser, suppress=False)  # the MLP's flag, kept at the top level: `python -m fastnn --hidden 64 64`
