@@ -52,57 +52,67 @@ int64_t fastnn_rnn_scratch_size(const fastnn_sequence *s, int64_t n)
 }
 
 #if defined(__GNUC__)
-/* The dot products' vectors of partial sums (rnn_impl.h): 32 bytes, one AVX register (8 floats, 4 doubles). */
-#define RNN_VEC_BYTES 32
+/* The dot products' vectors of partial sums (rnn_impl.h): 64 bytes, one AVX-512 register (16 floats, 8 doubles;
+ * two registers under AVX2, four under SSE: the same lanes, the same sums). */
+#define RNN_VEC_BYTES 64
 typedef float rnn_vec_f32 __attribute__((vector_size(RNN_VEC_BYTES)));
 typedef double rnn_vec_f64 __attribute__((vector_size(RNN_VEC_BYTES)));
 #if !defined(__clang__)
 /* The lane sums of as many vectors as they have lanes, together: pairs of vectors fold into one (the low half of
  * each group of lanes plus the high half), so after log2(lanes) folds lane r holds the sum of vector r. Each sum
- * is the tree of lane_sum in rnn_impl.h, ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)), the same additions
- * in the same order, so a row's result does not depend on which path summed it. (GCC's __builtin_shuffle.) */
+ * is the tree of lane_sum in rnn_impl.h, e.g. for 8 lanes ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)), the
+ * same additions in the same order, so a row's result does not depend on which path summed it. (GCC's
+ * __builtin_shuffle.) */
 #define RNN_ROW_SUMS 1
 typedef int32_t rnn_mask_f32 __attribute__((vector_size(RNN_VEC_BYTES)));
 typedef int64_t rnn_mask_f64 __attribute__((vector_size(RNN_VEC_BYTES)));
 
-/* (vectors by pointer: a static function taking AVX vectors by value draws GCC's ABI note in non-AVX builds) */
+/* (vectors by pointer: a static function taking vectors by value draws GCC's ABI note in builds without them) */
 static inline __attribute__((always_inline)) void rnn_fold_f32(rnn_vec_f32 *out, const rnn_vec_f32 *a,
                                                                const rnn_vec_f32 *b, int group)
 {
-    const rnn_mask_f32 lo8 = {0, 1, 2, 3, 8, 9, 10, 11}, hi8 = {4, 5, 6, 7, 12, 13, 14, 15};
-    const rnn_mask_f32 lo4 = {0, 1, 4, 5, 8, 9, 12, 13}, hi4 = {2, 3, 6, 7, 10, 11, 14, 15};
-    const rnn_mask_f32 lo2 = {0, 2, 4, 6, 8, 10, 12, 14}, hi2 = {1, 3, 5, 7, 9, 11, 13, 15};
-    if (group == 8) *out = __builtin_shuffle(*a, *b, lo8) + __builtin_shuffle(*a, *b, hi8);
+    const rnn_mask_f32 lo16 = {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23};
+    const rnn_mask_f32 hi16 = {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31};
+    const rnn_mask_f32 lo8 = {0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27};
+    const rnn_mask_f32 hi8 = {4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31};
+    const rnn_mask_f32 lo4 = {0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29};
+    const rnn_mask_f32 hi4 = {2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31};
+    const rnn_mask_f32 lo2 = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+    const rnn_mask_f32 hi2 = {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
+    if (group == 16) *out = __builtin_shuffle(*a, *b, lo16) + __builtin_shuffle(*a, *b, hi16);
+    else if (group == 8) *out = __builtin_shuffle(*a, *b, lo8) + __builtin_shuffle(*a, *b, hi8);
     else if (group == 4) *out = __builtin_shuffle(*a, *b, lo4) + __builtin_shuffle(*a, *b, hi4);
     else *out = __builtin_shuffle(*a, *b, lo2) + __builtin_shuffle(*a, *b, hi2);
 }
 
 static inline __attribute__((always_inline)) void rnn_row_sums_f32(rnn_vec_f32 *out, const rnn_vec_f32 *v)
 {
-    rnn_vec_f32 v01, v23, v45, v67, v0123, v4567;
-    rnn_fold_f32(&v01, &v[0], &v[1], 8);
-    rnn_fold_f32(&v23, &v[2], &v[3], 8);
-    rnn_fold_f32(&v45, &v[4], &v[5], 8);
-    rnn_fold_f32(&v67, &v[6], &v[7], 8);
-    rnn_fold_f32(&v0123, &v01, &v23, 4);
-    rnn_fold_f32(&v4567, &v45, &v67, 4);
-    rnn_fold_f32(out, &v0123, &v4567, 2);
+    rnn_vec_f32 l1[8], l2[4], l3[2];
+    int i;
+    for (i = 0; i < 8; i++) rnn_fold_f32(&l1[i], &v[2 * i], &v[2 * i + 1], 16);
+    for (i = 0; i < 4; i++) rnn_fold_f32(&l2[i], &l1[2 * i], &l1[2 * i + 1], 8);
+    for (i = 0; i < 2; i++) rnn_fold_f32(&l3[i], &l2[2 * i], &l2[2 * i + 1], 4);
+    rnn_fold_f32(out, &l3[0], &l3[1], 2);
 }
 
 static inline __attribute__((always_inline)) void rnn_fold_f64(rnn_vec_f64 *out, const rnn_vec_f64 *a,
                                                                const rnn_vec_f64 *b, int group)
 {
-    const rnn_mask_f64 lo4 = {0, 1, 4, 5}, hi4 = {2, 3, 6, 7}, lo2 = {0, 2, 4, 6}, hi2 = {1, 3, 5, 7};
-    if (group == 4) *out = __builtin_shuffle(*a, *b, lo4) + __builtin_shuffle(*a, *b, hi4);
+    const rnn_mask_f64 lo8 = {0, 1, 2, 3, 8, 9, 10, 11}, hi8 = {4, 5, 6, 7, 12, 13, 14, 15};
+    const rnn_mask_f64 lo4 = {0, 1, 4, 5, 8, 9, 12, 13}, hi4 = {2, 3, 6, 7, 10, 11, 14, 15};
+    const rnn_mask_f64 lo2 = {0, 2, 4, 6, 8, 10, 12, 14}, hi2 = {1, 3, 5, 7, 9, 11, 13, 15};
+    if (group == 8) *out = __builtin_shuffle(*a, *b, lo8) + __builtin_shuffle(*a, *b, hi8);
+    else if (group == 4) *out = __builtin_shuffle(*a, *b, lo4) + __builtin_shuffle(*a, *b, hi4);
     else *out = __builtin_shuffle(*a, *b, lo2) + __builtin_shuffle(*a, *b, hi2);
 }
 
 static inline __attribute__((always_inline)) void rnn_row_sums_f64(rnn_vec_f64 *out, const rnn_vec_f64 *v)
 {
-    rnn_vec_f64 v01, v23;
-    rnn_fold_f64(&v01, &v[0], &v[1], 4);
-    rnn_fold_f64(&v23, &v[2], &v[3], 4);
-    rnn_fold_f64(out, &v01, &v23, 2);
+    rnn_vec_f64 l1[4], l2[2];
+    int i;
+    for (i = 0; i < 4; i++) rnn_fold_f64(&l1[i], &v[2 * i], &v[2 * i + 1], 8);
+    for (i = 0; i < 2; i++) rnn_fold_f64(&l2[i], &l1[2 * i], &l1[2 * i + 1], 4);
+    rnn_fold_f64(out, &l2[0], &l2[1], 2);
 }
 #endif
 #endif
