@@ -18,6 +18,18 @@ static int64_t rnn_mul3(int64_t a, int64_t b, int64_t c)
     return a * b > INT64_MAX / c ? INT64_MAX : a * b * c;
 }
 
+/* Threads for the products before and after the time loop (input projection, weight and input gradients).
+ * fastnn waits passively, so a fork wakes a sleeping thread; for the few million multiply-adds of one sequence
+ * at batch 1 (a character LSTM) that cost more than the second thread saved, so these products only split at
+ * RNN_OUTER_WORK_PER_THREAD each. */
+#define RNN_OUTER_WORK_PER_THREAD ((int64_t)1 << 24)
+static int rnn_outer_threads(int64_t work, int n_threads)
+{
+    int64_t nt = work / RNN_OUTER_WORK_PER_THREAD;
+    if (nt > n_threads) nt = n_threads;
+    return nt < 1 ? 1 : (int)nt;
+}
+
 int fastnn_check_sequence(const fastnn_sequence *s)
 {
     if (s == NULL) return FASTNN_EINVAL;

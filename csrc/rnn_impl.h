@@ -552,7 +552,7 @@ int SFX(fastnn_rnn_forward)(REAL *y, REAL *states, REAL *gates, REAL *cells, REA
 
     /* for one sequence, time-major is batch-major: the projection goes straight into gates */
     REAL *P = n == 1 ? gates : proj;
-    SFX(rnn_project)(P, x, W_ih, b_ih, n * T, GU, F, n_threads);
+    SFX(rnn_project)(P, x, W_ih, b_ih, n * T, GU, F, rnn_outer_threads(rnn_mul3(n * T, GU, F), n_threads));
 
     /* the initial state (read before state_out, which may be the same array, is written) */
     for (i = 0; i < n; i++) {
@@ -767,14 +767,15 @@ int SFX(fastnn_rnn_backward)(REAL *dx, REAL *dW_ih, REAL *dW_hh, REAL *db_ih, RE
     }
 
     /* the recurrent side: dW_hh = dgates^T states[0:T], one product over every step and sequence */
-    SFX(rnn_gemm)(1, GU, U, T * n, dgates, states, dW_hh, n_threads);
-    SFX(rnn_column_sums)(db_hh, dgates, T * n, GU, n_threads);
+    const int outer = rnn_outer_threads(rnn_mul3(n * T, GU, U > F ? U : F), n_threads);
+    SFX(rnn_gemm)(1, GU, U, T * n, dgates, states, dW_hh, outer);
+    SFX(rnn_column_sums)(db_hh, dgates, T * n, GU, outer);
 
     /* the input side, batch-major to meet x: dgates itself for one sequence (but the GRU's n block), else
      * gathered into gates */
     const REAL *G = dgates;
     if (n > 1 || cell == FASTNN_CELL_GRU) {
-        FASTNN_FOR_RANGE(n * T, rnn_mul3(n, T, GU), n_threads, lo, hi, {
+        FASTNN_FOR_RANGE(n * T, rnn_mul3(n, T, GU), outer, lo, hi, {
             int64_t r;
             for (r = lo; r < hi; r++) {
                 const int64_t i = r / T, step = r % T;
@@ -785,9 +786,9 @@ int SFX(fastnn_rnn_backward)(REAL *dx, REAL *dW_ih, REAL *dW_hh, REAL *db_ih, RE
         });
         G = gates;
     }
-    SFX(rnn_gemm)(1, GU, F, n * T, G, x, dW_ih, n_threads);
-    SFX(rnn_column_sums)(db_ih, G, n * T, GU, n_threads);
-    if (dx != NULL) SFX(rnn_gemm)(0, n * T, F, GU, G, W_ih, dx, n_threads);
+    SFX(rnn_gemm)(1, GU, F, n * T, G, x, dW_ih, outer);
+    SFX(rnn_column_sums)(db_ih, G, n * T, GU, outer);
+    if (dx != NULL) SFX(rnn_gemm)(0, n * T, F, GU, G, W_ih, dx, outer);
     return FASTNN_OK;
 }
 
