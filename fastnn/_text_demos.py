@@ -66,8 +66,10 @@ def run_words(args):
         value = float(np.mean(net.predict(X_test).argmax(axis=1) == y_test))
         return value if epoch is None else f"test accuracy {value:.4f}"
 
+    # a cosine-decayed learning rate: at a constant one the training loss stalls near 0.3 (the model underfits)
     net.fit(X_train, y_train, epochs=args.epochs, batch_size=args.batch_size, optimizer="adam",
-            learning_rate=2e-3, clip_norm=5.0, callbacks=[_epoch_printer(len(X_train), "words", accuracy)])
+            learning_rate=3e-3, clip_norm=5.0, lr_schedule=fastnn.CosineDecay(max(args.epochs, 1), 1e-4),
+            callbacks=[_epoch_printer(len(X_train), "words", accuracy)])
     result = accuracy()
     print(f"test accuracy {result:.4f}  (scikit-learn's character 1-4-gram TF-IDF + logistic regression on the "
           f"same split: python asv_bench/language_baseline.py --per-language {args.per_language} --seed "
