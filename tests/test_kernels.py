@@ -24,6 +24,7 @@ import pytest
 
 from fastnn._codes import (BINARY_CROSS_ENTROPY, CROSS_ENTROPY, LEAKY_RELU, LEAKY_RELU_SLOPE, LINEAR, MSE, RELU,
                            SIGMOID, SOFTMAX, TANH)
+import blas_modes
 from references import ref_act, ref_act_backward
 
 RTOL = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-12}
@@ -104,7 +105,7 @@ def test_blas_split_switch(c_kernels):
     """FASTNN_BLAS_SPLIT=0 leaves SciPy's BLAS its own thread pool: fastnn then neither splits products nor sets
     SciPy's BLAS to one thread (checked in a fresh interpreter, since the choice is made at import)."""
     pytest.importorskip("threadpoolctl")
-    if _scipy_gemm() is None or os.environ.get("FASTNN_BLAS", "1") == "0":
+    if blas_modes.scipy_gemm() is None or os.environ.get("FASTNN_BLAS", "1") == "0":
         pytest.skip("no SciPy cython_blas, or FASTNN_BLAS=0")
     import subprocess
     import sys
@@ -122,7 +123,7 @@ def test_blas_survives_the_import_self_test(c_kernels):
     drops it silently when its self-test finds the BLAS path of the dense kernels wrong."""
     if os.environ.get("FASTNN_BLAS", "1") == "0":
         pytest.skip("FASTNN_BLAS=0")
-    gemm = _scipy_gemm()
+    gemm = blas_modes.scipy_gemm()
     if gemm is None or not hasattr(c_kernels, "set_blas"):
         pytest.skip("no SciPy cython_blas, or a build without a BLAS path")
     from fastnn import _blas
@@ -153,79 +154,10 @@ def test_large_cases_open_an_openmp_region():
         assert min(work // per_thread, items) >= 2, f"{kernel}: the large case runs on one thread only"
 
 
-def _scipy_gemm():
-    """SciPy's sgemm/dgemm capsules (what fastnn/_blas.py installs), or None."""
-    try:
-        from scipy.linalg import cython_blas
-        capi = cython_blas.__pyx_capi__
-        return capi["sgemm"], capi["dgemm"]
-    except (ImportError, AttributeError, KeyError):
-        return None
-
-
-def _library_split():
-    """Whether fastnn/_blas.py installed the BLAS in split mode (SciPy's BLAS set to one thread, products cut
-    into one band per thread of fastnn's own)."""
-    from fastnn import _blas
-    return bool(getattr(_blas, "SPLIT", False))
-
-
-def _scipy_blas_single_threaded():
-    """Whether SciPy's BLAS runs on one thread (what the split mode needs), asked of threadpoolctl directly: the
-    library's own flag stays False when its import-time self-test rejected the BLAS."""
-    try:
-        from fastnn import _threads
-        return _threads.blas_num_threads() == 1
-    except (ImportError, AttributeError):
-        return _library_split()
-
-
-def _install_gemm(c_kernels, gemm, split):
-    if split:
-        c_kernels.set_blas(*gemm, True)
-    else:
-        c_kernels.set_blas(*gemm)
-
-
 @pytest.fixture
 def blas_mode(request, c_kernels):
-    """Runs a dense test with SciPy's gemm installed in the C backend, either called once per product from serial
-    code ("blas") or, as fastnn/_blas.py does when it could set SciPy's BLAS to one thread, cut into one band of
-    rows or columns per thread of fastnn's ("blas-split"); or with no BLAS ("own": the kernels' own OpenMP loops).
-    Restores what was installed afterwards. The gemm is installed here directly, not through fastnn/_blas.py,
-    whose import-time self-test would silently fall back to the own loops if the BLAS path were broken."""
-    if not hasattr(c_kernels, "set_blas"):
-        if request.param != "own-loops":
-            pytest.skip("this build of the C backend has no BLAS path")
-        yield "own"
-        return
-    had_blas, lib_split = c_kernels.blas_enabled(), _library_split()
-    gemm = _scipy_gemm()
-    if request.param == "own-loops":
-        c_kernels.set_blas(None, None)
-        assert not c_kernels.blas_enabled()
-        mode = "own"
-    else:
-        if gemm is None:
-            pytest.skip("SciPy's cython_blas is not available")
-        split = request.param == "blas-split"
-        if split and not _scipy_blas_single_threaded():
-            # calling a multi-threaded BLAS from several OpenMP threads is not a configuration fastnn uses
-            pytest.skip("SciPy's BLAS was not set to one thread (threadpoolctl): no split mode here")
-        try:
-            _install_gemm(c_kernels, gemm, split)
-        except TypeError as exc:  # e.g. an ILP64 SciPy, which set_blas refuses
-            pytest.skip(f"SciPy's gemm cannot be used here: {exc}")
-        assert c_kernels.blas_enabled()
-        mode = request.param
-    try:
-        yield mode
-    finally:
-        if had_blas and gemm is not None:
-            _install_gemm(c_kernels, gemm, lib_split)
-        else:
-            c_kernels.set_blas(None, None)
-        assert c_kernels.blas_enabled() == had_blas
+    """Runs a dense test in one of the BLAS modes of tests/blas_modes.py (request.param), restored afterwards."""
+    yield from blas_modes.installed(c_kernels, request.param)
 
 
 def shape_id(shape):

@@ -19,6 +19,8 @@ import pytest
 
 from fastnn._codes import CELL_GATES, CELL_GRU, CELL_LSTM, CELL_SIMPLE, RELU, SIGMOID, TANH
 
+import blas_modes
+
 RTOL = {np.dtype(np.float32): 2e-4, np.dtype(np.float64): 1e-12}
 THREADS = (1, 2, 3)
 HEADER = os.path.join(os.path.dirname(__file__), os.pardir, "csrc", "fastnn_internal.h")
@@ -54,61 +56,10 @@ def assert_threads(work):
 
 
 # ------------------------------------------------------------------------------------------------ BLAS modes
-def _scipy_gemm():
-    try:
-        from scipy.linalg import cython_blas
-        capi = cython_blas.__pyx_capi__
-        return capi["sgemm"], capi["dgemm"]
-    except (ImportError, AttributeError, KeyError):
-        return None
-
-
-def _library_split():
-    from fastnn import _blas
-    return bool(getattr(_blas, "SPLIT", False))
-
-
-def _scipy_blas_single_threaded():
-    try:
-        from fastnn import _threads
-        return _threads.blas_num_threads() == 1
-    except (ImportError, AttributeError):
-        return _library_split()
-
-
-def _install_gemm(c_kernels, gemm, split):
-    if split:
-        c_kernels.set_blas(*gemm, True)
-    else:
-        c_kernels.set_blas(*gemm)
-
-
 @pytest.fixture(params=["own-loops", "blas", "blas-split"])
 def blas_mode(request, c_kernels):
-    """The C backend with no BLAS (the kernels' own loops), SciPy's gemm called whole from serial code, or cut into
-    one band per thread (what fastnn/_blas.py installs when SciPy's BLAS runs on one thread); restored after."""
-    had_blas, lib_split = c_kernels.blas_enabled(), _library_split()
-    gemm = _scipy_gemm()
-    if request.param == "own-loops":
-        c_kernels.set_blas(None, None)
-    else:
-        if gemm is None:
-            pytest.skip("SciPy's cython_blas is not available")
-        split = request.param == "blas-split"
-        if split and not _scipy_blas_single_threaded():
-            pytest.skip("SciPy's BLAS was not set to one thread (threadpoolctl): no split mode here")
-        try:
-            _install_gemm(c_kernels, gemm, split)
-        except TypeError as exc:
-            pytest.skip(f"SciPy's gemm cannot be used here: {exc}")
-    try:
-        yield request.param
-    finally:
-        if had_blas and gemm is not None:
-            _install_gemm(c_kernels, gemm, lib_split)
-        else:
-            c_kernels.set_blas(None, None)
-        assert c_kernels.blas_enabled() == had_blas
+    """The C backend in each BLAS mode of tests/blas_modes.py; restored after."""
+    yield from blas_modes.installed(c_kernels, request.param)
 
 
 # -------------------------------------------------------------------------------------------- recurrent layers
@@ -237,13 +188,13 @@ def test_rnn_writes_only_what_it_needs(c_kernels, cell, act):
 @pytest.fixture
 def own_loops(c_kernels):
     """The C backend without BLAS (its own loops) for the duration of a test."""
-    had_blas, lib_split, gemm = c_kernels.blas_enabled(), _library_split(), _scipy_gemm()
+    had_blas, lib_split, gemm = c_kernels.blas_enabled(), blas_modes.library_split(), blas_modes.scipy_gemm()
     c_kernels.set_blas(None, None)
     try:
         yield c_kernels
     finally:
         if had_blas and gemm is not None:
-            _install_gemm(c_kernels, gemm, lib_split)
+            blas_modes.install_gemm(c_kernels, gemm, lib_split)
         assert c_kernels.blas_enabled() == had_blas
 
 

@@ -1,0 +1,78 @@
+"""The BLAS modes the C kernels are tested in, shared by the kernel tests: no BLAS (the kernels' own OpenMP
+loops), SciPy's gemm called once per product from serial code ("blas"), or cut into one band of rows or columns per
+thread of fastnn's ("blas-split", what fastnn/_blas.py installs when it could set SciPy's BLAS to one thread).
+
+The gemm is installed here directly, not through fastnn/_blas.py, whose import-time self-test would silently fall
+back to the own loops if the BLAS path were broken."""
+import pytest
+
+
+def scipy_gemm():
+    """SciPy's sgemm/dgemm capsules (what fastnn/_blas.py installs), or None."""
+    try:
+        from scipy.linalg import cython_blas
+        capi = cython_blas.__pyx_capi__
+        return capi["sgemm"], capi["dgemm"]
+    except (ImportError, AttributeError, KeyError):
+        return None
+
+
+def library_split():
+    """Whether fastnn/_blas.py installed the BLAS in split mode (SciPy's BLAS set to one thread, products cut
+    into one band per thread of fastnn's own)."""
+    from fastnn import _blas
+    return bool(getattr(_blas, "SPLIT", False))
+
+
+def scipy_blas_single_threaded():
+    """Whether SciPy's BLAS runs on one thread (what the split mode needs), asked of threadpoolctl directly: the
+    library's own flag stays False when its import-time self-test rejected the BLAS."""
+    try:
+        from fastnn import _threads
+        return _threads.blas_num_threads() == 1
+    except (ImportError, AttributeError):
+        return library_split()
+
+
+def install_gemm(c_kernels, gemm, split):
+    if split:
+        c_kernels.set_blas(*gemm, True)
+    else:
+        c_kernels.set_blas(*gemm)
+
+
+def installed(c_kernels, param):
+    """A fixture body: install the BLAS mode `param` ("own-loops", "blas" or "blas-split") in the C backend,
+    yield its name ("own" for the own loops), then restore what was installed before."""
+    if not hasattr(c_kernels, "set_blas"):
+        if param != "own-loops":
+            pytest.skip("this build of the C backend has no BLAS path")
+        yield "own"
+        return
+    had_blas, lib_split = c_kernels.blas_enabled(), library_split()
+    gemm = scipy_gemm()
+    if param == "own-loops":
+        c_kernels.set_blas(None, None)
+        assert not c_kernels.blas_enabled()
+        mode = "own"
+    else:
+        if gemm is None:
+            pytest.skip("SciPy's cython_blas is not available")
+        split = param == "blas-split"
+        if split and not scipy_blas_single_threaded():
+            # calling a multi-threaded BLAS from several OpenMP threads is not a configuration fastnn uses
+            pytest.skip("SciPy's BLAS was not set to one thread (threadpoolctl): no split mode here")
+        try:
+            install_gemm(c_kernels, gemm, split)
+        except TypeError as exc:  # e.g. an ILP64 SciPy, which set_blas refuses
+            pytest.skip(f"SciPy's gemm cannot be used here: {exc}")
+        assert c_kernels.blas_enabled()
+        mode = param
+    try:
+        yield mode
+    finally:
+        if had_blas and gemm is not None:
+            install_gemm(c_kernels, gemm, lib_split)
+        else:
+            c_kernels.set_blas(None, None)
+        assert c_kernels.blas_enabled() == had_blas
