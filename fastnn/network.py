@@ -43,6 +43,13 @@ def _exclusive(method):
     return guarded
 
 
+def _build_chain(layers, shape):
+    """Build each layer on the output shape of the one before, starting from the per-sample input `shape`."""
+    for i, layer in enumerate(layers):
+        layer.build(shape, i)
+        shape = layer.output_shape
+
+
 def _shape_text(shape):
     return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
 
@@ -149,9 +156,7 @@ class Network:
         the loss."""
         if not layers:
             raise ValueError("a network needs at least one layer")
-        for i, layer in enumerate(layers):
-            layer.build(shape, i)
-            shape = layer.output_shape
+        _build_chain(layers, shape)
         last = layers[-1]
         if not isinstance(last, Dense):
             raise ValueError(f"the output layer (layer {len(layers) - 1}, {last!r}) must be Dense: the loss is "
@@ -366,11 +371,8 @@ class Network:
             return
         fixed = self.input_shape[0]
         shapes = [layer.param_shapes() for layer in self._param_layers]
-        shape = (steps, *self.layers[0].input_shape[1:])
         try:
-            for i, layer in enumerate(self.layers):
-                layer.build(shape, i)
-                shape = layer.output_shape
+            self._rebuild_steps(steps)
             if [layer.param_shapes() for layer in self._param_layers] != shapes:
                 raise ValueError("its parameters depend on the number of steps")
         except ValueError as exc:
@@ -381,10 +383,7 @@ class Network:
         self._release_workspace()
 
     def _rebuild_steps(self, steps):
-        shape = (steps, *self.layers[0].input_shape[1:])
-        for i, layer in enumerate(self.layers):
-            layer.build(shape, i)
-            shape = layer.output_shape
+        _build_chain(self.layers, (steps, *self.layers[0].input_shape[1:]))
 
     def _stateful_layers(self):
         return [layer for layer in self.layers if isinstance(layer, _Recurrent) and layer.stateful]
@@ -427,13 +426,10 @@ class Network:
         shapes = [layer.output_shape for layer in self.layers]
         if self.input_shape[0] is not None:
             return shapes
-        probe = (self._steps + 1, *self.layers[0].input_shape[1:])
-        for i, layer in enumerate(self.layers):
-            other = layer.copy()
-            other.build(probe, i)
-            probe = other.output_shape
-            shapes[i] = tuple(None if a != b else a for a, b in zip(shapes[i], probe))
-        return shapes
+        probes = [layer.copy() for layer in self.layers]
+        _build_chain(probes, (self._steps + 1, *self.layers[0].input_shape[1:]))
+        return [tuple(None if a != b else a for a, b in zip(shape, probe.output_shape))
+                for shape, probe in zip(shapes, probes)]
 
     def get_config(self):
         """What rebuilds this network's architecture (Network.from_config); weights not included."""
