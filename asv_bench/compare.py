@@ -204,6 +204,29 @@ class Timer:
         self.seconds = time.perf_counter() - self.start
 
 
+def torch_epoch(batch_loss, opt, bs, shuffle=True):
+    """A PyTorch training epoch for time_training: the standard zero_grad / loss / backward / step loop over
+    batches of bs rows, in a torch.randperm order or in order; batch_loss(xb, yb) gives a batch's loss."""
+    import numpy as np
+    import torch
+
+    def epoch(Xe, ye):
+        Xt, yt = torch.from_numpy(np.ascontiguousarray(Xe)), torch.from_numpy(np.ascontiguousarray(ye))
+        order = torch.randperm(Xt.shape[0]) if shuffle else None
+        total = 0.0
+        for start in range(0, Xt.shape[0], bs):
+            rows = order[start:start + bs] if shuffle else slice(start, start + bs)
+            xb, yb = Xt[rows], yt[rows]
+            opt.zero_grad(set_to_none=True)
+            loss = batch_loss(xb, yb)
+            loss.backward()
+            opt.step()
+            total += loss.item() * xb.shape[0]
+        return total / Xt.shape[0]
+
+    return epoch
+
+
 def time_training(train_epoch, X, y, warm=512, epochs=3, items_per_sample=1):
     """Samples/s of one epoch: the median of `epochs` timed epochs, after a short warm-up epoch on the first
     `warm` samples. (One timed epoch right after start-up also timed the thread pools of the BLAS libraries
@@ -311,19 +334,7 @@ def run_torch(workload, n, threads):
         loss_fn, opt, bs = nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9), 256
     X, y = make_data(workload, n)
 
-    def epoch(Xe, ye):
-        Xt, yt = torch.from_numpy(np.ascontiguousarray(Xe)), torch.from_numpy(np.ascontiguousarray(ye))
-        order = torch.randperm(Xt.shape[0])
-        total = 0.0
-        for start in range(0, Xt.shape[0], bs):
-            idx = order[start:start + bs]
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model(Xt[idx]), yt[idx])
-            loss.backward()
-            opt.step()
-            total += loss.item() * idx.shape[0]
-        return total / Xt.shape[0]
-
+    epoch = torch_epoch(lambda xb, yb: loss_fn(model(xb), yb), opt, bs)
     return {**info, **time_training(epoch, X, y)}
 
 
@@ -392,19 +403,7 @@ def run_torch_conv(workload, n, threads):
         return {**info, **time_latency(predict_one, X)}
     loss_fn, opt, bs = nn.CrossEntropyLoss(), torch.optim.Adam(model.parameters(), lr=1e-3), spec["batch"]
 
-    def epoch(Xe, ye):
-        Xt, yt = torch.from_numpy(np.ascontiguousarray(Xe)), torch.from_numpy(np.ascontiguousarray(ye))
-        order = torch.randperm(Xt.shape[0])
-        total = 0.0
-        for start in range(0, Xt.shape[0], bs):
-            idx = order[start:start + bs]
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model(Xt[idx]), yt[idx])
-            loss.backward()
-            opt.step()
-            total += loss.item() * idx.shape[0]
-        return total / Xt.shape[0]
-
+    epoch = torch_epoch(lambda xb, yb: loss_fn(model(xb), yb), opt, bs)
     return {**info, **time_training(epoch, X, y)}
 
 
@@ -552,18 +551,9 @@ def run_torch_rnn(workload, n, threads):
         return {**info, **time_latency(predict_one, tokens)}
     loss_fn, opt, bs = nn.CrossEntropyLoss(), torch.optim.Adam(model.parameters(), lr=RNN_LR), spec["batch"]
 
-    def epoch(Xe, ye):  # the batches in order, as fastnn's fit(shuffle=False)
-        Xt, yt = torch.from_numpy(np.ascontiguousarray(Xe)), torch.from_numpy(np.ascontiguousarray(ye))
-        total = 0.0
-        for start in range(0, Xt.shape[0], bs):
-            xb, yb = Xt[start:start + bs], yt[start:start + bs]
-            opt.zero_grad(set_to_none=True)
-            logits, _ = model(xb)
-            loss = loss_fn(logits.reshape(-1, VOCAB), yb.reshape(-1))
-            loss.backward()
-            opt.step()
-            total += loss.item() * xb.shape[0]
-        return total / Xt.shape[0]
+    # the batches in order, as fastnn's fit(shuffle=False)
+    epoch = torch_epoch(lambda xb, yb: loss_fn(model(xb)[0].reshape(-1, VOCAB), yb.reshape(-1)), opt, bs,
+                        shuffle=False)
 
     X, y = make_tokens(workload, n)
     return {**info, **time_training(epoch, X, y, warm=max(16, 2 * bs), items_per_sample=spec["steps"])}
