@@ -48,6 +48,25 @@ def show_config(file=None):
     return config
 
 
+def from_onnx(model, **kwargs):
+    """A Network from an ONNX model (a path, bytes or an onnx.ModelProto); see fastnn.onnx_import."""
+    from .onnx_import import from_onnx as _from_onnx
+    return _from_onnx(model, **kwargs)
+
+
+def from_state_dict(layers_or_network, state_dict, **kwargs):
+    """A Network from an architecture and a mapping of arrays in PyTorch's names and layouts; see
+    fastnn.convert."""
+    from .convert import from_state_dict as _from_state_dict
+    return _from_state_dict(layers_or_network, state_dict, **kwargs)
+
+
+def from_sklearn(estimator, **kwargs):
+    """A Network from a fitted scikit-learn (or fastnn) MLPClassifier / MLPRegressor; see fastnn.convert."""
+    from .convert import from_sklearn as _from_sklearn
+    return _from_sklearn(estimator, **kwargs)
+
+
 def __getattr__(name):  # fastnn.MLPClassifier / MLPRegressor (fastnn/sklearn.py) import scikit-learn on first use
     if name in ("MLPClassifier", "MLPRegressor"):
         from . import sklearn
@@ -56,6 +75,6 @@ def __getattr__(name):  # fastnn.MLPClassifier / MLPRegressor (fastnn/sklearn.py
 
 
 __all__ = ["AvgPool2D", "BACKEND", "Conv2D", "CosineDecay", "Dense", "Dropout", "EarlyStopping", "Embedding",
-           "ExponentialDecay", "Flatten", "GRU", "History", "LSTM", "MLPClassifier", "MLPRegressor", "MaxPool2D",
+           "ExponentialDecay", "Flatten", "from_onnx", "from_sklearn", "from_state_dict", "GRU", "History", "LSTM", "MLPClassifier", "MLPRegressor", "MaxPool2D",
            "Network", "ReduceLROnPlateau", "RepeatVector", "SimpleRNN", "StepDecay", "datasets", "get_num_threads",
            "load", "set_num_threads", "show_config"]

@@ -840,3 +840,18 @@ class Network:
         """Write the network to exactly `path` (see fastnn.io for the format)."""
         from .io import save
         save(self, path)
+
+    # ------------------------------------------------------------------------------------------ interchange
+    def to_onnx(self, path=None, opset=17, ir_version=8):
+        """Export to ONNX (needs the optional `onnx` package: pip install fastnn[onnx]); see fastnn.onnx_export.
+        Writes `path` when given and returns the onnx.ModelProto."""
+        from .onnx_export import to_onnx
+        return to_onnx(self, path, opset=opset, ir_version=ir_version)
+
+    @classmethod
+    def from_state_dict(cls, layers_or_network, state_dict, **kwargs):
+        """A Network with the given architecture (a list of layers, or a Network whose architecture is copied)
+        and the parameters of `state_dict`, a mapping of arrays in PyTorch's names and layouts; see
+        fastnn.convert.from_state_dict."""
+        from .convert import from_state_dict
+        return from_state_dict(layers_or_network, state_dict, **kwargs)
