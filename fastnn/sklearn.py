@@ -125,13 +125,17 @@ def _parameter_constraints():
         "epsilon": [Interval(Real, 0, None, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
         "max_fun": [Interval(Integral, 1, None, closed="left")],
-        "dtype": [StrOptions(set(_DTYPES)), type, np.dtype],
+        "dtype": [StrOptions(set(_DTYPES)), type, np.dtype, None],
         "n_threads": [Interval(Integral, 1, None, closed="left"), None],
         "backend": [StrOptions({"c", "python"}), None],
     }
 
 
-def _dtype_name(dtype):
+def _dtype_name(dtype, X=None):
+    """The training dtype: the one given, else (None) X's as scikit-learn trains (float32 X in float32,
+    everything else in float64)."""
+    if dtype is None:
+        return "float32" if X is not None and X.dtype == np.float32 else "float64"
     try:
         name = np.dtype(dtype).name
     except TypeError:
@@ -151,6 +155,14 @@ def _shuffled(indices, random_state):
     return indices[order]
 
 
+class _Diverged(ValueError):
+    """scikit-learn's error for a fit whose loss stopped being finite."""
+
+    def __init__(self):
+        super().__init__("Solver produced non-finite parameter weights. The input data may contain large values "
+                         "and need to be preprocessed.")
+
+
 def _sum_squares(arrays):
     return float(sum(np.vdot(a, a) for a in arrays))
 
@@ -167,23 +179,49 @@ class _BaseMLP(BaseEstimator):
         return super().__new__(cls)
 
     # ------------------------------------------------------------------------------------ network access
+    # coefs_ and intercepts_ are the Network's own lists of weight views: item assignment (est.coefs_[0] = W)
+    # writes into the model. Lists assigned before the first fit are kept and become the initial weights of a
+    # warm_start fit or the first partial_fit.
     @property
     def coefs_(self):
         """Weight matrices, coefs_[i] of shape (n_units[i], n_units[i + 1]): views of the Network's weights."""
-        return list(self._fitted_network().weights)
+        return self._parameters("weights", "coefs_")
 
     @coefs_.setter
     def coefs_(self, values):
-        self._assign(self._fitted_network().weights, values, "coefs_")
+        self._set_parameters("weights", "coefs_", values)
 
     @property
     def intercepts_(self):
         """Bias vectors, intercepts_[i] of shape (n_units[i + 1],): views of the Network's biases."""
-        return list(self._fitted_network().biases)
+        return self._parameters("biases", "intercepts_")
 
     @intercepts_.setter
     def intercepts_(self, values):
-        self._assign(self._fitted_network().biases, values, "intercepts_")
+        self._set_parameters("biases", "intercepts_", values)
+
+    def _parameters(self, kind, name):
+        if "_network" in self.__dict__:
+            return getattr(self._network, kind)
+        preset = self.__dict__.get("_preset", {}).get(name)
+        if preset is None:
+            raise AttributeError(f"this {type(self).__name__} is not fitted yet")
+        return preset
+
+    def _set_parameters(self, kind, name, values):
+        if "_network" in self.__dict__:
+            self._assign(getattr(self._network, kind), values, name)
+        else:
+            values = [np.array(v, dtype=np.float64 if np.asarray(v).dtype != np.float32 else np.float32)
+                      for v in values]
+            self.__dict__.setdefault("_preset", {})[name] = values
+
+    def _apply_preset(self):
+        """Copy weights assigned before the first fit into the new network (warm start from given weights)."""
+        preset = self.__dict__.pop("_preset", {})
+        for kind, name in (("weights", "coefs_"), ("biases", "intercepts_")):
+            if name in preset:
+                self._assign(getattr(self._network, kind), preset[name], name)
 
     @property
     def network_(self):
@@ -201,10 +239,15 @@ class _BaseMLP(BaseEstimator):
         values = list(values)
         if len(values) != len(targets):
             raise ValueError(f"{name} needs {len(targets)} arrays, got {len(values)}")
+        checked = []
         for i, (target, value) in enumerate(zip(targets, values)):
             value = np.asarray(value)
             if value.shape != target.shape:
                 raise ValueError(f"{name}[{i}] must have shape {target.shape}, got {value.shape}")
+            if not np.issubdtype(value.dtype, np.number) or np.iscomplexobj(value):
+                raise TypeError(f"{name}[{i}] must hold real numbers, got dtype {value.dtype}")
+            checked.append(value)
+        for target, value in zip(targets, checked):  # all checked first: an error leaves the model as it was
             target[...] = value
 
     def __sklearn_is_fitted__(self):
@@ -260,9 +303,12 @@ class _BaseMLP(BaseEstimator):
 
     def _fit(self, X, y, sample_weight=None, incremental=False):
         hidden = self._hidden_layer_sizes()
-        dtype = _dtype_name(self.dtype)
         first_pass = "_network" not in self.__dict__ or (not self.warm_start and not incremental)
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
+        if self.dtype is None and not first_pass:  # continue in the network's dtype, whatever X's
+            dtype = self._network.dtype.name
+        else:
+            dtype = _dtype_name(self.dtype, X)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
         sample_weight = self._class_sample_weight(y, sample_weight, incremental)
@@ -270,7 +316,7 @@ class _BaseMLP(BaseEstimator):
         layer_units = [X.shape[1]] + hidden + [T.shape[1]]
         random_state = check_random_state(self.random_state)
         if first_pass:
-            self._initialize(T, layer_units, dtype, random_state)
+            self._initialize(T, layer_units, dtype, random_state, preset=self.warm_start or incremental)
         elif list(self._network.sizes) != layer_units or self._network.dtype.name != dtype:
             raise ValueError(f"warm_start / partial_fit continue a network of sizes {self._network.sizes} "
                              f"({self._network.dtype.name}); the parameters and data now give {layer_units} "
@@ -286,7 +332,7 @@ class _BaseMLP(BaseEstimator):
                              "values and need to be preprocessed.")
         return self
 
-    def _initialize(self, T, layer_units, dtype, random_state):
+    def _initialize(self, T, layer_units, dtype, random_state, preset=False):
         self.n_iter_ = 0
         self.t_ = 0
         self.n_outputs_ = T.shape[1]
@@ -301,6 +347,8 @@ class _BaseMLP(BaseEstimator):
             W[...] = random_state.uniform(-bound, bound, W.shape)
             b[...] = random_state.uniform(-bound, bound, b.shape[0])
         self._network = network
+        if preset:
+            self._apply_preset()
         self._optimizer_lr = None  # no optimizer yet (scikit-learn's _optimizer)
         self._best_coefs = [W.copy() for W in network.weights]
         self._best_intercepts = [b.copy() for b in network.biases]
@@ -333,8 +381,10 @@ class _BaseMLP(BaseEstimator):
             self.best_validation_score_ = -np.inf if self.early_stopping else None
         early_stopping = self.early_stopping
         if early_stopping:
-            # scikit-learn stratifies only single-output classification (binary), not multiclass or multilabel
-            stratify = T if (self._is_classifier() and self.n_outputs_ == 1) else None
+            # scikit-learn stratifies only single-output classification (binary), not multiclass or multilabel.
+            # It stratifies on the binarized labels, the same partition as the user's labels (LabelBinarizer keeps
+            # the sorted class order), whose names then appear in train_test_split's errors ("True", not "1.0")
+            stratify = y if (self._is_classifier() and self.n_outputs_ == 1) else None
             train_idx, val_idx = train_test_split(np.arange(X.shape[0]), random_state=random_state,
                                                   test_size=self.validation_fraction, stratify=stratify)
             if val_idx.shape[0] < 2:
@@ -381,6 +431,9 @@ class _BaseMLP(BaseEstimator):
         alpha = float(self.alpha)
         sample_idx = np.arange(n)
         self.n_iter_ = 0
+        # With early stopping, a diverged fit goes on to max_iter as scikit-learn's does (whose weights stay NaN
+        # from then on: NaN losses and validation scores) and ends with the best weights seen
+        diverged = False
         for _ in range(self.max_iter):
             if self.shuffle:
                 sample_idx = _shuffled(sample_idx, random_state)
@@ -388,7 +441,15 @@ class _BaseMLP(BaseEstimator):
                 we = None if sw_train is None else sw_train[sample_idx]
             else:
                 Xe, Te, we = X_train, T_train, sw_train
-            data_loss, l2 = self._epoch(Xe, Te, we, batches, c, alpha, reset)
+            if diverged:
+                data_loss = l2 = math.nan
+            else:
+                try:
+                    data_loss, l2 = self._epoch(Xe, Te, we, batches, c, alpha, reset)
+                except _Diverged:
+                    if not self.early_stopping:
+                        raise
+                    diverged, data_loss, l2 = True, math.nan, math.nan
             reset = False
             self.n_iter_ += 1
             self.loss_ = r * data_loss + 0.5 * alpha * l2
@@ -397,7 +458,7 @@ class _BaseMLP(BaseEstimator):
             if self.verbose:
                 print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
 
-            self._update_no_improvement_count(self.early_stopping, X_val, y_val, sw_val)
+            self._update_no_improvement_count(self.early_stopping, X_val, y_val, sw_val, diverged)
             if self.solver == "sgd" and self.learning_rate == "invscaling":
                 self._optimizer_lr = float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t
 
@@ -457,8 +518,7 @@ class _BaseMLP(BaseEstimator):
                               reset_optimizer=reset, sample_weight=None if w is None else w[:n_full],
                               **options(k, self._optimizer_t + 1))
         if not history["loss"]:
-            raise ValueError("Solver produced non-finite parameter weights. The input data may contain large "
-                             "values and need to be preprocessed.")
+            raise _Diverged()
         self._optimizer_t += k
         data_loss = history["loss"][0] * n_full
         l2 = 0.0
@@ -480,8 +540,7 @@ class _BaseMLP(BaseEstimator):
         try:
             return method(*args, **kwargs)
         except FloatingPointError:
-            raise ValueError("Solver produced non-finite parameter weights. The input data may contain large "
-                             "values and need to be preprocessed.") from None
+            raise _Diverged() from None
 
     def _trigger_stopping(self, msg):
         if self.solver != "sgd" or self.learning_rate != "adaptive":
@@ -497,9 +556,9 @@ class _BaseMLP(BaseEstimator):
             print(msg + " Setting learning rate to %f" % self._optimizer_lr)
         return False
 
-    def _update_no_improvement_count(self, early_stopping, X_val, y_val, sw_val):
+    def _update_no_improvement_count(self, early_stopping, X_val, y_val, sw_val, diverged=False):
         if early_stopping:
-            score = self._score_validated(X_val, y_val, sw_val)
+            score = math.nan if diverged else self._score_validated(X_val, y_val, sw_val)
             self.validation_scores_.append(score)
             if self.verbose:
                 print("Validation score: %f" % score)
@@ -596,8 +655,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
     epsilon=1e-8, n_iter_no_change=10, max_fun=15000), plus:
 
-    dtype : {"float64", "float32"}, default="float64"
-        The Network's floating type (weights, arithmetic, outputs).
+    dtype : {None, "float64", "float32"}, default=None
+        The Network's floating type (weights, arithmetic). None follows the training data as scikit-learn does:
+        float32 X trains in float32, any other X in float64 (later warm_start / partial_fit calls keep it).
     n_threads : int or None, default=None
         fastnn kernel threads while fitting and predicting (None: fastnn.get_num_threads()).
     backend : {None, "c", "python"}, default=None
@@ -617,7 +677,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5, max_iter=200,
                  shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9,
-                 beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dtype="float64", n_threads=None,
+                 beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dtype=None, n_threads=None,
                  backend=None, class_weight=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -760,7 +820,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5, max_iter=200,
                  shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9,
-                 beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dtype="float64", n_threads=None,
+                 beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dtype=None, n_threads=None,
                  backend=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
