@@ -543,6 +543,16 @@ class Network:
             return self._as_sequences(name, X)
         shape = self.input_shape
         if len(shape) == 1:
+            X = check.as_array(name, X)
+            if X.ndim > 2:
+                n, per_sample = self.n_inputs, math.prod(X.shape[1:])
+                fits = "as the network expects" if per_sample == n else f"but the network expects {n}"
+                raise ValueError(
+                    f"{name} must be 1-D (one sample) or 2-D (n_samples, n_features), got {X.ndim}-D (shape "
+                    f"{X.shape}): this network's first layer is Dense on vectors of {n} features, so it takes "
+                    f"(n, {n}), or one sample ({n},). Flatten each sample first with "
+                    f"{name}.reshape(len({name}), -1) ({per_sample} features per sample, {fits}), or build the "
+                    f"network with fastnn.Flatten() as its first layer and input_shape={tuple(X.shape[1:])}")
             return check.as_input(name, X, self.n_inputs, self.dtype)
         X = check.as_array(name, X)
         one_channel = shape[0] == 1 and X.shape[-2:] == shape[1:]
@@ -694,12 +704,11 @@ class Network:
 
     def _check_xy(self, X, y, name_x="X", name_y="y"):
         X = self._as_samples(name_x, X)
-        single = X.ndim == 1
-        if single:  # one sample: y is its label (a scalar) or its row of targets
+        y = self._target_array(name_y, y)
+        if X.ndim == 1:  # one sample: y is its label (a scalar) or its row of targets
             X = X.reshape(1, -1)
-            y = check.as_array(name_y, y)
             y = y.reshape(1, *y.shape)
-        y = check.as_array(name_y, y)
+        y = self._label_column(y)
         steps = self.layers[-1].steps
         if steps > 1:
             return X, self._sequence_targets(name_y, y, X.shape[0], steps)
@@ -708,7 +717,39 @@ class Network:
         T = check.as_targets(name_y, y, X.shape[0], self.n_outputs, self.loss, self.dtype)
         return X, T
 
+    @staticmethod
+    def _target_array(name, y):
+        """y as an array of real numbers; strings (class names) are refused with a hint on how to encode them."""
+        if not isinstance(y, np.ndarray):
+            try:
+                y = np.asarray(y)
+            except ValueError:  # ragged: as_array says so
+                return check.as_array(name, y)
+        if y.dtype.kind in "USO":
+            text = next((v for v in y.flat if isinstance(v, (str, bytes))), None) if y.dtype.kind == "O" else \
+                (y.flat[0].item() if y.size else "")
+            if text is not None:
+                raise TypeError(
+                    f"{name} must hold real numbers (float, integer or bool), got dtype {y.dtype}: it holds "
+                    f"strings (such as {text!r}). For class labels, "
+                    f"encode them as integers 0..k-1 first: classes, {name}_int = np.unique({name}, "
+                    f"return_inverse=True) (classes[i] is the name of label i), or "
+                    "sklearn.preprocessing.LabelEncoder; then train a network of k outputs with "
+                    "loss='cross_entropy'. Or use fastnn.MLPClassifier, which takes labels of any type.")
+        return check.as_array(name, y)
+
+    def _label_column(self, y):
+        """Integer labels given as a column (n, 1) to a classifier of several outputs: the labels (n,), as
+        scikit-learn's and Keras' sparse categorical losses take them (a (n, 1) array cannot be rows of
+        probabilities over several classes)."""
+        if (self.loss == "cross_entropy" and self.n_outputs > 1 and self.layers[-1].steps == 1
+                and getattr(y, "ndim", 0) == 2 and y.shape[1] == 1):
+            return y[:, 0]
+        return y
+
     def _sample_weights(self, y, n, class_weight, sample_weight):
+        if class_weight is not None:
+            y = self._label_column(self._target_array("y", y))
         if self.layers[-1].steps > 1:
             if class_weight is not None or sample_weight is not None:
                 raise ValueError("sample_weight and class_weight are not supported for a sequence output (one "
