@@ -238,3 +238,115 @@ def test_save_into_a_missing_folder_names_the_users_path(tmp_path):
     with pytest.raises(IsADirectoryError, match="is a folder"):
         net.save(str(tmp_path))
     assert os.listdir(tmp_path) == []  # no temporary file left behind
+
+
+# ------------------------------------------------------------------------------------------ discoverability
+def test_dir_fastnn_lists_the_estimators():
+    names = dir(fastnn)
+    assert "MLPClassifier" in names and "MLPRegressor" in names
+    assert "Network" in names and "from_state_dict" in names  # the ordinary names are still there
+    assert set(fastnn.__all__) <= set(names)
+
+
+def test_dir_datasets_lists_only_its_own_names():
+    names = dir(fastnn.datasets)
+    for private in ("gzip", "os", "np", "images", "text", "math", "numbers"):
+        assert private not in names
+    assert not [n for n in names if n.startswith("_")]
+    assert names == sorted(fastnn.datasets.__all__)
+    for name in names:  # everything listed exists, and is a function, a class or a constant
+        value = getattr(fastnn.datasets, name)
+        assert callable(value) or name.isupper(), name
+    assert {"load_digits", "train_test_split", "load_mnist", "load_cifar10", "load_words"} <= set(names)
+    from fastnn.datasets import images, text  # the submodules still import
+    assert callable(images.load_mnist) and callable(text.load_words)
+
+
+def _all_options(parser, where="python -m fastnn"):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _all_options(sub, f"python -m fastnn {name}")
+        elif not isinstance(action, argparse._HelpAction):
+            yield where, action
+
+
+def test_every_command_line_option_has_help_and_its_default():
+    from fastnn.__main__ import build_parser
+    options = list(_all_options(build_parser()))
+    assert len(options) > 20  # the top level and every demo's
+    for where, action in options:
+        assert action.help and "(default" in action.help, (where, action.option_strings or action.dest)
+
+
+def test_python_m_fastnn_help_runs_and_shows_defaults():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(fastnn.__file__)))
+    env = dict(os.environ, PYTHONPATH=root)  # the fastnn under test, wherever it is
+    out = subprocess.run([sys.executable, "-m", "fastnn", "--help"], capture_output=True, text=True, env=env,
+                         cwd=root, timeout=120)
+    assert out.returncode == 0, out.stderr
+    for flag in ("--epochs", "--batch-size", "--backend", "--dtype", "--threads", "--seed", "--hidden"):
+        assert flag in out.stdout
+    assert out.stdout.count("(default") >= 7
+
+
+# ---------------------------------------------------------------------------------- train_test_split
+def split_equal(a, b):
+    return len(a) == len(b) == 4 and all(np.array_equal(p, q) for p, q in zip(a, b))
+
+
+@pytest.mark.parametrize("test_size", [0.25, 0.3, 0.5, 1, 7, 19])
+@pytest.mark.parametrize("random_state", [0, 3, 12345])
+def test_train_test_split_takes_scikit_learns_spelling(test_size, random_state):
+    sklearn_split = pytest.importorskip("sklearn.model_selection").train_test_split
+    X = np.arange(60).reshape(20, 3)
+    y = np.arange(20) * 10
+    ours = fastnn.datasets.train_test_split(X, y, test_size=test_size, random_state=random_state)
+    theirs = sklearn_split(X, y, test_size=test_size, random_state=random_state)
+    assert split_equal(ours, theirs)
+    ours = fastnn.datasets.train_test_split(X, y, test_size=test_size,
+                                            random_state=np.random.RandomState(random_state))
+    theirs = sklearn_split(X, y, test_size=test_size, random_state=np.random.RandomState(random_state))
+    assert split_equal(ours, theirs)
+
+
+def test_train_test_split_generator_and_the_old_spelling():
+    X, y = np.arange(40).reshape(20, 2), np.arange(20)
+    X_tr, X_te, y_tr, y_te = fastnn.datasets.train_test_split(X, y, test_size=0.25,
+                                                              random_state=np.random.default_rng(4))
+    order = np.random.default_rng(4).permutation(20)
+    np.testing.assert_array_equal(y_te, order[:5])
+    np.testing.assert_array_equal(y_tr, order[5:])
+    np.testing.assert_array_equal(X_te, X[order[:5]])
+    # today's spelling and defaults are unchanged: default_rng(seed), round(n * test_fraction)
+    order = np.random.default_rng(0).permutation(20)
+    for split in (fastnn.datasets.train_test_split(X, y), fastnn.datasets.train_test_split(X, y, 0.25, 0),
+                  fastnn.datasets.train_test_split(X, y, test_fraction=0.25, seed=0)):
+        np.testing.assert_array_equal(split[3], order[:5])
+        np.testing.assert_array_equal(split[2], order[5:])
+    a = fastnn.datasets.train_test_split(X, y, seed=7, test_size=6)  # one of each pair: fine
+    np.testing.assert_array_equal(a[3], np.random.default_rng(7).permutation(20)[:6])
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"test_fraction": 0.2, "test_size": 0.2}, TypeError, "not both"),
+    ({"seed": 1, "random_state": 1}, TypeError, "not both"),
+    ({"seed": None, "random_state": None}, TypeError, "not both"),
+    ({"test_size": 0}, ValueError, "test_size"),
+    ({"test_size": 20}, ValueError, r"\[1, 19\]"),
+    ({"test_size": 1.0}, ValueError, "test_size"),
+    ({"test_size": True}, ValueError, "test_size"),
+    ({"test_size": "0.2"}, ValueError, "test_size"),
+    ({"random_state": "0"}, TypeError, "random_state"),
+    ({"random_state": True}, TypeError, "random_state"),
+    ({"test_fraction": 1.5}, ValueError, "test_fraction"),
+])
+def test_train_test_split_refusals(kwargs, error, match):
+    X, y = np.arange(40).reshape(20, 2), np.arange(20)
+    with pytest.raises(error, match=match):
+        fastnn.datasets.train_test_split(X, y, **kwargs)
+
+
+def test_train_test_split_lengths_must_agree():
+    with pytest.raises(ValueError, match="as many"):
+        fastnn.datasets.train_test_split(np.zeros((5, 2)), np.zeros(4))
