@@ -261,7 +261,7 @@ def _plan(modules, param_layers, strict):
 
 # ------------------------------------------------------------------------------------------ public
 def _architecture(layers_or_network, input_shape, loss):
-    """(unbuilt layers, input_shape, loss, ignore_index, backend, dtype) of the architecture given."""
+    """(unbuilt layers, input_shape, loss, ignore_index, backend) of the architecture given."""
     from .network import Network
     if isinstance(layers_or_network, Network):
         net = layers_or_network
