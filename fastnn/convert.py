@@ -367,7 +367,7 @@ def from_sklearn(estimator, *, dtype=None, backend=None):
 
     coefs_[i] (in, out) is already fastnn's Dense layout; the hidden activation maps identity -> linear,
     logistic -> sigmoid, tanh, relu; the output activation gives the loss: softmax -> cross_entropy (predict is
-    predict_proba), logistic -> binary_cross_entropy (predict is the positive class's column of predict_proba for
+    predict_proba: column j is the probability of estimator.classes_[j]), logistic -> binary_cross_entropy (predict is the positive class's column of predict_proba for
     a binary classifier, every label's probability for a multilabel one), identity -> mse (predict is the
     regressor's), exp (MLPRegressor(loss="poisson")) -> poisson.
 

@@ -138,6 +138,19 @@ def test_cnn(backend, dtype):
     assert_close(net.predict(X), torch_out(module, X), dtype)
 
 
+def test_a_module_itself_and_strict_false_with_missing_layers(backend):
+    module = torch_module(randomize(nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))), "float64")
+    net = fastnn.from_state_dict([fastnn.Dense(4, "relu"), fastnn.Dense(2)], module, backend=backend)
+    X = np.random.default_rng(9).normal(size=(5, 3))
+    assert_close(net.predict(X), torch_out(module, X), "float64")
+    first = {k: v for k, v in module.state_dict().items() if k.startswith("0.")}
+    with pytest.raises(ValueError, match="missing keys"):
+        fastnn.from_state_dict([fastnn.Dense(4, "relu"), fastnn.Dense(2)], first)
+    partial = fastnn.from_state_dict([fastnn.Dense(4, "relu"), fastnn.Dense(2)], first, strict=False)
+    np.testing.assert_array_equal(partial.weights[0], module[0].weight.detach().numpy().T)
+    np.testing.assert_array_equal(partial.biases[0], module[0].bias.detach().numpy())
+
+
 def test_cnn_needs_input_shape():
     module = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(2 * 4 * 4, 2))
     with pytest.raises(ValueError, match="input_shape"):
