@@ -67,11 +67,18 @@ def from_sklearn(estimator, **kwargs):
     return _from_sklearn(estimator, **kwargs)
 
 
+_LAZY = ("MLPClassifier", "MLPRegressor")
+
+
 def __getattr__(name):  # fastnn.MLPClassifier / MLPRegressor (fastnn/sklearn.py) import scikit-learn on first use
-    if name in ("MLPClassifier", "MLPRegressor"):
+    if name in _LAZY:
         from . import sklearn
         return getattr(sklearn, name)
     raise AttributeError(f"module 'fastnn' has no attribute {name!r}")
+
+
+def __dir__():  # what dir() lists by default, plus the estimators __getattr__ imports on first use
+    return sorted(set(globals()) | set(_LAZY))
 
 
 __all__ = ["AvgPool2D", "BACKEND", "Conv2D", "CosineDecay", "Dense", "Dropout", "EarlyStopping", "Embedding",

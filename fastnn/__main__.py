@@ -82,10 +82,11 @@ def build_parser():
             _add_hidden(p, suppress=True)
         if name == "lenet5":
             p.add_argument("--data", metavar="DIR", default=None,
-                           help="folder holding the four MNIST IDX files, searched first (then $FASTNN_DATA, then "
-                                "~/.cache/fastnn; see fastnn.datasets.load_mnist)")
+                           help="folder holding the four MNIST IDX files, searched first (default: none; then "
+                                "$FASTNN_DATA, then ~/.cache/fastnn are searched; see fastnn.datasets.load_mnist)")
             p.add_argument("--no-download", dest="download", action="store_false",
-                           help="do not try to download MNIST when it is not found")
+                           help="do not try to download MNIST when it is not found (default: download it into "
+                                "the first writable of those folders)")
         if name == "words":
             p.add_argument("--per-language", type=int, default=40_000,
                            help="words drawn per language (default: 40000)")

@@ -16,6 +16,7 @@ file (truncation, bit flips, a foreign or hand-edited file) raises ValueError "<
 file: <why>"; only path problems raise OSError (FileNotFoundError, IsADirectoryError, PermissionError, ...).
 """
 import contextlib
+import errno
 import json
 import os
 import stat
@@ -50,8 +51,19 @@ def save(net, path):
     meta = {"format": FORMAT, "version": VERSION, **net.get_config(), "n_params": net.n_params}
     meta_bytes = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
     directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, f"cannot save the network to {path!r}: it is a folder; give a file "
+                                "name, e.g. os.path.join(folder, 'model.fastnn')", path)
     mode = _new_file_mode(path)
-    fd, tmp = tempfile.mkstemp(prefix=".fastnn-", suffix=".tmp", dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".fastnn-", suffix=".tmp", dir=directory)
+    except OSError as exc:  # say it with the user's path, not the temporary file's
+        if isinstance(exc, (FileNotFoundError, NotADirectoryError)):
+            why = (f"the folder {os.path.dirname(path) or directory!r} does not exist (create it first, e.g. "
+                   "os.makedirs(folder, exist_ok=True))")
+        else:
+            why = f"cannot create a file in the folder {directory!r} ({exc.strerror})"
+        raise type(exc)(exc.errno, f"cannot save the network to {path!r}: {why}", path) from None
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, meta=meta_bytes, params=net._params)

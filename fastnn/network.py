@@ -61,6 +61,75 @@ def _available_memory_bytes():
         return None
 
 
+class _ParameterList(list):
+    """A Network's `weights` or `biases`: a list of writable views into its parameters whose item assignment
+    writes through (``net.weights[0] = W`` copies W into the network) and whose length is fixed.
+
+    Without this, item assignment would replace an element of a fresh list and silently change nothing."""
+
+    __slots__ = ("_network", "_what")
+
+    def __init__(self, network, what, views):
+        super().__init__(views)
+        self._network = network
+        self._what = what
+
+    def _converted(self, index, value):
+        """`value` checked against the view at `index` and converted to the network's dtype."""
+        view = list.__getitem__(self, index)
+        name = f"net.{self._what}[{index}]"
+        if view is None:
+            layer = self._network._param_layers[index]
+            raise ValueError(f"{name}: layer {layer.index} ({layer!r}) has no biases")
+        if isinstance(value, (str, bytes)):
+            raise TypeError(f"{name} must be an array of real numbers, got {type(value).__name__}")
+        array = check.as_array(name, value)
+        if array.shape != view.shape:
+            raise ValueError(f"{name} has shape {view.shape}; cannot assign an array of shape {array.shape} "
+                             "(the shape must match exactly)")
+        return check._converted(name, array, view.dtype)
+
+    def __setitem__(self, index, value):
+        if isinstance(index, slice):
+            positions = range(len(self))[index]
+            try:
+                values = list(value)
+            except TypeError:
+                raise TypeError(f"assigning to a slice of net.{self._what} takes a sequence of arrays") from None
+            if len(values) != len(positions):
+                raise ValueError(f"net.{self._what}[{index.start}:{index.stop}:{index.step}] holds "
+                                 f"{len(positions)} arrays, got {len(values)}: the list's length is fixed")
+            converted = [self._converted(i, v) for i, v in zip(positions, values)]
+            for i, array in zip(positions, converted):
+                list.__getitem__(self, i)[...] = array
+            return
+        try:
+            i = range(len(self))[index]
+        except IndexError:
+            raise IndexError(f"net.{self._what} index {index} out of range: the network has {len(self)} "
+                             "layers with parameters") from None
+        except TypeError:
+            raise TypeError(f"net.{self._what} indices must be integers or slices, not "
+                            f"{type(index).__name__}") from None
+        list.__getitem__(self, i)[...] = self._converted(i, value)
+
+    def _refuse(self, *args, **kwargs):
+        raise TypeError(f"net.{self._what} has one array per layer with parameters and cannot change length or "
+                        f"order; to change the {self._what}, assign an item (net.{self._what}[i] = array of the "
+                        "same shape), write into one (net.weights[i][...] = ...), or call "
+                        "net.set_weights(arrays) with every array in get_weights() order")
+
+    append = extend = insert = pop = remove = clear = sort = reverse = __delitem__ = _refuse
+    __iadd__ = __imul__ = _refuse
+
+    def copy(self):
+        """A plain list of the same views (as list.copy)."""
+        return list(self)
+
+    def __reduce_ex__(self, protocol):  # pickles/deep-copies as a plain list of arrays
+        return (list, (list(self),))
+
+
 class Network:
     """A feed-forward network of layers.
 
@@ -286,13 +355,19 @@ class Network:
     @property
     def weights(self):
         """Weight arrays of the layers with parameters, in layer order: writable views into the network. Dense
-        W is (d_in, d_out); Conv2D W is (filters, in_channels, kh, kw)."""
-        return [layer.W for layer in self._param_layers]
+        W is (d_in, d_out); Conv2D W is (filters, in_channels, kh, kw); Embedding W is (vocab_size, dim);
+        SimpleRNN/LSTM/GRU W is weight_ih (the layer's other arrays are in get_weights()).
+
+        ``net.weights[i] = W`` copies W into layer i's weights (same shape exactly; real numbers, converted to
+        the network's dtype; NaN, infinity and values the dtype cannot hold are refused, as set_weights does);
+        on any error the network is unchanged. The list itself cannot grow or shrink (append, del, ...)."""
+        return _ParameterList(self, "weights", [layer.W for layer in self._param_layers])
 
     @property
     def biases(self):
-        """Bias vectors of the layers with parameters, in layer order: writable views into the network."""
-        return [layer.b for layer in self._param_layers]
+        """Bias vectors of the layers with parameters, in layer order: writable views into the network (None
+        for a layer without biases, Embedding). ``net.biases[i] = b`` copies b in, checked as for weights."""
+        return _ParameterList(self, "biases", [layer.b for layer in self._param_layers])
 
     def get_weights(self):
         """Copies of every parameter array, layer by layer, each layer's in the order of its parameter_arrays()
@@ -468,6 +543,16 @@ class Network:
             return self._as_sequences(name, X)
         shape = self.input_shape
         if len(shape) == 1:
+            X = check.as_array(name, X)
+            if X.ndim > 2:
+                n, per_sample = self.n_inputs, math.prod(X.shape[1:])
+                fits = "as the network expects" if per_sample == n else f"but the network expects {n}"
+                raise ValueError(
+                    f"{name} must be 1-D (one sample) or 2-D (n_samples, n_features), got {X.ndim}-D (shape "
+                    f"{X.shape}): this network's first layer is Dense on vectors of {n} features, so it takes "
+                    f"(n, {n}), or one sample ({n},). Flatten each sample first with "
+                    f"{name}.reshape(len({name}), -1) ({per_sample} features per sample, {fits}), or build the "
+                    f"network with fastnn.Flatten() as its first layer and input_shape={tuple(X.shape[1:])}")
             return check.as_input(name, X, self.n_inputs, self.dtype)
         X = check.as_array(name, X)
         one_channel = shape[0] == 1 and X.shape[-2:] == shape[1:]
@@ -619,12 +704,11 @@ class Network:
 
     def _check_xy(self, X, y, name_x="X", name_y="y"):
         X = self._as_samples(name_x, X)
-        single = X.ndim == 1
-        if single:  # one sample: y is its label (a scalar) or its row of targets
+        y = self._target_array(name_y, y)
+        if X.ndim == 1:  # one sample: y is its label (a scalar) or its row of targets
             X = X.reshape(1, -1)
-            y = check.as_array(name_y, y)
             y = y.reshape(1, *y.shape)
-        y = check.as_array(name_y, y)
+        y = self._label_column(y)
         steps = self.layers[-1].steps
         if steps > 1:
             return X, self._sequence_targets(name_y, y, X.shape[0], steps)
@@ -633,7 +717,39 @@ class Network:
         T = check.as_targets(name_y, y, X.shape[0], self.n_outputs, self.loss, self.dtype)
         return X, T
 
+    @staticmethod
+    def _target_array(name, y):
+        """y as an array of real numbers; strings (class names) are refused with a hint on how to encode them."""
+        if not isinstance(y, np.ndarray):
+            try:
+                y = np.asarray(y)
+            except ValueError:  # ragged: as_array says so
+                return check.as_array(name, y)
+        if y.dtype.kind in "USO":
+            text = next((v for v in y.flat if isinstance(v, (str, bytes))), None) if y.dtype.kind == "O" else \
+                (y.flat[0].item() if y.size else "")
+            if text is not None:
+                raise TypeError(
+                    f"{name} must hold real numbers (float, integer or bool), got dtype {y.dtype}: it holds "
+                    f"strings (such as {text!r}). For class labels, "
+                    f"encode them as integers 0..k-1 first: classes, {name}_int = np.unique({name}, "
+                    f"return_inverse=True) (classes[i] is the name of label i), or "
+                    "sklearn.preprocessing.LabelEncoder; then train a network of k outputs with "
+                    "loss='cross_entropy'. Or use fastnn.MLPClassifier, which takes labels of any type.")
+        return check.as_array(name, y)
+
+    def _label_column(self, y):
+        """Integer labels given as a column (n, 1) to a classifier of several outputs: the labels (n,), as
+        scikit-learn's and Keras' sparse categorical losses take them (a (n, 1) array cannot be rows of
+        probabilities over several classes)."""
+        if (self.loss == "cross_entropy" and self.n_outputs > 1 and self.layers[-1].steps == 1
+                and getattr(y, "ndim", 0) == 2 and y.shape[1] == 1):
+            return y[:, 0]
+        return y
+
     def _sample_weights(self, y, n, class_weight, sample_weight):
+        if class_weight is not None:
+            y = self._label_column(self._target_array("y", y))
         if self.layers[-1].steps > 1:
             if class_weight is not None or sample_weight is not None:
                 raise ValueError("sample_weight and class_weight are not supported for a sequence output (one "
