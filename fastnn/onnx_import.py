@@ -691,6 +691,9 @@ class _Importer:
                 dims[k] = "N"
             else:
                 raise self.unsupported(node, f"cannot resolve the shape {target.dims}")
+        if data.standard and per is not None and dims == ["N", math.prod(per)] and \
+                all(isinstance(s, int) for s in per):
+            return self._flatten(node, data)
         squeezed_from = [(a, s) for a, s in zip(data.axes, data.sizes) if s != 1]
         squeezed_to = [d for d in dims if d != 1]
         if [s for _, s in squeezed_from] == squeezed_to:  # only size-1 axes move
@@ -700,9 +703,6 @@ class _Importer:
             if data.standard and dims and dims[0] == "N" and data.sizes[0] == "N":
                 axes = ["N" if d == "N" else ("F" if a == "D" else a) for a, d in zip(axes, dims)]
             return data.moved(axes, dims)
-        if data.standard and per is not None and dims == ["N", math.prod(per)] and \
-                all(isinstance(s, int) for s in per):
-            return self._flatten(node, data)
         raise self.unsupported(node, f"reshape of data {data.sizes} to {target.dims}")
 
     def op_ConstantOfShape(self, node, attrs):

@@ -256,27 +256,41 @@ def _torch_export(torch, module, example, dynamo, tmp_path):
     return onnx.load(str(path))
 
 
+_TORCH_EXPORTS = {}
+
+
+def _torch_case(name, dynamo, tmp_path):
+    """(model or the exporter's error, X, the module's output), exported once for both backends."""
+    key = (name, dynamo)
+    if key not in _TORCH_EXPORTS:
+        torch = pytest.importorskip("torch")
+        if dynamo:
+            pytest.importorskip("onnxscript")
+        torch.manual_seed(0)
+        module, (kind, shape) = _torch_models(torch)[name]
+        X = _inputs(kind, shape, 3, np.random.default_rng(7), np.float32)
+        try:
+            model = _torch_export(torch, module, torch.from_numpy(X), dynamo, tmp_path)
+        except Exception as exc:  # noqa: BLE001 - the exporter's own failures are not fastnn's
+            model = f"torch.onnx.export failed: {type(exc).__name__}: {str(exc)[:120]}"
+        with torch.no_grad():
+            expected = module(torch.from_numpy(X)).numpy()
+        _TORCH_EXPORTS[key] = (model, X, expected)
+    return _TORCH_EXPORTS[key]
+
+
 @pytest.mark.parametrize("name", ["mlp", "cnn", "lstm_last_step", "gru_state", "rnn_sequence"])
 @pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
-def test_import_torch_onnx_export(name, dynamo, backend, tmp_path, rng):
-    torch = pytest.importorskip("torch")
-    if dynamo:
-        pytest.importorskip("onnxscript")
-    torch.manual_seed(0)
-    module, (kind, shape) = _torch_models(torch)[name]
-    X = _inputs(kind, shape, 3, rng, np.float32)
-    try:
-        model = _torch_export(torch, module, torch.from_numpy(X), dynamo, tmp_path)
-    except Exception as exc:  # noqa: BLE001 - the exporter's own failures are not fastnn's
-        pytest.skip(f"torch.onnx.export failed: {type(exc).__name__}: {str(exc)[:120]}")
+def test_import_torch_onnx_export(name, dynamo, backend, tmp_path):
+    model, X, expected = _torch_case(name, dynamo, tmp_path)
+    if isinstance(model, str):
+        pytest.skip(model)
     if dynamo and name == "rnn_sequence":
         # the dynamo exporter unrolls nn.RNN into a loop of MatMuls: refused, naming what it could not read
         with pytest.raises(ValueError, match="cannot be imported"):
             fastnn.from_onnx(model, backend=backend)
         return
     net = fastnn.from_onnx(model, backend=backend)
-    with torch.no_grad():
-        expected = module(torch.from_numpy(X)).numpy()
     np.testing.assert_allclose(net.predict(X), expected, atol=1e-5, rtol=0)
     if name in ("mlp", "gru_state"):
         assert net.loss == "cross_entropy"
