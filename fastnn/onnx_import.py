@@ -398,14 +398,21 @@ class _Importer:
             if node.domain not in ("", "ai.onnx"):
                 raise self.unsupported(node, f"operator {node.op_type!r} of domain {node.domain!r} is not "
                                              "supported")
+            if not isinstance(node.op_type, str) or not isinstance(node.domain, str):
+                raise self.bad(f"a node's operator name is not valid UTF-8: {node.op_type!r}")
             handler = getattr(self, "op_" + node.op_type, None)
             if handler is None:
                 raise self.unsupported(node)
-            attrs = _attributes(self.onnx, node)
-            for name, a in attrs.items():
-                if isinstance(a, self.onnx.AttributeProto):
-                    raise self.unsupported(node, f"attribute {name!r} holds a subgraph")
-            results = handler(node, attrs)
+            try:
+                attrs = _attributes(self.onnx, node)
+                for name, a in attrs.items():
+                    if isinstance(a, self.onnx.AttributeProto):
+                        raise self.unsupported(node, f"attribute {name!r} holds a subgraph")
+                results = handler(node, attrs)
+            except (_Invalid, MemoryError, RecursionError):
+                raise
+            except Exception as exc:  # noqa: BLE001 - a malformed node: wrong attribute types, ranks, ...
+                raise self.unsupported(node, f"malformed ({type(exc).__name__}: {str(exc)[:200]})") from None
             if not isinstance(results, tuple):
                 results = (results,)
             for name, value in zip(node.output, results):
@@ -1154,9 +1161,15 @@ def from_onnx(model, dtype=None, backend=None, output=None):
     model that is malformed or that fastnn's layers cannot represent."""
     onnx = require_onnx()
     proto, where = _load(onnx, model)
-    importer = _Importer(onnx, proto, where, output)
     try:
+        importer = _Importer(onnx, proto, where, output)
         out = importer.run()
+        return importer.network(dtype, backend, out)
+    except (ValueError, MemoryError):
+        raise
     except RecursionError:
         raise ValueError(f"{where} cannot be imported: the graph is too deeply nested") from None
-    return importer.network(dtype, backend, out)
+    except (TypeError, AttributeError, KeyError, IndexError, OverflowError, UnicodeError) as exc:
+        # protobuf hands back bytes for strings that are not UTF-8, fields of unexpected types, ...
+        raise ValueError(f"{where} cannot be imported: the model is malformed ({type(exc).__name__}: "
+                         f"{str(exc)[:200]})") from None

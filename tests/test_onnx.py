@@ -535,3 +535,33 @@ def test_unknown_operator_named_with_node():
     model.graph.node.append(helper.make_node("Hardmax", ["z"], ["y"], name="weird"))
     with pytest.raises(ValueError, match="'Hardmax'.*'weird'"):
         fastnn.from_onnx(model)
+
+
+def test_bit_flipped_files_raise_value_error_or_import():
+    """Random corruption of real models (fastnn's own): a ValueError or a model, never another exception."""
+    nets = [_conv("float32", None)[0], _encoder_decoder("float32", None)[0], _recurrent(GRU, False)("float32", None)[0]]
+    blobs = [net.to_onnx().SerializeToString() for net in nets]
+    rng = np.random.default_rng(2024)
+    for i in range(150):
+        data = bytearray(blobs[i % len(blobs)])
+        for _ in range(int(rng.integers(1, 4))):
+            data[int(rng.integers(0, len(data)))] = int(rng.integers(0, 256))
+        try:
+            fastnn.from_onnx(bytes(data))
+        except ValueError:
+            pass
+
+
+def test_skl2onnx_and_fastnn_export_agree_in_onnxruntime(rng):
+    skl2onnx = pytest.importorskip("skl2onnx")
+    ort = _ort()
+    for kind in ("multiclass", "binary", "regressor"):
+        est, X = _fitted(kind, rng)
+        theirs = skl2onnx.to_onnx(est, X[:1], options=None if kind == "regressor" else
+                                  {type(est): {"zipmap": False}})
+        ours = fastnn.from_onnx(theirs).to_onnx()
+        onnx.checker.check_model(ours, full_check=True)
+        session = ort.InferenceSession(theirs.SerializeToString(), providers=["CPUExecutionProvider"])
+        expected = session.run(None, {session.get_inputs()[0].name: X})[-1]
+        got = _run(_session(ours), X)
+        np.testing.assert_allclose(got.reshape(expected.shape), expected, atol=1e-6, rtol=0)
