@@ -149,6 +149,13 @@ class _Data:
         return tuple(self.sizes[1:])
 
 
+class _Stack:
+    """Data tensors concatenated along a leading axis of size 1 (the per-layer states of stacked layers)."""
+
+    def __init__(self, items):
+        self.items = items
+
+
 class _Complement:
     """1 - data (skl2onnx's negative-class probability of a binary classifier)."""
 
@@ -517,6 +524,14 @@ class _Importer:
                 raise self.unsupported(node, str(exc)) from None
         if isinstance(table, _Data):
             return self._select(node, self.data_input(node, 0), axis, self.const(node, 1, "index"))
+        if isinstance(table, _Stack):
+            idx = self.const(node, 1, "index")
+            if axis != 0 or idx.ndim != 0 or not -len(table.items) <= int(idx) < len(table.items):
+                raise self.unsupported(node, "only one layer's state can be taken from stacked states")
+            picked = table.items[int(idx)]
+            if picked.version != len(self.layers):
+                raise self.unsupported(node, "only the last layer's state can be taken from stacked states")
+            return picked.moved(picked.axes[1:], picked.sizes[1:])
         raise self.unsupported(node)
 
     def _select(self, node, data, axis, idx):
@@ -590,6 +605,9 @@ class _Importer:
 
     def op_Concat(self, node, attrs):
         vals = [self.value(name, node) for name in node.input]
+        if len(vals) > 1 and all(isinstance(v, _Data) and v.axes[:1] == ["D"] for v in vals) and \
+                attrs.get("axis") == 0:
+            return _Stack(vals)  # the last states of stacked recurrent layers (PyTorch's h_n), one per layer
         if any(isinstance(v, _Data) for v in vals) or any(isinstance(v, _Complement) for v in vals):
             return self._binary_probabilities(node, vals, attrs.get("axis"))
         if all(isinstance(v, np.ndarray) for v in vals):

@@ -231,6 +231,23 @@ def _torch_models(torch):
             h = state[0] if isinstance(state, tuple) else state
             return torch.softmax(self.fc(h[-1]), dim=-1)
 
+    class ViewCNN(nn.Module):  # x.view(x.size(0), -1): a Reshape fed by shape arithmetic
+        def __init__(self):
+            super().__init__()
+            self.conv, self.pool, self.fc = nn.Conv2d(2, 3, 3, stride=2, padding=1), nn.MaxPool2d(2), nn.Linear(12, 4)
+
+        def forward(self, x):
+            x = torch.relu(self.pool(self.conv(x)))  # relu after max pooling: the same as before it
+            return torch.sigmoid(self.fc(x.view(x.size(0), -1)))
+
+    class Stacked(nn.Module):  # two LSTM layers in one nn.LSTM; h_n[-1] from the stacked last states
+        def __init__(self):
+            super().__init__()
+            self.rnn, self.fc = nn.LSTM(3, 5, num_layers=2, batch_first=True), nn.Linear(5, 2)
+
+        def forward(self, x):
+            return self.fc(self.rnn(x)[1][0][-1])
+
     mlp = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 6), nn.Tanh(), nn.Linear(6, 3),
                         nn.Softmax(dim=1))
     cnn = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(3, 4, 2),
@@ -238,7 +255,8 @@ def _torch_models(torch):
     return {"mlp": (mlp, ("x", (5,))), "cnn": (cnn, ("x", (1, 8, 8))),
             "lstm_last_step": (Recurrent(nn.LSTM, "last_step"), ("ids", (6,))),
             "gru_state": (Recurrent(nn.GRU, "state"), ("ids", (6,))),
-            "rnn_sequence": (Recurrent(nn.RNN, "sequence"), ("ids", (6,)))}
+            "rnn_sequence": (Recurrent(nn.RNN, "sequence"), ("ids", (6,))),
+            "view_cnn": (ViewCNN(), ("x", (2, 8, 8))), "stacked_lstm": (Stacked(), ("x", (6, 3)))}
 
 
 def _torch_export(torch, module, example, dynamo, tmp_path):
@@ -279,7 +297,8 @@ def _torch_case(name, dynamo, tmp_path):
     return _TORCH_EXPORTS[key]
 
 
-@pytest.mark.parametrize("name", ["mlp", "cnn", "lstm_last_step", "gru_state", "rnn_sequence"])
+@pytest.mark.parametrize("name", ["mlp", "cnn", "view_cnn", "lstm_last_step", "gru_state", "rnn_sequence",
+                                  "stacked_lstm"])
 @pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
 def test_import_torch_onnx_export(name, dynamo, backend, tmp_path):
     model, X, expected = _torch_case(name, dynamo, tmp_path)
@@ -565,3 +584,41 @@ def test_skl2onnx_and_fastnn_export_agree_in_onnxruntime(rng):
         expected = session.run(None, {session.get_inputs()[0].name: X})[-1]
         got = _run(_session(ours), X)
         np.testing.assert_allclose(got.reshape(expected.shape), expected, atol=1e-6, rtol=0)
+
+
+def test_missing_onnx_package_says_how_to_install(monkeypatch):
+    net, _ = _dense("float32", None)
+    monkeypatch.setitem(sys.modules, "onnx", None)  # `import onnx` now raises ImportError
+    with pytest.raises(ImportError, match=r"pip install fastnn\[onnx\]"):
+        net.to_onnx()
+    with pytest.raises(ImportError, match=r"pip install fastnn\[onnx\]"):
+        fastnn.from_onnx(b"")
+
+
+def test_repeat_vector_from_tile_and_dynamic_steps_recurrent_input(rng):
+    """Tile (another spelling of RepeatVector) and a float sequence input whose steps axis is dynamic."""
+    F, U = 3, 4
+    inits = [numpy_helper.from_array(rng.standard_normal((1, 3 * U, F)).astype(np.float32), "W"),
+             numpy_helper.from_array(rng.standard_normal((1, 3 * U, U)).astype(np.float32), "R"),
+             numpy_helper.from_array(np.array([0], np.int64), "zero"),
+             numpy_helper.from_array(np.array([1], np.int64), "one"),
+             numpy_helper.from_array(np.array([1, 5, 1], np.int64), "reps"),
+             numpy_helper.from_array(rng.standard_normal((U, 2)).astype(np.float32), "Wd"),
+             numpy_helper.from_array(rng.standard_normal(2).astype(np.float32), "bd")]
+    nodes = [helper.make_node("Transpose", ["x"], ["xt"], perm=[1, 0, 2]),
+             helper.make_node("GRU", ["xt", "W", "R"], ["", "Y_h"], hidden_size=U, linear_before_reset=1),
+             helper.make_node("Squeeze", ["Y_h", "zero"], ["h"]),
+             helper.make_node("Unsqueeze", ["h", "one"], ["h1"]),
+             helper.make_node("Tile", ["h1", "reps"], ["seq"]),
+             helper.make_node("MatMul", ["seq", "Wd"], ["z"]),
+             helper.make_node("Add", ["z", "bd"], ["y"])]
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "T", F])]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 5, 2])]
+    model = _model(nodes, inits, inputs, outputs)
+    net = fastnn.from_onnx(model)
+    assert [type(layer).__name__ for layer in net.layers] == ["GRU", "RepeatVector", "Dense"]
+    assert net.input_shape == (None, F)
+    session = _session(model)
+    for steps in (2, 7):
+        X = rng.standard_normal((3, steps, F)).astype(np.float32)
+        np.testing.assert_allclose(net.predict(X), session.run(None, {"x": X})[0], atol=1e-6, rtol=0)
