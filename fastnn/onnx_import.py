@@ -496,10 +496,10 @@ class _Importer:
             return _Shape([int(x) for x in v.reshape(-1)], scalar=v.ndim == 0)
         return None
 
-    def _small(self, node, array):
-        if array.size > _MAX_FOLD_ELEMENTS:
-            raise self.unsupported(node, f"a constant of {array.size} elements")
-        return array
+    def _fits(self, node, elements):
+        """Refuse, before computing it, a constant larger than any shape arithmetic needs."""
+        if elements > _MAX_FOLD_ELEMENTS:
+            raise self.unsupported(node, f"it would compute a constant of {elements} elements")
 
     def op_Gather(self, node, attrs):
         axis = attrs.get("axis", 0)
@@ -518,8 +518,9 @@ class _Importer:
             return _Shape(picked, scalar=idx.ndim == 0)
         if isinstance(table, np.ndarray):
             idx = self.const(node, 1, "index")
+            self._fits(node, idx.size * table.size // max(1, table.shape[axis] if table.ndim else 1))
             try:
-                return self._small(node, np.take(table, idx, axis=axis))
+                return np.take(table, idx, axis=axis)
             except (IndexError, ValueError, np.exceptions.AxisError) as exc:
                 raise self.unsupported(node, str(exc)) from None
         if isinstance(table, _Data):
@@ -591,11 +592,10 @@ class _Importer:
             raise self.unsupported(node, "slicing the data")
         axis %= rank
         size, tag = data.sizes[axis], data.axes[axis]
-        whole = start in (0,) and (end >= 2**31 - 1 or (isinstance(size, int) and end >= size))
-        if whole:
+        to_end = end >= 2**31 - 1 or (isinstance(size, int) and end >= size)  # exporters write INT64_MAX
+        if start == 0 and to_end:
             return data
-        last = start == -1 and (end >= 2**31 - 1 or end == 0 and False) or \
-            (isinstance(size, int) and start == size - 1 and end >= size)
+        last = to_end and (start == -1 or (isinstance(size, int) and start == size - 1))
         if tag == "T" and last and data.source is not None and data.source[1] == "Y":
             out = data.moved(data.axes[:axis] + ["L"] + data.axes[axis + 1:],
                              data.sizes[:axis] + [1] + data.sizes[axis + 1:])
@@ -611,8 +611,9 @@ class _Importer:
         if any(isinstance(v, _Data) for v in vals) or any(isinstance(v, _Complement) for v in vals):
             return self._binary_probabilities(node, vals, attrs.get("axis"))
         if all(isinstance(v, np.ndarray) for v in vals):
+            self._fits(node, sum(v.size for v in vals))
             try:
-                return self._small(node, np.concatenate(vals, axis=attrs.get("axis", 0)))
+                return np.concatenate(vals, axis=attrs.get("axis", 0))
             except (ValueError, np.exceptions.AxisError) as exc:
                 raise self.unsupported(node, str(exc)) from None
         dims = []
@@ -790,7 +791,8 @@ class _Importer:
     def _arith(self, node, fn):
         a, b = (self.value(name, node) for name in node.input[:2])
         if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
-            return self._small(node, fn(a, b))
+            self._fits(node, math.prod(np.broadcast_shapes(a.shape, b.shape)))  # before computing it
+            return fn(a, b)
         if isinstance(a, _Shape) or isinstance(b, _Shape):
             sa, sb = self._shape_or_const(node, 0), self._shape_or_const(node, 1)
             if sa is not None and sb is not None and sa.concrete() and sb.concrete():
@@ -1148,6 +1150,11 @@ class _Importer:
                 arrays.append(params["W"])
             elif isinstance(layer, _Recurrent):
                 arrays += [params[k] for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        kinds = {np.dtype(a.dtype).name for a in arrays}
+        declared = _FLOAT_TYPES.get(self.input_elem)
+        if len(kinds) > 1 or declared is not None and kinds and kinds != {declared}:
+            raise self.bad(f"element types disagree: the input is {declared or 'integer ids'} and the weights "
+                           f"are {sorted(kinds)}")
         try:
             net = Network(layers, input_shape=input_shape, loss=loss, dtype=dtype, backend=backend, seed=0)
         except ValueError as exc:

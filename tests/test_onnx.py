@@ -450,6 +450,9 @@ def test_wrong_element_types():
     model = _gemm_model(W=np.ones((2, 3), np.int64))
     with pytest.raises(ValueError, match="floating-point"):
         fastnn.from_onnx(model)
+    model = _gemm_model(W=np.ones((2, 3), np.float64))  # a float64 weight in a float32 graph
+    with pytest.raises(ValueError, match="element types disagree"):
+        fastnn.from_onnx(model)
 
 
 def test_shapes_that_do_not_chain():
@@ -622,3 +625,15 @@ def test_repeat_vector_from_tile_and_dynamic_steps_recurrent_input(rng):
     for steps in (2, 7):
         X = rng.standard_normal((3, steps, F)).astype(np.float32)
         np.testing.assert_allclose(net.predict(X), session.run(None, {"x": X})[0], atol=1e-6, rtol=0)
+
+
+def test_constant_arithmetic_is_bounded_before_computing():
+    """Small constants whose broadcast or concatenation would be huge are refused, not computed."""
+    col = numpy_helper.from_array(np.ones((100000, 1), np.float32), "col")
+    row = numpy_helper.from_array(np.ones((1, 100000), np.float32), "row")
+    model = _gemm_model()
+    model.graph.node[0].input[2] = "big"
+    model.graph.node.insert(0, helper.make_node("Add", ["col", "row"], ["big"], name="outer"))
+    model.graph.initializer.extend([col, row])
+    with pytest.raises(ValueError, match="outer.*constant of 10000000000 elements"):
+        fastnn.from_onnx(model)
