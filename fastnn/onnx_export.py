@@ -52,10 +52,14 @@ def require_onnx():
     return onnx
 
 
-def reorder_gates(array, layer_type, units):
-    """Permute the gate blocks (axis 0) of a recurrent weight or bias from fastnn's order to ONNX's."""
-    order = GATE_ORDER[layer_type]
+def permute_gates(array, order, units):
+    """The gate blocks (axis 0, `units` rows each) of a recurrent weight or bias, taken in `order`."""
     return np.concatenate([array[g * units:(g + 1) * units] for g in order], axis=0)
+
+
+def reorder_gates(array, layer_type, units):
+    """A recurrent weight or bias with its gate blocks moved from fastnn's order to ONNX's."""
+    return permute_gates(array, GATE_ORDER[layer_type], units)
 
 
 class _GraphWriter:

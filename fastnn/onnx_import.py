@@ -26,7 +26,7 @@ import numpy as np
 from . import _codes
 from .layers import (GRU, LSTM, AvgPool2D, Conv2D, Dense, Embedding, Flatten, MaxPool2D, RepeatVector,
                      SimpleRNN, _Recurrent)
-from .onnx_export import GATE_ORDER, require_onnx
+from .onnx_export import GATE_ORDER, permute_gates, require_onnx
 
 _MAX_FILE_BYTES = 2 << 30  # protobuf's own limit on one message
 _MAX_FOLD_ELEMENTS = 1 << 22  # constants computed while reading the graph (shapes, small tensors)
@@ -144,9 +144,6 @@ class _Data:
     @property
     def standard(self):
         return bool(self.axes) and self.axes[0] == "N" and "D" not in self.axes and "L" not in self.axes
-
-    def per_sample(self):
-        return tuple(self.sizes[1:])
 
 
 class _Stack:
@@ -937,8 +934,12 @@ class _Importer:
         data = self.data_input(node)
         W = self.const(node, 1, "weight")
         if not data.standard or len(data.axes) not in (2, 3):
+            hint = ""
+            if data.axes[:1] == ["T"]:
+                hint = (" (time-major data: a recurrent layer written as a loop of MatMuls, as torch.onnx.export's "
+                        "dynamo exporter writes nn.RNN, is not read; export with dynamo=False)")
             raise self.unsupported(node, f"MatMul takes (batch, features) or (batch, steps, features) data, got "
-                                         f"{data.sizes}")
+                                         f"{data.sizes}{hint}")
         self._check_weight(node, W, data.sizes[-1])
         return self._dense(node, data, W)
 
@@ -1110,8 +1111,9 @@ class _Importer:
         if op == "LSTM" and len(outputs) > 2 and outputs[2] and any(outputs[2] in n.input for n in self.nodes):
             raise self.unsupported(node, "the cell state output Y_c")
         order = np.argsort(GATE_ORDER[cls])  # ONNX's gate blocks back to fastnn's
-        params = {"weight_ih": _gates(W[0], order, U), "weight_hh": _gates(R[0], order, U),
-                  "bias_ih": _gates(B[0, :G * U], order, U), "bias_hh": _gates(B[0, G * U:], order, U)}
+        params = {"weight_ih": permute_gates(W[0], order, U), "weight_hh": permute_gates(R[0], order, U),
+                  "bias_ih": permute_gates(B[0, :G * U], order, U),
+                  "bias_hh": permute_gates(B[0, G * U:], order, U)}
         layer = cls(int(U), activation=activation) if cls is SimpleRNN else cls(int(U))
         layer.return_sequences = None  # settled by which output the graph uses
         T = data.sizes[0]
@@ -1167,10 +1169,6 @@ class _Importer:
         except ValueError as exc:
             raise self.bad(f"the weights do not fit the layers: {exc}") from None
         return net
-
-
-def _gates(array, order, units):
-    return np.concatenate([array[g * units:(g + 1) * units] for g in order], axis=0)
 
 
 def from_onnx(model, dtype=None, backend=None, output=None):
