@@ -296,6 +296,9 @@ class _Importer:
     # -------------------------------------------------------------------------------------- values
     def value(self, name, node):
         if name in self.values:
+            if self.values[name] is None:
+                raise self.unsupported(node, f"it reads {name!r}, an output fastnn does not model (such as "
+                                             "MaxPool's Indices or LSTM's Y_c)")
             return self.values[name]
         if name in self.initializers:
             array = _tensor(self.initializers[name], f"the initializer {name!r}")
@@ -1008,8 +1011,6 @@ class _Importer:
         data = self.data_input(node)
         if not data.standard or len(data.axes) != 4:
             raise self.unsupported(node, f"pooling takes (batch, channels, height, width) data, got {data.sizes}")
-        if len([o for o in node.output if o]) > 1:
-            raise self.unsupported(node, "the Indices output")
         for key, ok in (("auto_pad", ("NOTSET", "VALID")), ("ceil_mode", (0,)), ("storage_order", (0,))):
             if key in attrs and attrs[key] not in ok:
                 raise self.unsupported(node, f"attribute {key}={attrs[key]!r}")

@@ -637,3 +637,11 @@ def test_constant_arithmetic_is_bounded_before_computing():
     model.graph.initializer.extend([col, row])
     with pytest.raises(ValueError, match="outer.*constant of 10000000000 elements"):
         fastnn.from_onnx(model)
+
+
+def test_pool_indices_and_cell_state_outputs_are_refused():
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 4, 4])]
+    nodes = [helper.make_node("MaxPool", ["x"], ["p", "idx"], name="pool", kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("Cast", ["idx"], ["y"], name="cast", to=TensorProto.FLOAT)]
+    with pytest.raises(ValueError, match="'cast'.*'idx'"):
+        fastnn.from_onnx(_model(nodes, [], inputs))
