@@ -456,10 +456,10 @@ class _Importer:
                 raise self.unsupported(node, f"cast to {_TYPE_NAMES.get(to, to)}")
             return v.astype(np.dtype(_TENSOR_TYPES[to][0]).newbyteorder("="))
         if isinstance(v, _Data):
-            if v.ids and to in _INT_TYPES or not v.ids and to == self.input_elem or \
-                    (not v.ids and to in _FLOAT_TYPES and v.version > 0):
-                return v
-            raise self.unsupported(node, f"cast of the data to {_TYPE_NAMES.get(to, to)}")
+            if v.ids and to in _INT_TYPES or not v.ids and to == self.input_elem:
+                return v  # a cast to the type it has
+            raise self.unsupported(node, f"cast of the data to {_TYPE_NAMES.get(to, to)} (a fastnn network "
+                                         "computes in one floating-point type)")
         if isinstance(v, (_Shape, _Zeros)):
             return v
         raise self.unsupported(node)
