@@ -645,3 +645,15 @@ def test_pool_indices_and_cell_state_outputs_are_refused():
              helper.make_node("Cast", ["idx"], ["y"], name="cast", to=TensorProto.FLOAT)]
     with pytest.raises(ValueError, match="'cast'.*'idx'"):
         fastnn.from_onnx(_model(nodes, [], inputs))
+
+
+def test_import_torch_float64_mlp(backend, tmp_path, rng):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(1)
+    module = _torch_models(torch)["mlp"][0].double()
+    X = rng.standard_normal((4, 5))
+    model = _torch_export(torch, module, torch.from_numpy(X), False, tmp_path)
+    net = fastnn.from_onnx(model, backend=backend)
+    assert net.dtype == np.float64
+    with torch.no_grad():
+        np.testing.assert_allclose(net.predict(X), module(torch.from_numpy(X)).numpy(), atol=1e-12, rtol=0)
