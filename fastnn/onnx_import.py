@@ -5,8 +5,12 @@ torch.onnx.export (TorchScript and dynamo exporters) and skl2onnx (MLPClassifier
 them: Gemm or MatMul + Add, Relu / Sigmoid / Tanh / LeakyRelu / PRelu / Softmax, Conv, MaxPool, AveragePool,
 Flatten or a flattening Reshape, Gather of an embedding table, RNN / LSTM / GRU with the Transpose / Squeeze /
 Gather / Slice / Reshape around them, Unsqueeze + Expand (RepeatVector), Identity, Dropout, Cast, Constant and
-the shape arithmetic (Shape, Gather, Slice, Concat, ...) exporters emit for a dynamic batch. Anything else is
-refused with a ValueError naming the operator (and its node) or the attribute.
+the shape arithmetic (Shape, Gather, Slice, Concat, ...) exporters emit for a dynamic batch; skl2onnx's label
+branch (ArgMax, ArrayFeatureExtractor, ZipMap, ...) is left out, its [1 - p, p] of a binary classifier read as a
+two-unit softmax. An activation after max pooling or flattening moves onto the layer before them (they commute).
+Anything else is refused with a ValueError naming the operator (and its node) or the attribute: for instance
+LogSoftmax, BatchNormalization, Conv with group != 1, a bidirectional or clipped LSTM, a GRU with
+linear_before_reset=0, and nn.RNN as torch's dynamo exporter writes it (unrolled into MatMuls).
 
 How: the nodes that the chosen output depends on are evaluated in order over abstract values: constants (NumPy
 arrays), shapes whose entries may be symbolic (the batch "N", a dynamic steps axis), zeros of a symbolic shape
