@@ -31,14 +31,16 @@ typedef enum {
 
 /* Activation codes. The derivative of each is computed from the activation's *output* a = f(z),
  * which is all a training step keeps: relu' = [a > 0], leaky' = 1 or alpha by sign of a (alpha > 0),
- * sigmoid' = a (1 - a), tanh' = 1 - a^2, linear' = 1, softmax: dz = a * (da - sum(da * a)) per row. */
+ * sigmoid' = a (1 - a), tanh' = 1 - a^2, linear' = 1, exp' = a, softmax: dz = a * (da - sum(da * a)) per row.
+ * exp is the inverse of the poisson loss's log link (the predict activation of its output layer). */
 typedef enum {
     FASTNN_ACT_LINEAR = 0,
     FASTNN_ACT_SIGMOID = 1,
     FASTNN_ACT_TANH = 2,
     FASTNN_ACT_RELU = 3,
     FASTNN_ACT_LEAKY_RELU = 4,
-    FASTNN_ACT_SOFTMAX = 5
+    FASTNN_ACT_SOFTMAX = 5,
+    FASTNN_ACT_EXP = 6
 } fastnn_activation;
 
 /* Loss codes. Every loss is a mean: mse over all n*d elements of (a - t)^2 (no 1/2 factor);
@@ -49,7 +51,15 @@ typedef enum {
     FASTNN_LOSS_BINARY_CROSS_ENTROPY = 2,
     /* cross_entropy whose all-zero target rows are padding (a label equal to ignore_index): they add nothing to
      * the loss or the gradient, and the mean is over the other rows (0 when there are none) */
-    FASTNN_LOSS_CROSS_ENTROPY_IGNORE = 3
+    FASTNN_LOSS_CROSS_ENTROPY_IGNORE = 3,
+    /* poisson with log link: `out` holds z = log(mu) (the output layer is linear; exp is its predict
+     * activation), targets y >= 0. scikit-learn's half Poisson deviance (MLPRegressor(loss="poisson"),
+     * sklearn.neural_network._base.poisson_loss), constant terms included: summed over the d outputs and
+     * averaged over the n samples,
+     *     loss = 1/n sum_i w_i sum_j [ y_ij log(y_ij / mu_ij) - y_ij + mu_ij ],   0 log 0 = 0,
+     * computed as y (log y - z) - y + exp(z); d loss / d z_ij = w_i (exp(z_ij) - y_ij) / n. scikit-learn divides
+     * a weighted sum by sum(w) instead of n: weights scaled to sum to n give its value. */
+    FASTNN_LOSS_POISSON = 4
 } fastnn_loss;
 
 /* Optimizer codes for a training plan. */

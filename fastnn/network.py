@@ -81,8 +81,11 @@ class Network:
         layer, or one name for every hidden layer. The output layer then follows the loss (linear for mse,
         softmax for cross_entropy, sigmoid for binary_cross_entropy); in the layers form an output Dense left
         "linear" follows the loss the same way.
-    loss : {"mse", "cross_entropy", "binary_cross_entropy"}
+    loss : {"mse", "cross_entropy", "binary_cross_entropy", "poisson"}
         Means, as in PyTorch and Keras. cross_entropy takes integer labels or one-hot / probability rows.
+        poisson (targets >= 0): a log link, as scikit-learn's MLPRegressor(loss="poisson"): the output layer
+        computes log(mean) while training and predict returns exp of it; the loss is scikit-learn's half Poisson
+        deviance, summed over outputs and averaged over samples (see csrc/fastnn.h).
     dtype : {"float32", "float64"}
     seed : int or None
         Seeds the NumPy Generator used for the initial weights (Glorot uniform for sigmoid/tanh/linear/softmax,
@@ -161,7 +164,7 @@ class Network:
         if not isinstance(last, Dense):
             raise ValueError(f"the output layer (layer {len(layers) - 1}, {last!r}) must be Dense: the loss is "
                              "taken over its vector of outputs")
-        fused = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}
+        fused = _codes.FUSED_OUTPUT
         if loss in fused:
             if last.activation == "linear":
                 last.activation = fused[loss]
@@ -530,7 +533,8 @@ class Network:
         features) for a recurrent one (see _as_samples). A sequence output (a Dense on every step) is (n, steps,
         units).
 
-        For cross_entropy the outputs are class probabilities (softmax), for binary_cross_entropy sigmoids.
+        For cross_entropy the outputs are class probabilities (softmax), for binary_cross_entropy sigmoids,
+        for poisson the predicted means exp(log-mean).
         A stateful network starts from, and updates, its carried state (one per row of X)."""
         if not self._takes_sequences():
             return self._forward(X)

@@ -293,8 +293,8 @@ def sample_weights(loss, y, n_samples, n_outputs, class_weight, sample_weight, d
             raise ValueError("sample_weight must be finite and >= 0")
         weights = w.astype(np.float64)
     if class_weight is not None:
-        if loss == "mse":
-            raise ValueError("class_weight applies to cross_entropy and binary_cross_entropy, not mse")
+        if loss in ("mse", "poisson"):
+            raise ValueError(f"class_weight applies to cross_entropy and binary_cross_entropy, not {loss}")
         labels = _labels(loss, y, n_outputs)
         n_classes = max(n_outputs, 2)
         if isinstance(class_weight, str):
