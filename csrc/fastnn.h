@@ -71,6 +71,17 @@ typedef enum {
     FASTNN_OPT_IRPROP_MINUS = 4
 } fastnn_optimizer_kind;
 
+/* Where Adam and AdamW add epsilon (fastnn_optimizer.eps_placement). */
+typedef enum {
+    /* to sqrt(vhat), the bias-corrected second moment: p -= lr mhat / (sqrt(vhat) + eps) (Kingma & Ba's
+     * Algorithm 1, PyTorch, Keras) */
+    FASTNN_EPS_CORRECTED = 0,
+    /* to sqrt(v), the uncorrected one, the bias corrections folded into the step size:
+     * p -= lr_t m / (sqrt(v) + eps), lr_t = lr sqrt(1-b2^t) / (1-b1^t) (scikit-learn's AdamOptimizer, the
+     * "efficient version" of Kingma & Ba section 2) */
+    FASTNN_EPS_UNCORRECTED = 1
+} fastnn_eps_placement;
+
 /* Layer kinds of a network (the `kind` of fastnn_layer; fastnn/_codes.py mirrors them, checked by a test). */
 typedef enum {
     FASTNN_LAYER_DENSE = 0,
@@ -183,6 +194,7 @@ typedef struct {
     int64_t t;          /* updates made so far; each update increments it first (Adam's bias correction) */
     double clip_norm;   /* > 0: each update first clips the gradients to this global norm (clip_grad_norm) */
     int64_t clipped;    /* updates whose gradients were clipped; incremented by the update */
+    int eps_placement;  /* adam, adamw: fastnn_eps_placement */
     void *state1, *state2; /* each n_params long. sgd: velocity (NULL without momentum); adam, adamw: m and v;
                               rmsprop: mean square (state2 unused); irprop-: previous gradient and step sizes */
 } fastnn_optimizer;
@@ -236,15 +248,16 @@ int fastnn_sgd_step_##SFX(REAL *params, const REAL *grads, REAL *velocity, int64
                           double lr, double momentum, int nesterov, double weight_decay, int n_threads);      \
 /* Adam over a flat parameter buffer, step t >= 1 (bias correction), L2 weight decay on the first n_decay:      \
  * g += wd p; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr_t m / (sqrt(v) + eps_t), where               \
- * lr_t = lr sqrt(1-b2^t) / (1-b1^t) and eps_t = eps sqrt(1-b2^t): the same as lr mhat / (sqrt(vhat) + eps). */ \
+ * lr_t = lr sqrt(1-b2^t) / (1-b1^t) and eps_t = eps sqrt(1-b2^t): the same as lr mhat / (sqrt(vhat) + eps)    \
+ * (eps_placement FASTNN_EPS_CORRECTED); with FASTNN_EPS_UNCORRECTED eps_t = eps (scikit-learn's update). */     \
 int fastnn_adam_step_##SFX(REAL *params, const REAL *grads, REAL *m, REAL *v, int64_t n, int64_t n_decay,      \
                            double lr, double beta1, double beta2, double eps, double weight_decay, int64_t t,  \
-                           int n_threads);                                                                    \
+                           int eps_placement, int n_threads);                                                 \
 /* AdamW (Loshchilov & Hutter): Adam whose weight decay is decoupled from the gradient: the first n_decay      \
  * parameters are first multiplied by (1 - lr * weight_decay), then take the Adam step without an L2 term. */   \
 int fastnn_adamw_step_##SFX(REAL *params, const REAL *grads, REAL *m, REAL *v, int64_t n, int64_t n_decay,     \
                             double lr, double beta1, double beta2, double eps, double weight_decay, int64_t t, \
-                            int n_threads);                                                                   \
+                            int eps_placement, int n_threads);                                                \
 /* RMSprop: g += wd p (first n_decay); s = rho s + (1 - rho) g^2; p -= lr g / (sqrt(s) + eps). */             \
 int fastnn_rmsprop_step_##SFX(REAL *params, const REAL *grads, REAL *sq, int64_t n, int64_t n_decay, double lr, \
                               double rho, double eps, double weight_decay, int n_threads);                    \

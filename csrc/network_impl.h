@@ -272,7 +272,7 @@ int SFX(fastnn_net_update)(const fastnn_net *net, fastnn_optimizer *opt, int n_t
     if (opt->kind == FASTNN_OPT_ADAM)
         return SFX(fastnn_adam_step)((REAL *)net->params, (const REAL *)net->grads, (REAL *)opt->state1,
                                      (REAL *)opt->state2, net->n_params, net->n_decay, opt->lr, opt->beta1,
-                                     opt->beta2, opt->eps, opt->weight_decay, opt->t, n_threads);
+                                     opt->beta2, opt->eps, opt->weight_decay, opt->t, opt->eps_placement, n_threads);
     if (opt->kind == FASTNN_OPT_SGD)
         return SFX(fastnn_sgd_step)((REAL *)net->params, (const REAL *)net->grads, (REAL *)opt->state1,
                                     net->n_params, net->n_decay, opt->lr, opt->momentum, opt->nesterov,
@@ -280,7 +280,7 @@ int SFX(fastnn_net_update)(const fastnn_net *net, fastnn_optimizer *opt, int n_t
     if (opt->kind == FASTNN_OPT_ADAMW)
         return SFX(fastnn_adamw_step)((REAL *)net->params, (const REAL *)net->grads, (REAL *)opt->state1,
                                       (REAL *)opt->state2, net->n_params, net->n_decay, opt->lr, opt->beta1,
-                                      opt->beta2, opt->eps, opt->weight_decay, opt->t, n_threads);
+                                      opt->beta2, opt->eps, opt->weight_decay, opt->t, opt->eps_placement, n_threads);
     if (opt->kind == FASTNN_OPT_RMSPROP)
         return SFX(fastnn_rmsprop_step)((REAL *)net->params, (const REAL *)net->grads, (REAL *)opt->state1,
                                         net->n_params, net->n_decay, opt->lr, opt->rho, opt->eps,

@@ -8,6 +8,10 @@ CROSS_ENTROPY_IGNORE = 3
 # poisson with log link: the network outputs log(mean) while training, exp(.) when predicting
 POISSON = 4
 OPT_SGD, OPT_ADAM, OPT_ADAMW, OPT_RMSPROP, OPT_IRPROP_MINUS = range(5)
+# Where adam / adamw add epsilon (fastnn_eps_placement): to sqrt(vhat) (PyTorch, Keras) or to sqrt(v) of the
+# uncorrected second moment (scikit-learn).
+EPS_CORRECTED, EPS_UNCORRECTED = range(2)
+EPSILON_PLACEMENTS = {"corrected": EPS_CORRECTED, "uncorrected": EPS_UNCORRECTED}
 
 ACTIVATIONS = {"linear": LINEAR, "sigmoid": SIGMOID, "tanh": TANH, "relu": RELU, "leaky_relu": LEAKY_RELU,
                "softmax": SOFTMAX, "exp": EXP}

@@ -66,6 +66,7 @@ cdef extern from "fastnn.h" nogil:
         int64_t t
         double clip_norm
         int64_t clipped
+        int eps_placement
         void *state1
         void *state2
 
@@ -113,17 +114,17 @@ cdef extern from "fastnn.h" nogil:
                             double lr, double momentum, int nesterov, double weight_decay, int n_threads) noexcept
     int fastnn_adam_step_f32(float *params, const float *grads, float *m, float *v, int64_t n, int64_t n_decay,
                              double lr, double beta1, double beta2, double eps, double weight_decay, int64_t t,
-                             int n_threads) noexcept
+                             int eps_placement, int n_threads) noexcept
     int fastnn_adam_step_f64(double *params, const double *grads, double *m, double *v, int64_t n,
                              int64_t n_decay, double lr, double beta1, double beta2, double eps,
-                             double weight_decay, int64_t t, int n_threads) noexcept
+                             double weight_decay, int64_t t, int eps_placement, int n_threads) noexcept
 
     int fastnn_adamw_step_f32(float *params, const float *grads, float *m, float *v, int64_t n, int64_t n_decay,
                               double lr, double beta1, double beta2, double eps, double weight_decay, int64_t t,
-                              int n_threads) noexcept
+                              int eps_placement, int n_threads) noexcept
     int fastnn_adamw_step_f64(double *params, const double *grads, double *m, double *v, int64_t n,
                               int64_t n_decay, double lr, double beta1, double beta2, double eps,
-                              double weight_decay, int64_t t, int n_threads) noexcept
+                              double weight_decay, int64_t t, int eps_placement, int n_threads) noexcept
     int fastnn_rmsprop_step_f32(float *params, const float *grads, float *sq, int64_t n, int64_t n_decay, double lr,
                                 double rho, double eps, double weight_decay, int n_threads) noexcept
     int fastnn_rmsprop_step_f64(double *params, const double *grads, double *sq, int64_t n, int64_t n_decay,

@@ -280,8 +280,9 @@ def sgd_step(floating[::1] params, const floating[::1] grads, floating[::1] velo
 
 def adam_step(floating[::1] params, const floating[::1] grads, floating[::1] m, floating[::1] v,
               Py_ssize_t n_decay, double lr, double beta1, double beta2, double eps, double weight_decay,
-              Py_ssize_t t, int n_threads):
-    """One Adam update (step t >= 1) of the flat parameter buffer, L2 weight decay on the first n_decay."""
+              Py_ssize_t t, int n_threads, int eps_placement=0):
+    """One Adam update (step t >= 1) of the flat parameter buffer, L2 weight decay on the first n_decay.
+    eps_placement: 0 adds eps to sqrt(vhat) (corrected), 1 to sqrt(v) (uncorrected, scikit-learn's)."""
     cdef int64_t n = params.shape[0]
     cdef int rc
     _same("adam_step", "grads.shape[0]", grads.shape[0], n)
@@ -292,16 +293,16 @@ def adam_step(floating[::1] params, const floating[::1] grads, floating[::1] m, 
     with nogil:
         if floating is float:
             rc = fastnn_adam_step_f32(&params[0], &grads[0], &m[0], &v[0], n, n_decay, lr, beta1, beta2, eps,
-                                      weight_decay, t, n_threads)
+                                      weight_decay, t, eps_placement, n_threads)
         else:
             rc = fastnn_adam_step_f64(&params[0], &grads[0], &m[0], &v[0], n, n_decay, lr, beta1, beta2, eps,
-                                      weight_decay, t, n_threads)
+                                      weight_decay, t, eps_placement, n_threads)
     _check(rc, "adam_step")
 
 
 def adamw_step(floating[::1] params, const floating[::1] grads, floating[::1] m, floating[::1] v,
                Py_ssize_t n_decay, double lr, double beta1, double beta2, double eps, double weight_decay,
-               Py_ssize_t t, int n_threads):
+               Py_ssize_t t, int n_threads, int eps_placement=0):
     """One AdamW update (decoupled weight decay on the first n_decay parameters)."""
     cdef int64_t n = params.shape[0]
     cdef int rc
@@ -313,10 +314,10 @@ def adamw_step(floating[::1] params, const floating[::1] grads, floating[::1] m,
     with nogil:
         if floating is float:
             rc = fastnn_adamw_step_f32(&params[0], &grads[0], &m[0], &v[0], n, n_decay, lr, beta1, beta2, eps,
-                                       weight_decay, t, n_threads)
+                                       weight_decay, t, eps_placement, n_threads)
         else:
             rc = fastnn_adamw_step_f64(&params[0], &grads[0], &m[0], &v[0], n, n_decay, lr, beta1, beta2, eps,
-                                       weight_decay, t, n_threads)
+                                       weight_decay, t, eps_placement, n_threads)
     _check(rc, "adamw_step")
 
 
@@ -800,6 +801,7 @@ cdef int _load_optimizer(fastnn_optimizer *opt, state, NetHandle h) except -1:
     opt.t = state.t
     opt.clip_norm = state.clip_norm
     opt.clipped = state.clipped
+    opt.eps_placement = state.eps_placement
     n = (h.net.n_params,)
     opt.state1 = NULL if state.state1 is None else _address(state.state1, h.dtype, n, "optimizer state")
     opt.state2 = NULL if state.state2 is None else _address(state.state2, h.dtype, n, "optimizer state")

@@ -7,6 +7,9 @@ Optimizers (their state lives in buffers of the flat parameter layout; weight de
   p -= lr (g + mu v). weight_decay adds wd p to g.
 - "adam": m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2, p -= lr mhat / (sqrt(vhat) + eps), with the bias
   corrections mhat = m / (1 - b1^t), vhat = v / (1 - b2^t). weight_decay adds wd p to g (L2).
+  epsilon_placement="uncorrected" adds eps to sqrt(v) instead, with the bias corrections in the step size:
+  p -= lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps), as scikit-learn's MLP "adam" does (the two differ
+  only while eps matters next to sqrt(v)).
 - "adamw": Adam with decoupled weight decay (Loshchilov & Hutter): p *= 1 - lr wd, then the Adam step on g.
 - "rmsprop": s = rho s + (1 - rho) g^2, p -= lr g / (sqrt(s) + eps).
 - "irprop-": iRPROP- (Igel & Huesken 2000; FANN's default batch algorithm), full batch: each parameter has its own
@@ -28,7 +31,8 @@ OPTIMIZERS = tuple(_codes.OPTIMIZERS)
 
 # Keyword options of fit/train_step beyond the named parameters, with their defaults.
 OPTIMIZER_DEFAULTS = {"beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8, "rho": 0.9, "eta_plus": 1.2,
-                      "eta_minus": 0.5, "step_init": 0.1, "step_min": 0.0, "step_max": 50.0}
+                      "eta_minus": 0.5, "step_init": 0.1, "step_min": 0.0, "step_max": 50.0,
+                      "epsilon_placement": "corrected"}
 
 
 def check_optimizer(optimizer, learning_rate, momentum, nesterov, weight_decay, extra):
@@ -48,6 +52,7 @@ def check_optimizer(optimizer, learning_rate, momentum, nesterov, weight_decay, 
     for name in ("epsilon", "step_init", "step_max"):
         opts[name] = check.check_float(name, opts[name], 0.0, include_minimum=False)
     opts["step_min"] = check.check_float("step_min", opts["step_min"], 0.0)
+    check.check_choice("epsilon_placement", opts["epsilon_placement"], _codes.EPSILON_PLACEMENTS)
     opts["eta_plus"] = check.check_float("eta_plus", opts["eta_plus"], 1.0, include_minimum=False)
     opts["eta_minus"] = check.check_float("eta_minus", opts["eta_minus"], 0.0, 1.0, include_minimum=False)
     if opts["step_min"] > opts["step_max"]:
@@ -61,6 +66,8 @@ def check_optimizer(optimizer, learning_rate, momentum, nesterov, weight_decay, 
 
 class OptimizerState:
     """Hyperparameters and buffers of an optimizer, as the kernels' fastnn_optimizer struct holds them."""
+
+    eps_placement = _codes.EPS_CORRECTED  # states pickled before the option existed
 
     def __init__(self, opts, params):
         self.name = opts["optimizer"]
@@ -90,6 +97,7 @@ class OptimizerState:
         self.weight_decay, self.rho = opts["weight_decay"], opts["rho"]
         self.eta_plus, self.eta_minus = opts["eta_plus"], opts["eta_minus"]
         self.step_min, self.step_max = opts["step_min"], opts["step_max"]
+        self.eps_placement = _codes.EPSILON_PLACEMENTS[opts["epsilon_placement"]]
 
 
 def check_clip_norm(clip_norm):

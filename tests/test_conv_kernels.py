@@ -358,6 +358,8 @@ def test_python_codes_mirror_the_c_enums():
     assert cells and {k: getattr(_codes, k[len("FASTNN_"):]) for k in cells} == cells
     opts = _enum(text, "FASTNN_OPT_")
     assert {k: getattr(_codes, k[len("FASTNN_"):]) for k in opts} == opts
+    eps = _enum(text, "FASTNN_EPS_")
+    assert eps and {k: _codes.EPSILON_PLACEMENTS[k[len("FASTNN_EPS_"):].lower()] for k in eps} == eps
     kinds = {cls.code for cls in fastnn.layers.LAYER_TYPES.values()}
     assert kinds == set(layers.values())
 

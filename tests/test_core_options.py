@@ -141,3 +141,94 @@ def test_poisson_training_twins_and_persistence(rng):
     np.testing.assert_array_equal(loaded.predict(X), net.predict(X))
     clone = fastnn.Network.from_config(net.get_config())
     assert clone.loss == "poisson"
+
+
+# ------------------------------------------------------------------------------------------- adam epsilon
+def sklearn_adam_updates(params, grads_seq, lr, beta1, beta2, eps):
+    """A plain NumPy transcription of scikit-learn's AdamOptimizer (sklearn/neural_network/
+    _stochastic_optimizers.py): params += -lr_t m / (sqrt(v) + eps), lr_t = lr sqrt(1 - b2^t) / (1 - b1^t)."""
+    p = params.copy()
+    m, v = np.zeros_like(p), np.zeros_like(p)
+    for t, g in enumerate(grads_seq, start=1):
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * (g ** 2)
+        lr_t = lr * np.sqrt(1 - beta2 ** t) / (1 - beta1 ** t)
+        p += -lr_t * m / (np.sqrt(v) + eps)
+    return p, m, v
+
+
+@pytest.mark.parametrize("eps", [1e-8, 1e-3])
+def test_adam_uncorrected_epsilon_is_sklearns_update(kernels, rng, eps):
+    """float64 steps of adam_step with eps_placement=1 equal scikit-learn's update to a few ulps; the default
+    placement (eps on sqrt(vhat)) is measurably different when eps matters."""
+    n, steps = 300, 6
+    p0 = rng.normal(size=n)
+    grads = [rng.normal(size=n) * 10.0 ** rng.integers(-6, 1, size=n) for _ in range(steps)]
+    want_p, want_m, want_v = sklearn_adam_updates(p0, grads, 0.01, 0.9, 0.999, eps)
+    p, m, v = p0.copy(), np.zeros(n), np.zeros(n)
+    for t, g in enumerate(grads, start=1):
+        kernels.adam_step(p, g, m, v, n, 0.01, 0.9, 0.999, eps, 0.0, t, 2, _codes.EPS_UNCORRECTED)
+    np.testing.assert_allclose(p, want_p, rtol=1e-15, atol=0)
+    np.testing.assert_allclose(v, want_v, rtol=2e-15, atol=0)
+    # m = b1 m + (1 - b1) g cancels: its rounding (a fused multiply-add or not) is a few ulps of its terms
+    size = np.zeros(n)
+    for g in grads:
+        size = 0.9 * size + 0.1 * np.abs(g)
+    assert np.all(np.abs(m - want_m) <= 4 * np.finfo(float).eps * size)
+    q, m2, v2 = p0.copy(), np.zeros(n), np.zeros(n)
+    for t, g in enumerate(grads, start=1):
+        kernels.adam_step(q, g, m2, v2, n, 0.01, 0.9, 0.999, eps, 0.0, t, 2)
+    assert np.max(np.abs(q - want_p)) > 1e-10
+
+
+def test_adam_epsilon_placement_twins(c_kernels, py_kernels, dtype, rng):
+    n = 257
+    for step_name in ("adam_step", "adamw_step"):
+        p0 = rng.normal(size=n).astype(dtype)
+        results = []
+        for k in (c_kernels, py_kernels):
+            p, m, v = p0.copy(), np.zeros(n, dtype), np.zeros(n, dtype)
+            for t in range(1, 4):
+                g = (np.sin(np.arange(n) * t) * 1e-3).astype(dtype)
+                getattr(k, step_name)(p, g, m, v, 100, 0.01, 0.9, 0.999, 1e-4, 0.01, t, 1, _codes.EPS_UNCORRECTED)
+            results.append(p)
+        np.testing.assert_allclose(results[0], results[1], rtol=1e-6 if dtype == np.float32 else 1e-14)
+
+
+def test_adam_bad_epsilon_placement_code_raises(kernels):
+    p, g = np.zeros(4), np.ones(4)
+    with pytest.raises(ValueError):
+        kernels.adam_step(p, g, np.zeros(4), np.zeros(4), 4, 0.01, 0.9, 0.999, 1e-8, 0.0, 1, 1, 2)
+
+
+def test_fit_epsilon_placement_follows_sklearns_adam(backend, rng):
+    """Network.fit with epsilon_placement="uncorrected" takes, batch after batch, the steps of the NumPy
+    transcription of scikit-learn's Adam applied to the gradients fastnn computes (float64)."""
+    X, y = rng.normal(size=(24, 3)), rng.normal(size=(24, 2))
+    kwargs = dict(optimizer="adam", learning_rate=0.01, epsilon=1e-3, shuffle=False, batch_size=8)
+    net = fastnn.Network([3, 4, 2], dtype="float64", seed=0, backend=backend)
+    ref = fastnn.Network([3, 4, 2], dtype="float64", seed=0, backend=backend)
+    net.fit(X, y, epochs=2, epsilon_placement="uncorrected", **kwargs)
+    p = ref._params.copy()
+    m, v = np.zeros_like(p), np.zeros_like(p)
+    t = 0
+    for _ in range(2):
+        for start in range(0, 24, 8):
+            ref._params[...] = p
+            grads = ref.gradients(X[start:start + 8], y[start:start + 8])
+            g = np.concatenate([a.ravel() for pair in grads for a in pair[:1]] +
+                               [a.ravel() for pair in grads for a in pair[1:]])
+            t += 1
+            m = 0.9 * m + 0.1 * g
+            v = 0.999 * v + (1 - 0.999) * g ** 2
+            p = p + -(0.01 * np.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t)) * m / (np.sqrt(v) + 1e-3)
+    np.testing.assert_allclose(net._params, p, rtol=1e-13, atol=1e-15)
+    other = fastnn.Network([3, 4, 2], dtype="float64", seed=0, backend=backend)
+    other.fit(X, y, epochs=2, **kwargs)  # the default placement differs
+    assert np.max(np.abs(other._params - p)) > 1e-8
+    # train_step takes it too, and a bad value is refused before anything changes
+    before = net._params.copy()
+    with pytest.raises(ValueError, match="epsilon_placement must be one of"):
+        net.train_step(X, y, optimizer="adam", epsilon_placement="sklearn")
+    assert np.array_equal(before, net._params)
+    net.train_step(X, y, optimizer="adam", epsilon_placement="uncorrected")

@@ -177,7 +177,7 @@ def net_update(h, state, n_threads):
     if state.kind in (OPT_ADAM, OPT_ADAMW):
         step = adam_step if state.kind == OPT_ADAM else adamw_step
         step(h.params, h.grads, state.state1, state.state2, h.n_decay, state.lr, state.beta1, state.beta2,
-             state.eps, state.weight_decay, state.t, n_threads)
+             state.eps, state.weight_decay, state.t, n_threads, state.eps_placement)
     elif state.kind == OPT_RMSPROP:
         rmsprop_step(h.params, h.grads, state.state1, h.n_decay, state.lr, state.rho, state.eps,
                      state.weight_decay, n_threads)
