@@ -199,6 +199,15 @@ typedef struct {
                               rmsprop: mean square (state2 unused); irprop-: previous gradient and step sizes */
 } fastnn_optimizer;
 
+/* A CSR matrix (scipy.sparse's layout) of n_rows x n_cols: row i's stored values are data[indptr[i] ..
+ * indptr[i + 1]) (REAL of the kernel's dtype), at columns indices[...] in [0, n_cols). Entries of a row need not
+ * be sorted; duplicates add up (as scipy's toarray()). */
+typedef struct {
+    const void *data;
+    const int64_t *indices, *indptr;
+    int64_t n_rows, n_cols, nnz;
+} fastnn_csr;
+
 /* Fortran BLAS gemm, as SciPy's scipy.linalg.cython_blas exports it (LP64: int dimensions). */
 typedef void (*fastnn_sgemm_fn)(char *transa, char *transb, int *m, int *n, int *k, float *alpha, float *a,
                                 int *lda, float *b, int *ldb, float *beta, float *c, int *ldc);
@@ -353,11 +362,14 @@ int fastnn_net_update_##SFX(const fastnn_net *net, fastnn_optimizer *opt, int n_
 /* One epoch of minibatch training: batches of `batch` rows (<= max_batch) of X (n, in_size), T (n, out_size)  \
  * and sample weights W (n, or NULL) taken in the order of `order` (n indices in [0, n)), each gathered into    \
  * x_batch / t_batch / w_batch, then backprop (training; batch b draws its dropout masks from                  \
- * fastnn_dropout_batch_key(dropout_seed, b)) and update.                                                      \
+ * fastnn_dropout_batch_key(dropout_seed, b)) and update. Exactly one of X and Xs is given: Xs, a CSR matrix of \
+ * n rows and in_size columns (checked first with fastnn_check_csr), has each batch's rows gathered into       \
+ * x_batch with fastnn_csr_gather, so a sparse X is never densified beyond one batch.                          \
  * *loss_sum receives the sum over batches of batch loss * batch rows, *n_done the rows trained. Stops with      \
  * FASTNN_ENONFINITE at the first non-finite batch loss, before that batch's update. */                         \
-int fastnn_net_train_epoch_##SFX(const fastnn_net *net, fastnn_optimizer *opt, const REAL *X, const REAL *T,    \
-                                 const REAL *W, const int64_t *order, int64_t n, int64_t batch,               \
+int fastnn_net_train_epoch_##SFX(const fastnn_net *net, fastnn_optimizer *opt, const REAL *X,                 \
+                                 const fastnn_csr *Xs, const REAL *T, const REAL *W, const int64_t *order,     \
+                                 int64_t n, int64_t batch,                                                    \
                                  uint64_t dropout_seed, double *loss_sum, int64_t *n_done, int n_threads);    \
 /* Prediction for a batch: x (n, in_size) -> y (n, out_size), the output layer's predict activation applied.   \
  * Uses only `scratch` (fastnn_net_infer_scratch_size(net, n) REALs), never the network's workspaces, so any    \
@@ -368,9 +380,17 @@ int fastnn_net_predict_##SFX(const fastnn_net *net, REAL *y, const REAL *x, int6
  * scratch as for fastnn_net_predict. */                                                                       \
 int fastnn_net_evaluate_##SFX(const fastnn_net *net, double *loss, const REAL *x, const REAL *t, const REAL *w, \
                               int64_t n, REAL *scratch, int n_threads);                                       \
+/* x (n, A->n_cols) = the dense rows rows[0 .. n) of the CSR matrix A: each row zeroed, then its stored values \
+ * added at their columns in storage order. A must have passed fastnn_check_csr; rows outside [0, n_rows) are  \
+ * refused (FASTNN_EINVAL) before anything is written. */                                                       \
+int fastnn_csr_gather_##SFX(REAL *x, const fastnn_csr *A, const int64_t *rows, int64_t n, int n_threads);      \
 /* One sample through a network of dense layers only: x (in_size) -> y (out_size). scratch holds two vectors of \
  * the widest layer (2 * max out_size REALs). Never threaded, never allocates. */                               \
 int fastnn_net_forward_single_##SFX(const fastnn_net *net, REAL *y, const REAL *x, REAL *scratch);
+
+/* FASTNN_OK when A is a well-formed CSR matrix: indptr[0] = 0, non-decreasing, indptr[n_rows] = nnz, every
+ * column index in [0, n_cols); else FASTNN_EINVAL (FASTNN_ESHAPE for negative sizes or n_cols < 1). */
+int fastnn_check_csr(const fastnn_csr *A);
 
 /* The key of batch b (0, 1, ...) of an epoch whose dropout seed is `seed`, and the uniform number in [0, 1)
  * (53 bits) of element i under a key: splitmix64 finalisers, so the NumPy twin computes the same masks. */

@@ -293,16 +293,21 @@ int SFX(fastnn_net_update)(const fastnn_net *net, fastnn_optimizer *opt, int n_t
     return FASTNN_EINVAL;
 }
 
-int SFX(fastnn_net_train_epoch)(const fastnn_net *net, fastnn_optimizer *opt, const REAL *X, const REAL *T,
-                                const REAL *W, const int64_t *order, int64_t n, int64_t batch,
+int SFX(fastnn_net_train_epoch)(const fastnn_net *net, fastnn_optimizer *opt, const REAL *X, const fastnn_csr *Xs,
+                                const REAL *T, const REAL *W, const int64_t *order, int64_t n, int64_t batch,
                                 uint64_t dropout_seed, double *loss_sum, int64_t *n_done, int n_threads)
 {
     int rc = SFX(check_net)(net);
     if (rc != FASTNN_OK) return rc;
-    if (opt == NULL || X == NULL || T == NULL || order == NULL || loss_sum == NULL || n_done == NULL)
+    if (opt == NULL || (X == NULL) == (Xs == NULL) || T == NULL || order == NULL || loss_sum == NULL ||
+        n_done == NULL)
         return FASTNN_EINVAL;
     if (n < 1 || batch < 1 || batch > net->max_batch) return FASTNN_ESHAPE;
     const int64_t d_in = net->layers[0].in_size, d_out = net->layers[net->n_layers - 1].out_size;
+    if (Xs != NULL) {
+        if ((rc = fastnn_check_csr(Xs)) != FASTNN_OK) return rc;
+        if (Xs->n_rows != n || Xs->n_cols != d_in) return FASTNN_ESHAPE;
+    }
     REAL *xb = (REAL *)net->x_batch, *tb = (REAL *)net->t_batch, *wb = W ? (REAL *)net->w_batch : NULL;
     if (xb == NULL || tb == NULL || (W != NULL && wb == NULL)) return FASTNN_EINVAL;
     int64_t start, r, j, b;
@@ -314,9 +319,14 @@ int SFX(fastnn_net_train_epoch)(const fastnn_net *net, fastnn_optimizer *opt, co
     for (start = 0, b = 0; start < n; start += batch, b++) {
         int64_t rows = n - start < batch ? n - start : batch;
         double loss;
+        if (Xs != NULL && (rc = SFX(fastnn_csr_gather)(xb, Xs, order + start, rows, n_threads)) != FASTNN_OK)
+            return rc;
         for (r = 0; r < rows; r++) {
-            const REAL *xs = X + order[start + r] * d_in, *ts = T + order[start + r] * d_out;
-            for (j = 0; j < d_in; j++) xb[r * d_in + j] = xs[j];
+            const REAL *ts = T + order[start + r] * d_out;
+            if (X != NULL) {
+                const REAL *xs = X + order[start + r] * d_in;
+                for (j = 0; j < d_in; j++) xb[r * d_in + j] = xs[j];
+            }
             for (j = 0; j < d_out; j++) tb[r * d_out + j] = ts[j];
             if (wb) wb[r] = W[order[start + r]];
         }

@@ -70,6 +70,16 @@ cdef extern from "fastnn.h" nogil:
         void *state1
         void *state2
 
+    ctypedef struct fastnn_csr:
+        const void *data
+        const int64_t *indices
+        const int64_t *indptr
+        int64_t n_rows, n_cols, nnz
+
+    int fastnn_check_csr(const fastnn_csr *A) noexcept
+    int fastnn_csr_gather_f32(float *x, const fastnn_csr *A, const int64_t *rows, int64_t n, int n_threads) noexcept
+    int fastnn_csr_gather_f64(double *x, const fastnn_csr *A, const int64_t *rows, int64_t n, int n_threads) noexcept
+
     ctypedef void (*fastnn_sgemm_fn)(char *, char *, int *, int *, int *, float *, float *, int *, float *,
                                      int *, float *, float *, int *) noexcept nogil
     ctypedef void (*fastnn_dgemm_fn)(char *, char *, int *, int *, int *, double *, double *, int *, double *,
@@ -188,11 +198,11 @@ cdef extern from "fastnn.h" nogil:
                                 int n_threads) noexcept
     int fastnn_net_update_f32(const fastnn_net *net, fastnn_optimizer *opt, int n_threads) noexcept
     int fastnn_net_update_f64(const fastnn_net *net, fastnn_optimizer *opt, int n_threads) noexcept
-    int fastnn_net_train_epoch_f32(const fastnn_net *net, fastnn_optimizer *opt, const float *X, const float *T,
-                                   const float *W, const int64_t *order, int64_t n, int64_t batch,
+    int fastnn_net_train_epoch_f32(const fastnn_net *net, fastnn_optimizer *opt, const float *X,
+                                   const fastnn_csr *Xs, const float *T, const float *W, const int64_t *order, int64_t n, int64_t batch,
                                    uint64_t dropout_seed, double *loss_sum, int64_t *n_done, int n_threads) noexcept
     int fastnn_net_train_epoch_f64(const fastnn_net *net, fastnn_optimizer *opt, const double *X,
-                                   const double *T, const double *W, const int64_t *order, int64_t n,
+                                   const fastnn_csr *Xs, const double *T, const double *W, const int64_t *order, int64_t n,
                                    int64_t batch, uint64_t dropout_seed, double *loss_sum, int64_t *n_done,
                                    int n_threads) noexcept
     int fastnn_net_predict_f32(const fastnn_net *net, float *y, const float *x, int64_t n, float *scratch,

@@ -847,34 +847,94 @@ def net_update(NetHandle h, state, int n_threads):
     _check(rc, "net_update")
 
 
+cdef int _load_csr(fastnn_csr *A, X, dtype, Py_ssize_t n_cols, str where) except -1:
+    """Fill A from a CSR matrix X (scipy.sparse: data of `dtype`, int64 indices and indptr, all C-contiguous) and
+    check it; the arrays stay X's (the caller keeps X alive)."""
+    data, indices, indptr = X.data, X.indices, X.indptr
+    cdef Py_ssize_t n_rows = X.shape[0], nnz = data.shape[0]
+    if X.shape[1] != n_cols:
+        raise ValueError(f"{where}: the sparse matrix has {X.shape[1]} columns, expected {n_cols}")
+    if indices.dtype.name != "int64" or indptr.dtype.name != "int64" or indices.ndim != 1 or indptr.ndim != 1:
+        raise ValueError(f"{where}: the sparse matrix needs int64 indices and indptr")
+    if indices.shape[0] != nnz or indptr.shape[0] != n_rows + 1:
+        raise ValueError(f"{where}: the sparse matrix has {nnz} values, {indices.shape[0]} indices and "
+                         f"{indptr.shape[0]} row pointers for {n_rows} rows")
+    if not indices.flags.c_contiguous or not indptr.flags.c_contiguous:
+        raise ValueError(f"{where}: sparse indices and indptr must be contiguous")
+    A.n_rows, A.n_cols, A.nnz = n_rows, n_cols, nnz
+    A.indptr = <const int64_t *><size_t>_pointer(indptr)
+    A.data = NULL
+    A.indices = NULL
+    if nnz > 0:
+        A.data = <const void *>_data(data.reshape(1, -1), dtype, 1, nnz, f"{where}: sparse data", False)
+        A.indices = <const int64_t *><size_t>_pointer(indices)
+    if fastnn_check_csr(A) != FASTNN_OK:
+        raise ValueError(f"{where}: malformed sparse matrix (row pointers must start at 0, never decrease and end "
+                         f"at {nnz}; column indices must lie in [0, {n_cols}))")
+    return 0
+
+
+def csr_gather(x, X, const int64_t[::1] rows, int n_threads):
+    """x (n, n_cols) = the dense rows `rows` of the CSR matrix X (data of x's dtype, int64 indices / indptr);
+    duplicate entries add up. ValueError, with x untouched, for a malformed X or a row out of range."""
+    cdef fastnn_csr A
+    cdef Py_ssize_t n = rows.shape[0]
+    cdef bint f32 = _is_float32(x)
+    cdef int rc
+    _load_csr(&A, X, x.dtype, x.shape[1] if x.ndim == 2 else -1, "csr_gather")
+    if n == 0:
+        return
+    cdef size_t px = _data(x, x.dtype, n, A.n_cols, "csr_gather: x")
+    if x.shape[0] != n:
+        raise ValueError(f"csr_gather: x has {x.shape[0]} rows, rows has {n}")
+    with nogil:
+        if f32:
+            rc = fastnn_csr_gather_f32(<float *>px, &A, &rows[0], n, n_threads)
+        else:
+            rc = fastnn_csr_gather_f64(<double *>px, &A, &rows[0], n, n_threads)
+    if rc == FASTNN_EINVAL:
+        raise ValueError(f"csr_gather: a row index is outside [0, {A.n_rows})")
+    _check(rc, "csr_gather")
+
+
 def net_train_epoch(NetHandle h, state, X, T, const int64_t[::1] order, Py_ssize_t batch, int n_threads,
                     W=None, uint64_t dropout_seed=0):
     """One epoch of minibatch training in C with the GIL released throughout; W: sample weights (n,) or None.
+    X is a dense (n, in_size) array or a scipy.sparse CSR matrix (data of the network's dtype, int64 indices and
+    indptr), whose batches are gathered into the dense batch workspace one at a time.
     Returns (loss_sum, n_done, finite): finite is False when a batch loss was not finite (training stopped
     before that batch's update)."""
     cdef fastnn_optimizer opt
+    cdef fastnn_csr A
+    cdef const fastnn_csr *pA = NULL
     cdef double loss_sum = 0.0
     cdef int64_t n_done = 0
     cdef int rc
     cdef Py_ssize_t n = X.shape[0]
-    cdef size_t pw = 0
+    cdef size_t pw = 0, px = 0
+    cdef bint sparse = hasattr(X, "indptr")
     if X.shape != (n, h.d_in) or T.shape != (n, h.d_out) or order.shape[0] != n or n == 0:
         raise ValueError("net_train_epoch: X, T and order do not fit the network")
     if not 0 < batch <= h.max_batch:
         raise ValueError(f"net_train_epoch: batch {batch} exceeds the workspace ({h.max_batch})")
     if W is not None and (W.shape != (n,) or h.net.w_batch == NULL):
         raise ValueError("net_train_epoch: W must be (n,) and the handle needs a w_batch workspace")
-    cdef size_t px = _data(X, h.dtype, n, h.d_in, "net_train_epoch: X", False)
+    if sparse:
+        _load_csr(&A, X, h.dtype, h.d_in, "net_train_epoch: X")
+        pA = &A
+    else:
+        px = _data(X, h.dtype, n, h.d_in, "net_train_epoch: X", False)
     cdef size_t pt = _data(T, h.dtype, n, h.d_out, "net_train_epoch: T", False)
     if W is not None:
         pw = _data(W.reshape(n, 1), h.dtype, n, 1, "net_train_epoch: W", False)
     _load_optimizer(&opt, state, h)
     with nogil:
         if h.is_f32:
-            rc = fastnn_net_train_epoch_f32(&h.net, &opt, <const float *>px, <const float *>pt, <const float *>pw,
-                                            &order[0], n, batch, dropout_seed, &loss_sum, &n_done, n_threads)
+            rc = fastnn_net_train_epoch_f32(&h.net, &opt, <const float *>px, pA, <const float *>pt,
+                                            <const float *>pw, &order[0], n, batch, dropout_seed, &loss_sum,
+                                            &n_done, n_threads)
         else:
-            rc = fastnn_net_train_epoch_f64(&h.net, &opt, <const double *>px, <const double *>pt,
+            rc = fastnn_net_train_epoch_f64(&h.net, &opt, <const double *>px, pA, <const double *>pt,
                                             <const double *>pw, &order[0], n, batch, dropout_seed, &loss_sum,
                                             &n_done, n_threads)
     state.t, state.clipped = opt.t, opt.clipped

@@ -15,6 +15,7 @@ import numpy as np
 
 from . import _backend, _codes, training
 from . import _validation as check
+from ._sparse import CSRRows, as_csr, is_sparse
 from ._threads import get_num_threads
 from .layers import SEQUENCE_LAYERS, Dense, Embedding, Layer, _Recurrent, layer_from_config
 
@@ -543,6 +544,8 @@ class Network:
             return self._forward(X)
 
     def _forward(self, X):
+        if is_sparse(X):
+            return self._forward_sparse(self._as_sparse_rows("X", X))
         X = self._as_samples("X", X)
         k = self._kernels
         if X.ndim == 1:
@@ -567,6 +570,19 @@ class Network:
             k.net_predict(self._handle, Y[start:stop], X[start:stop], scratch, n_threads)
         return Y.reshape(n, *self.output_shape) if len(self.output_shape) > 1 else Y
 
+    def _forward_sparse(self, X):
+        """Predictions for sparse rows, densified one bounded chunk at a time."""
+        k, n = self._kernels, X.shape[0]
+        n_threads = self._n_threads_now()
+        Y = np.empty((n, self.n_outputs), dtype=self.dtype)
+        rows = self._sparse_chunk_rows(n)
+        scratch = np.empty(k.net_infer_scratch_size(self._handle, rows), dtype=self.dtype)
+        buf = np.empty((rows, self.n_inputs), dtype=self.dtype)
+        for start in range(0, n, rows):
+            stop = min(start + rows, n)
+            k.net_predict(self._handle, Y[start:stop], self._dense_rows(X, start, stop, buf), scratch, n_threads)
+        return Y.reshape(n, *self.output_shape) if len(self.output_shape) > 1 else Y
+
     predict = forward
 
     @_exclusive
@@ -581,9 +597,11 @@ class Network:
         # every loss is a mean over samples (times a constant n_outputs), so chunk means combine by rows; with
         # ignore_index, by the rows that count
         k, n = self._kernels, X.shape[0]
-        rows = n if self._stateful_layers() else self._infer_rows(n)
+        sparse = isinstance(X, CSRRows)
+        rows = n if self._stateful_layers() else self._sparse_chunk_rows(n) if sparse else self._infer_rows(n)
         self._prepare_states(rows)
         scratch = np.empty(k.net_infer_scratch_size(self._handle, rows), dtype=self.dtype)
+        buf = np.empty((rows, self.n_inputs), dtype=self.dtype) if sparse else None
         classes = self.n_outputs // self.layers[-1].steps
         total = counted = 0.0
         for start in range(0, n, rows):
@@ -593,7 +611,8 @@ class Network:
                 count = stop - start
             else:
                 count = np.count_nonzero(T[start:stop].reshape(-1, classes).any(axis=1))
-            total += k.net_evaluate(self._handle, X[start:stop], T[start:stop], scratch, n_threads, wc) * count
+            xc = self._dense_rows(X, start, stop, buf)
+            total += k.net_evaluate(self._handle, xc, T[start:stop], scratch, n_threads, wc) * count
             counted += count
         return total / counted if counted else 0.0
 
@@ -614,6 +633,8 @@ class Network:
     def _loss_and_gradients(self, X, y, sample_weight):
         X, T = self._check_xy(X, y)
         w = self._sample_weights(y, X.shape[0], None, sample_weight)
+        if isinstance(X, CSRRows):
+            return self._sparse_loss_and_gradients(X, T, w)
         handle = self._workspace(X.shape[0])  # stateful layers' states grow with it
         value = self._kernels.net_backprop(handle, X, T, self._n_threads_now(), w)
         grads = [tuple(g.copy() for g in layer.gradient_arrays()) for layer in self._param_layers]
@@ -621,7 +642,33 @@ class Network:
             self._release_workspace()
         return value, grads
 
+    def _sparse_loss_and_gradients(self, X, T, w):
+        """loss_and_gradients over sparse rows, one densified chunk at a time: every loss is a mean over its
+        rows (with ignore_index, over the rows that count), so chunk means combine weighted by those rows."""
+        n, k = X.shape[0], self._kernels
+        rows = self._sparse_chunk_rows(n)
+        handle = self._workspace(rows)
+        buf = np.empty((rows, self.n_inputs), dtype=self.dtype)
+        counts = [T[a:a + rows].any(axis=1).sum() if self.ignore_index is not None else min(rows, n - a)
+                  for a in range(0, n, rows)]
+        total = max(sum(counts), 1)
+        value, sums = 0.0, [[np.zeros(g.shape) for g in layer.gradient_arrays()] for layer in self._param_layers]
+        for start, count in zip(range(0, n, rows), counts):
+            stop = min(start + rows, n)
+            wc = None if w is None else w[start:stop]
+            chunk = k.net_backprop(handle, self._dense_rows(X, start, stop, buf), T[start:stop],
+                                   self._n_threads_now(), wc)
+            value += chunk * count / total
+            for acc, layer in zip(sums, self._param_layers):
+                for a, g in zip(acc, layer.gradient_arrays()):
+                    a += g * (count / total)
+        if rows > INFER_ROWS:
+            self._release_workspace()
+        return value, [tuple(a.astype(self.dtype) for a in acc) for acc in sums]
+
     def _check_xy(self, X, y, name_x="X", name_y="y"):
+        if is_sparse(X) or isinstance(X, CSRRows):
+            return self._check_sparse_xy(X, y, name_x, name_y)
         X = self._as_samples(name_x, X)
         single = X.ndim == 1
         if single:  # one sample: y is its label (a scalar) or its row of targets
@@ -636,6 +683,40 @@ class Network:
             return X, self._labels_with_padding(name_y, y, self.n_outputs)
         T = check.as_targets(name_y, y, X.shape[0], self.n_outputs, self.loss, self.dtype)
         return X, T
+
+    # ------------------------------------------------------------------------------------------ sparse input
+    def _as_sparse_rows(self, name, X):
+        """A scipy.sparse X as CSRRows of the network's dtype (converted once, never densified)."""
+        if isinstance(X, CSRRows):
+            return X
+        if self._takes_sequences():
+            what = "token ids" if self._takes_tokens() else "sequences of steps of features"
+            raise ValueError(f"{name} is a scipy.sparse matrix, but this network takes {what}; sparse input is "
+                             "for networks whose input is a flat row of features: pass a dense array")
+        return as_csr(name, X, self.n_inputs, self.dtype)
+
+    def _check_sparse_xy(self, X, y, name_x, name_y):
+        X = self._as_sparse_rows(name_x, X)
+        y = check.as_array(name_y, y)
+        if self.ignore_index is not None and y.ndim == 1:
+            return X, self._labels_with_padding(name_y, y, self.n_outputs)
+        return X, check.as_targets(name_y, y, X.shape[0], self.n_outputs, self.loss, self.dtype)
+
+    def _sparse_chunk_rows(self, n):
+        """Rows per chunk when densifying sparse input for inference: the inference chunk, fewer when the dense
+        rows would pass INFER_SCRATCH_BYTES."""
+        per_row = self.n_inputs * self.dtype.itemsize
+        return max(1, min(self._infer_rows(n), INFER_SCRATCH_BYTES // per_row))
+
+    def _dense_rows(self, X, start, stop, buf):
+        """Rows [start, stop) of X as a dense C-contiguous array: a slice of a dense X, or a sparse X's rows
+        gathered into buf (at least stop - start rows)."""
+        if not isinstance(X, CSRRows):
+            return X[start:stop]
+        m = stop - start
+        out = buf[:m]
+        self._kernels.csr_gather(out, X.rows(start, stop), np.arange(m, dtype=np.int64), self._n_threads_now())
+        return out
 
     def _sample_weights(self, y, n, class_weight, sample_weight):
         if self.layers[-1].steps > 1:
@@ -718,6 +799,8 @@ class Network:
         clip_norm = training.check_clip_norm(clip_norm)
         X, T = self._check_xy(X, y)
         w = self._sample_weights(y, X.shape[0], None, sample_weight)
+        if isinstance(X, CSRRows):  # one batch: densified, as every batch is
+            X = self._dense_rows(X, 0, X.shape[0], np.empty(X.shape, dtype=self.dtype))
         n_threads = self._n_threads_now()
         value = self._kernels.net_backprop(self._workspace(X.shape[0]), X, T, n_threads, w, True,
                                            self._dropout_seed())
@@ -779,11 +862,17 @@ class Network:
             if not 0 < n_val < X.shape[0]:
                 raise ValueError(f"validation_split={validation_split} leaves no training or no validation "
                                  f"samples out of {X.shape[0]}")
-            X, X_val = X[:-n_val], X[-n_val:]
+            if isinstance(X, CSRRows):
+                X, X_val = X.rows(0, X.shape[0] - n_val), X.rows(X.shape[0] - n_val, X.shape[0])
+            else:
+                X, X_val = X[:-n_val], X[-n_val:]
             T, T_val = T[:-n_val], T[-n_val:]
             W = None if W is None else np.ascontiguousarray(W[:-n_val])
         has_validation = validation_data is not None or bool(validation_split)
         n = X.shape[0]
+        if optimizer == "irprop-" and isinstance(X, CSRRows):
+            raise ValueError("optimizer='irprop-' trains on the whole of X as one batch, which would densify a "
+                             "sparse X; use another optimizer, or pass X.toarray()")
         batch = n if optimizer == "irprop-" else min(batch_size, n)
         history = training.History(loss=[], lr=[])
         if clip_norm:

@@ -10,6 +10,7 @@ import pytest
 
 import fastnn
 from fastnn import _codes
+from fastnn._sparse import CSRRows
 
 sklearn_base = pytest.importorskip("sklearn.neural_network._base")
 
@@ -232,3 +233,144 @@ def test_fit_epsilon_placement_follows_sklearns_adam(backend, rng):
         net.train_step(X, y, optimizer="adam", epsilon_placement="sklearn")
     assert np.array_equal(before, net._params)
     net.train_step(X, y, optimizer="adam", epsilon_placement="uncorrected")
+
+
+# ------------------------------------------------------------------------------------------------ sparse
+sparse = pytest.importorskip("scipy.sparse")
+
+
+def sparse_data(rng, n=90, d=25, density=0.15):
+    X = rng.normal(size=(n, d)) * (rng.random((n, d)) < density)
+    X[3] = 0.0  # an empty row
+    return X, rng.integers(0, 3, size=n)
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc", "coo"])
+def test_sparse_training_is_the_dense_trajectory(backend, rng, fmt):
+    """Sparse input gives the same epoch losses, weights, predictions and evaluations as the dense matrix: bit
+    for bit (the gathered batches are the dense rows)."""
+    Xd, y = sparse_data(rng)
+    Xs = getattr(sparse, f"{fmt}_matrix")(Xd)
+    w = rng.uniform(0.5, 2.0, size=Xd.shape[0])
+    out = []
+    for X in (Xd, Xs):
+        net = fastnn.Network([25, 12, 3], loss="cross_entropy", dtype="float64", seed=4, backend=backend)
+        hist = net.fit(X, y, epochs=3, batch_size=16, optimizer="adam", learning_rate=0.01, sample_weight=w,
+                       validation_split=0.25)
+        step = net.train_step(X.tocsr()[:10] if fmt == "coo" and X is Xs else X[:10], y[:10], optimizer="adam")
+        out.append((net._params.copy(), hist["loss"], hist["val_loss"], net.predict(X), net.evaluate(X, y),
+                    step))
+    (pd, *rd), (ps, *rs) = out
+    assert np.array_equal(pd, ps)
+    for a, b in zip(rd, rs):
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_sparse_twins_and_gradients(c_kernels, rng):
+    Xd, y = sparse_data(rng)
+    Xs = sparse.csr_array(Xd)
+    results = []
+    for backend in ("c", "python"):
+        net = fastnn.Network([25, 8, 3], loss="cross_entropy", dtype="float64", seed=2, backend=backend)
+        hist = net.fit(Xs, y, epochs=2, batch_size=20, optimizer="sgd", learning_rate=0.1)
+        results.append((hist["loss"], net.predict(Xs)))
+        dense_value, dense_grads = net.loss_and_gradients(Xd, y)
+        value, grads = net.loss_and_gradients(Xs, y)
+        assert value == pytest.approx(dense_value, rel=1e-13)
+        for gs, gd in zip(grads, dense_grads):
+            for a, b in zip(gs, gd):
+                np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-12)
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-12)
+
+
+def test_sparse_duplicates_add_up_as_in_scipy(kernels, rng):
+    """A CSR matrix with duplicate (row, column) entries: the gather adds them, as scipy's toarray() does."""
+    data = np.array([1.0, 2.0, 0.5, -1.0, 4.0])
+    indices = np.array([2, 2, 0, 1, 1], dtype=np.int64)
+    indptr = np.array([0, 3, 3, 5], dtype=np.int64)
+    X = sparse.csr_matrix((data, indices, indptr), shape=(3, 4))
+    x = np.full((3, 4), np.nan)
+    kernels.csr_gather(x, CSRRows(data, indices, indptr, (3, 4)), np.array([2, 0, 1], dtype=np.int64), 1)
+    np.testing.assert_array_equal(x, X.toarray()[[2, 0, 1]])
+    net = fastnn.Network([4, 2], dtype="float64", seed=0, backend=kernels.NAME)
+    np.testing.assert_array_equal(net.predict(X), net.predict(X.toarray()))
+
+
+def test_sparse_bad_input_is_refused_and_the_network_unchanged(backend, rng):
+    Xd, y = sparse_data(rng, n=20, d=6)
+    net = fastnn.Network([6, 3], loss="cross_entropy", dtype="float64", seed=0, backend=backend)
+    before = net.get_weights()
+    bad = sparse.csr_matrix(Xd)
+    bad.data[2] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        net.fit(bad, y)
+    with pytest.raises(ValueError, match="features"):
+        net.fit(sparse.csr_matrix(np.ones((20, 5))), y)
+    with pytest.raises(ValueError, match="features"):
+        net.predict(sparse.csr_matrix(np.ones((2, 7))))
+    with pytest.raises(ValueError, match="samples"):
+        net.fit(sparse.csr_matrix(Xd), y[:-1])
+    # a column index out of range (scipy does not check it at construction)
+    X = sparse.csr_matrix(Xd)
+    X.indices = X.indices.copy()
+    X.indices[0] = 6
+    with pytest.raises(ValueError, match="column indices must lie in"):
+        net.fit(X, y)
+    with pytest.raises(ValueError, match="column indices must lie in"):
+        net.predict(X)
+    # row pointers that decrease
+    X = sparse.csr_matrix(Xd)
+    X.indptr = X.indptr.copy()
+    X.indptr[5], X.indptr[6] = X.indptr[6], X.indptr[5] - 1
+    with pytest.raises(ValueError, match="malformed sparse matrix"):
+        net.evaluate(X, y)
+    with pytest.raises(ValueError, match="irprop-"):
+        net.fit(sparse.csr_matrix(Xd), y, optimizer="irprop-")
+    for a, b in zip(before, net.get_weights()):
+        assert np.array_equal(a, b)
+    # sequence inputs take dense arrays only
+    tokens = fastnn.Network([fastnn.Embedding(10, 4), fastnn.SimpleRNN(3), fastnn.Dense(2)], input_shape=(5,),
+                            loss="cross_entropy", backend=backend)
+    with pytest.raises(ValueError, match="sparse input is for networks whose input is a flat row"):
+        tokens.fit(sparse.csr_matrix(np.ones((4, 5))), np.zeros(4, dtype=int))
+
+
+def test_sparse_conv_input_as_flat_rows(backend, rng):
+    X = (rng.random((12, 1 * 6 * 6)) < 0.2) * rng.normal(size=(12, 36))
+    y = rng.integers(0, 2, size=12)
+    out = []
+    for data in (X, sparse.csr_matrix(X)):
+        net = fastnn.Network([fastnn.Conv2D(2, 3, activation="relu"), fastnn.Flatten(), fastnn.Dense(2)],
+                             input_shape=(1, 6, 6), loss="cross_entropy", dtype="float64", seed=0,
+                             backend=backend)
+        net.fit(data, y, epochs=2, batch_size=4)
+        out.append((net._params.copy(), net.predict(data)))
+    assert np.array_equal(out[0][0], out[1][0]) and np.array_equal(out[0][1], out[1][1])
+
+
+def test_sparse_memory_does_not_scale_with_n_times_d(backend, monkeypatch):
+    """Training, evaluating and predicting on a 30000 x 4000 sparse matrix (960 MB as dense float64) allocates
+    the sparse arrays' copies and one bounded chunk of dense rows (INFER_SCRATCH_BYTES, 4 MB here), nothing of
+    n x d."""
+    import fastnn.network
+    monkeypatch.setattr(fastnn.network, "INFER_SCRATCH_BYTES", 4 << 20)
+    import tracemalloc
+    n, d = 30_000, 4_000
+    rng = np.random.default_rng(0)
+    X = sparse.random(n, d, density=2e-4, format="csr", random_state=1, dtype=np.float64)
+    y = rng.integers(0, 2, size=n).astype(np.float64)
+    net = fastnn.Network([d, 4, 1], loss="binary_cross_entropy", dtype="float64", seed=0, backend=backend)
+    tracemalloc.start()
+    try:
+        net.fit(X, y, epochs=1, batch_size=64, optimizer="adam")
+        net.evaluate(X, y)
+        net.predict(X)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    dense_bytes = n * d * 8
+    sparse_bytes = X.data.nbytes + X.indices.nbytes + X.indptr.nbytes
+    # the NumPy twin's scipy gather makes a temporary copy or two of a chunk
+    assert peak < 3 * (4 << 20) + 4 * sparse_bytes + (4 << 20), (peak, sparse_bytes)
+    assert peak < dense_bytes / 20

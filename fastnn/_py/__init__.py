@@ -14,6 +14,7 @@ from .network import (NetHandle, net_backprop, net_evaluate, net_forward_single,
 from .optimizers import adam_step, adamw_step, clip_grad_norm, irprop_minus_step, rmsprop_step, sgd_step
 from .pool import avgpool2d_backward, avgpool2d_forward, maxpool2d_backward, maxpool2d_forward
 from .rnn import rnn_backward, rnn_forward, rnn_scratch_size
+from .sparse import csr_gather
 from .sequence import embedding_backward, embedding_forward, repeat_backward, repeat_forward
 
 NAME = "python"
@@ -30,7 +31,7 @@ def max_threads():
 
 
 __all__ = ["NAME", "NetHandle", "act_backward", "act_forward", "adam_step", "adamw_step", "all_finite",
-           "avgpool2d_backward", "avgpool2d_forward", "clip_grad_norm", "col2im", "conv2d_backward", "conv2d_forward",
+           "avgpool2d_backward", "avgpool2d_forward", "clip_grad_norm", "col2im", "conv2d_backward", "conv2d_forward", "csr_gather",
            "dense_backward", "dense_forward", "dense_forward_single", "dropout_backward", "dropout_batch_key",
            "dropout_forward", "dropout_layer_key", "dropout_uniform", "embedding_backward", "embedding_forward",
            "im2col", "irprop_minus_step", "loss", "max_threads", "maxpool2d_backward", "maxpool2d_forward",

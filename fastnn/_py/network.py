@@ -18,6 +18,7 @@ from .optimizers import adam_step, adamw_step, irprop_minus_step, rmsprop_step, 
 from .optimizers import clip_grad_norm
 from .pool import avgpool2d_backward, avgpool2d_forward, maxpool2d_backward, maxpool2d_forward
 from .rnn import rnn_backward, rnn_forward, rnn_scratch_size
+from .sparse import check_csr
 from .sequence import embedding_backward, embedding_forward, repeat_backward, repeat_forward
 
 LAYER_FIELDS = ("kind", "in_size", "out_size", "win", "act", "predict_act", "alpha", "rate", "W", "b", "dW", "db",
@@ -190,16 +191,25 @@ def net_update(h, state, n_threads):
 
 
 def net_train_epoch(h, state, X, T, order, batch, n_threads, W=None, dropout_seed=0):
-    """One epoch of minibatch training. Returns (loss_sum, n_done, finite), as the C twin does."""
+    """One epoch of minibatch training. Returns (loss_sum, n_done, finite), as the C twin does. X is dense or a
+    scipy.sparse CSR matrix, whose batches are densified one at a time."""
     n = X.shape[0]
     if not 0 < batch <= h.max_batch:
         raise ValueError(f"net_train_epoch: batch {batch} exceeds the workspace ({h.max_batch})")
+    sparse = hasattr(X, "indptr")
+    if sparse:
+        check_csr(X, h.d_in, "net_train_epoch: X")
+        if not hasattr(X, "toarray"):  # fastnn's CSRRows: the same arrays as a scipy matrix
+            X = X.scipy()
     loss_sum, n_done = 0.0, 0
     for b, start in enumerate(range(0, n, batch)):
         idx = order[start:start + batch]
         rows = idx.shape[0]
         xb, tb = h.x_batch[:rows], h.t_batch[:rows]
-        np.take(X, idx, axis=0, out=xb)
+        if sparse:
+            xb[...] = X[idx].toarray()
+        else:
+            np.take(X, idx, axis=0, out=xb)
         np.take(T, idx, axis=0, out=tb)
         wb = None
         if W is not None:
