@@ -199,6 +199,31 @@ typedef struct {
                               rmsprop: mean square (state2 unused); irprop-: previous gradient and step sizes */
 } fastnn_optimizer;
 
+/* Metrics of a fit (Keras' names in fastnn/training.py), accumulated over the rows of an epoch's batches or of
+ * an evaluation pass as sum[q] += w_i metric_q(row i) and weight += w_i (w_i = the row's sample weight, 1
+ * without), so metric q is sum[q] / weight. A row's output is the output layer's prediction:
+ *   accuracy:       softmax output: argmax of the outputs == argmax of the target row (one-hot labels);
+ *                   sigmoid output: the fraction of its outputs with (probability > 0.5) == (target > 0.5)
+ *                   (Keras' binary accuracy; with logits, logit > 0)
+ *   top_k_accuracy: softmax output: fewer than k outputs exceed the one of the target's class
+ *   mae:            the mean over the row's outputs of |prediction - target|
+ * Padding rows of cross_entropy with ignore_index (all-zero targets) are skipped. */
+typedef enum {
+    FASTNN_METRIC_ACCURACY = 0,
+    FASTNN_METRIC_TOP_K_ACCURACY = 1,
+    FASTNN_METRIC_MAE = 2
+} fastnn_metric;
+
+#define FASTNN_MAX_METRICS 8
+
+typedef struct {
+    int n_metrics;                 /* 0 .. FASTNN_MAX_METRICS */
+    int kind[FASTNN_MAX_METRICS];  /* fastnn_metric */
+    int64_t k[FASTNN_MAX_METRICS]; /* top_k_accuracy's k */
+    double sum[FASTNN_MAX_METRICS];/* accumulated weighted metric values */
+    double weight;                 /* accumulated weights (rows counted) */
+} fastnn_metrics;
+
 /* A CSR matrix (scipy.sparse's layout) of n_rows x n_cols: row i's stored values are data[indptr[i] ..
  * indptr[i + 1]) (REAL of the kernel's dtype), at columns indices[...] in [0, n_cols). Entries of a row need not
  * be sorted; duplicates add up (as scipy's toarray()). */
@@ -369,17 +394,24 @@ int fastnn_net_update_##SFX(const fastnn_net *net, fastnn_optimizer *opt, int n_
  * FASTNN_ENONFINITE at the first non-finite batch loss, before that batch's update. */                         \
 int fastnn_net_train_epoch_##SFX(const fastnn_net *net, fastnn_optimizer *opt, const REAL *X,                 \
                                  const fastnn_csr *Xs, const REAL *T, const REAL *W, const int64_t *order,     \
-                                 int64_t n, int64_t batch,                                                    \
-                                 uint64_t dropout_seed, double *loss_sum, int64_t *n_done, int n_threads);    \
+                                 int64_t n, int64_t batch, uint64_t dropout_seed, fastnn_metrics *metrics,    \
+                                 double *loss_sum, int64_t *n_done, int n_threads);                           \
 /* Prediction for a batch: x (n, in_size) -> y (n, out_size), the output layer's predict activation applied.   \
  * Uses only `scratch` (fastnn_net_infer_scratch_size(net, n) REALs), never the network's workspaces, so any    \
  * number of threads may predict with one network at once. */                                                 \
 int fastnn_net_predict_##SFX(const fastnn_net *net, REAL *y, const REAL *x, int64_t n, REAL *scratch,          \
                              int n_threads);                                                                  \
 /* The mean loss over x (n, in_size) against t (n, out_size), sample weights w (n, or NULL), without dropout;   \
- * scratch as for fastnn_net_predict. */                                                                       \
+ * scratch as for fastnn_net_predict. metrics, if not NULL, accumulates (adds to) the metrics of these rows. */  \
 int fastnn_net_evaluate_##SFX(const fastnn_net *net, double *loss, const REAL *x, const REAL *t, const REAL *w, \
-                              int64_t n, REAL *scratch, int n_threads);                                       \
+                              int64_t n, REAL *scratch, fastnn_metrics *metrics, int n_threads);              \
+/* Adds the metrics of n rows of d outputs (see fastnn_metrics) to *metrics (NULL: nothing): out (n, d) the      \
+ * output layer's values, before its predict activation output_act when raw != 0 (the fused losses' logits,    \
+ * poisson's log-means), else after it; target (n, d); weights (n) or NULL; skip_padding != 0 skips all-zero    \
+ * target rows. FASTNN_EINVAL for a metric the output does not support (fastnn_check_metrics). */              \
+int fastnn_metrics_accumulate_##SFX(fastnn_metrics *metrics, const REAL *out, const REAL *target,               \
+                                    const REAL *weights, int64_t n, int64_t d, int output_act, int raw,        \
+                                    int skip_padding);                                                        \
 /* x (n, A->n_cols) = the dense rows rows[0 .. n) of the CSR matrix A: each row zeroed, then its stored values \
  * added at their columns in storage order. A must have passed fastnn_check_csr; rows outside [0, n_rows) are  \
  * refused (FASTNN_EINVAL) before anything is written. */                                                       \
@@ -388,6 +420,9 @@ int fastnn_csr_gather_##SFX(REAL *x, const fastnn_csr *A, const int64_t *rows, i
  * the widest layer (2 * max out_size REALs). Never threaded, never allocates. */                               \
 int fastnn_net_forward_single_##SFX(const fastnn_net *net, REAL *y, const REAL *x, REAL *scratch);
 
+/* FASTNN_OK when every metric of m (NULL: none) applies to an output whose predict activation is output_act:
+ * accuracy needs softmax or sigmoid, top_k_accuracy softmax and k >= 1; else FASTNN_EINVAL. */
+int fastnn_check_metrics(const fastnn_metrics *m, int output_act);
 /* FASTNN_OK when A is a well-formed CSR matrix: indptr[0] = 0, non-decreasing, indptr[n_rows] = nnz, every
  * column index in [0, n_cols); else FASTNN_EINVAL (FASTNN_ESHAPE for negative sizes or n_cols < 1). */
 int fastnn_check_csr(const fastnn_csr *A);

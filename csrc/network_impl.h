@@ -295,10 +295,13 @@ int SFX(fastnn_net_update)(const fastnn_net *net, fastnn_optimizer *opt, int n_t
 
 int SFX(fastnn_net_train_epoch)(const fastnn_net *net, fastnn_optimizer *opt, const REAL *X, const fastnn_csr *Xs,
                                 const REAL *T, const REAL *W, const int64_t *order, int64_t n, int64_t batch,
-                                uint64_t dropout_seed, double *loss_sum, int64_t *n_done, int n_threads)
+                                uint64_t dropout_seed, fastnn_metrics *metrics, double *loss_sum, int64_t *n_done,
+                                int n_threads)
 {
     int rc = SFX(check_net)(net);
     if (rc != FASTNN_OK) return rc;
+    const fastnn_layer *last = &net->layers[net->n_layers - 1];
+    if ((rc = fastnn_check_metrics(metrics, last->predict_act)) != FASTNN_OK) return rc;
     if (opt == NULL || (X == NULL) == (Xs == NULL) || T == NULL || order == NULL || loss_sum == NULL ||
         n_done == NULL)
         return FASTNN_EINVAL;
@@ -334,6 +337,11 @@ int SFX(fastnn_net_train_epoch)(const fastnn_net *net, fastnn_optimizer *opt, co
                                       n_threads);
         if (rc != FASTNN_OK) return rc;
         if (!isfinite(loss)) return FASTNN_ENONFINITE;
+        /* the batch's outputs are still in the output layer's workspace: its metrics before the update */
+        rc = SFX(fastnn_metrics_accumulate)(metrics, (const REAL *)last->a, tb, wb, SFX(rows)(last, rows),
+                                            SFX(width_out)(last), last->predict_act, last->act != last->predict_act,
+                                            net->loss_kind == FASTNN_LOSS_CROSS_ENTROPY_IGNORE);
+        if (rc != FASTNN_OK) return rc;
         rc = SFX(fastnn_net_update)(net, opt, n_threads);
         if (rc != FASTNN_OK) return rc;
         *loss_sum += loss * (double)rows;
@@ -389,7 +397,7 @@ int SFX(fastnn_net_predict)(const fastnn_net *net, REAL *y, const REAL *x, int64
 }
 
 int SFX(fastnn_net_evaluate)(const fastnn_net *net, double *loss, const REAL *x, const REAL *t, const REAL *w,
-                             int64_t n, REAL *scratch, int n_threads)
+                             int64_t n, REAL *scratch, fastnn_metrics *metrics, int n_threads)
 {
     const REAL *out = NULL;
     int rc = SFX(check_net)(net);
@@ -398,10 +406,15 @@ int SFX(fastnn_net_evaluate)(const fastnn_net *net, double *loss, const REAL *x,
     if (loss == NULL || x == NULL || t == NULL || scratch == NULL) return FASTNN_EINVAL;
     const fastnn_layer *last = &net->layers[net->n_layers - 1];
     if (w != NULL && last->steps != 1) return FASTNN_EINVAL;
+    if ((rc = fastnn_check_metrics(metrics, last->predict_act)) != FASTNN_OK) return rc;
     rc = SFX(net_infer)(net, NULL, &out, x, n, scratch, n_threads);
     if (rc != FASTNN_OK) return rc;
-    return SFX(fastnn_loss)(loss, NULL, out, t, w, SFX(rows)(last, n), SFX(width_out)(last), net->loss_kind,
-                            n_threads);
+    rc = SFX(fastnn_loss)(loss, NULL, out, t, w, SFX(rows)(last, n), SFX(width_out)(last), net->loss_kind,
+                          n_threads);
+    if (rc != FASTNN_OK) return rc;
+    return SFX(fastnn_metrics_accumulate)(metrics, out, t, w, SFX(rows)(last, n), SFX(width_out)(last),
+                                          last->predict_act, last->act != last->predict_act,
+                                          net->loss_kind == FASTNN_LOSS_CROSS_ENTROPY_IGNORE);
 }
 
 int SFX(fastnn_net_forward_single)(const fastnn_net *net, REAL *y, const REAL *x, REAL *scratch)

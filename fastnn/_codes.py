@@ -12,6 +12,8 @@ OPT_SGD, OPT_ADAM, OPT_ADAMW, OPT_RMSPROP, OPT_IRPROP_MINUS = range(5)
 # uncorrected second moment (scikit-learn).
 EPS_CORRECTED, EPS_UNCORRECTED = range(2)
 EPSILON_PLACEMENTS = {"corrected": EPS_CORRECTED, "uncorrected": EPS_UNCORRECTED}
+# Metrics of a fit (fastnn_metric in csrc/fastnn.h); their public names are in fastnn/training.py.
+METRIC_ACCURACY, METRIC_TOP_K_ACCURACY, METRIC_MAE = range(3)
 
 ACTIVATIONS = {"linear": LINEAR, "sigmoid": SIGMOID, "tanh": TANH, "relu": RELU, "leaky_relu": LEAKY_RELU,
                "softmax": SOFTMAX, "exp": EXP}

@@ -70,6 +70,24 @@ cdef extern from "fastnn.h" nogil:
         void *state1
         void *state2
 
+    enum:
+        FASTNN_MAX_METRICS
+
+    ctypedef struct fastnn_metrics:
+        int n_metrics
+        int kind[8]
+        int64_t k[8]
+        double sum[8]
+        double weight
+
+    int fastnn_check_metrics(const fastnn_metrics *m, int output_act) noexcept
+    int fastnn_metrics_accumulate_f32(fastnn_metrics *metrics, const float *out, const float *target,
+                                      const float *weights, int64_t n, int64_t d, int output_act, int raw,
+                                      int skip_padding) noexcept
+    int fastnn_metrics_accumulate_f64(fastnn_metrics *metrics, const double *out, const double *target,
+                                      const double *weights, int64_t n, int64_t d, int output_act, int raw,
+                                      int skip_padding) noexcept
+
     ctypedef struct fastnn_csr:
         const void *data
         const int64_t *indices
@@ -199,20 +217,23 @@ cdef extern from "fastnn.h" nogil:
     int fastnn_net_update_f32(const fastnn_net *net, fastnn_optimizer *opt, int n_threads) noexcept
     int fastnn_net_update_f64(const fastnn_net *net, fastnn_optimizer *opt, int n_threads) noexcept
     int fastnn_net_train_epoch_f32(const fastnn_net *net, fastnn_optimizer *opt, const float *X,
-                                   const fastnn_csr *Xs, const float *T, const float *W, const int64_t *order, int64_t n, int64_t batch,
-                                   uint64_t dropout_seed, double *loss_sum, int64_t *n_done, int n_threads) noexcept
+                                   const fastnn_csr *Xs, const float *T, const float *W, const int64_t *order,
+                                   int64_t n, int64_t batch, uint64_t dropout_seed, fastnn_metrics *metrics,
+                                   double *loss_sum, int64_t *n_done, int n_threads) noexcept
     int fastnn_net_train_epoch_f64(const fastnn_net *net, fastnn_optimizer *opt, const double *X,
-                                   const fastnn_csr *Xs, const double *T, const double *W, const int64_t *order, int64_t n,
-                                   int64_t batch, uint64_t dropout_seed, double *loss_sum, int64_t *n_done,
-                                   int n_threads) noexcept
+                                   const fastnn_csr *Xs, const double *T, const double *W, const int64_t *order,
+                                   int64_t n, int64_t batch, uint64_t dropout_seed, fastnn_metrics *metrics,
+                                   double *loss_sum, int64_t *n_done, int n_threads) noexcept
     int fastnn_net_predict_f32(const fastnn_net *net, float *y, const float *x, int64_t n, float *scratch,
                                int n_threads) noexcept
     int fastnn_net_predict_f64(const fastnn_net *net, double *y, const double *x, int64_t n, double *scratch,
                                int n_threads) noexcept
     int fastnn_net_evaluate_f32(const fastnn_net *net, double *loss, const float *x, const float *t,
-                                const float *w, int64_t n, float *scratch, int n_threads) noexcept
+                                const float *w, int64_t n, float *scratch,
+                                fastnn_metrics *metrics, int n_threads) noexcept
     int fastnn_net_evaluate_f64(const fastnn_net *net, double *loss, const double *x, const double *t,
-                                const double *w, int64_t n, double *scratch, int n_threads) noexcept
+                                const double *w, int64_t n, double *scratch,
+                                fastnn_metrics *metrics, int n_threads) noexcept
     int fastnn_net_forward_single_f32(const fastnn_net *net, float *y, const float *x, float *scratch) noexcept
     int fastnn_net_forward_single_f64(const fastnn_net *net, double *y, const double *x,
                                       double *scratch) noexcept

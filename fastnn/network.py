@@ -586,14 +586,18 @@ class Network:
     predict = forward
 
     @_exclusive
-    def evaluate(self, X, y, sample_weight=None):
+    def evaluate(self, X, y, sample_weight=None, metrics=None):
         """Mean loss over X (the value `gradients` differentiates; no weight decay term, no dropout). With
-        sample_weight, each sample's loss is multiplied by its weight (the mean stays over the samples)."""
+        sample_weight, each sample's loss is multiplied by its weight (the mean stays over the samples).
+        With metrics (names as for fit), returns {"loss": ..., name: value, ...} from the same pass."""
+        specs = training.parse_metrics(metrics, self.layers[-1].activation)
         X, T = self._check_xy(X, y)
         w = self._sample_weights(y, X.shape[0], None, sample_weight)
-        return self._mean_loss(X, T, self._n_threads_now(), w)
+        acc = training.MetricAccumulator(specs) if specs else None
+        value = self._mean_loss(X, T, self._n_threads_now(), w, metrics=acc)
+        return value if acc is None else {"loss": value, **acc.values()}
 
-    def _mean_loss(self, X, T, n_threads, w=None):
+    def _mean_loss(self, X, T, n_threads, w=None, metrics=None):
         # every loss is a mean over samples (times a constant n_outputs), so chunk means combine by rows; with
         # ignore_index, by the rows that count
         k, n = self._kernels, X.shape[0]
@@ -612,7 +616,7 @@ class Network:
             else:
                 count = np.count_nonzero(T[start:stop].reshape(-1, classes).any(axis=1))
             xc = self._dense_rows(X, start, stop, buf)
-            total += k.net_evaluate(self._handle, xc, T[start:stop], scratch, n_threads, wc) * count
+            total += k.net_evaluate(self._handle, xc, T[start:stop], scratch, n_threads, wc, metrics) * count
             counted += count
         return total / counted if counted else 0.0
 
@@ -816,7 +820,7 @@ class Network:
     def fit(self, X, y, epochs=1, batch_size=32, optimizer="sgd", learning_rate=0.01, momentum=0.0,
             nesterov=False, weight_decay=0.0, shuffle=True, validation_data=None, verbose=False, *,
             validation_split=0.0, early_stopping=False, callbacks=None, lr_schedule=None, class_weight=None,
-            sample_weight=None, reset_optimizer=True, clip_norm=None, **options):
+            sample_weight=None, reset_optimizer=True, clip_norm=None, metrics=None, **options):
         """Train by minibatch gradient descent; returns a History with per-epoch "loss" (the mean of the
         epoch's batch losses, weighted by batch size), "val_loss" with validation data, and "lr".
 
@@ -835,6 +839,14 @@ class Network:
         `options`: beta1, beta2, epsilon (adam, adamw, rmsprop), rho (rmsprop), eta_plus, eta_minus, step_init,
         step_min, step_max (irprop-, which trains on the full batch).
 
+        metrics: names of per-epoch metrics, Keras' spellings: "accuracy" (softmax: argmax against the label;
+        sigmoid: each output thresholded at 0.5, Keras' binary accuracy), "top_k_categorical_accuracy" /
+        "sparse_top_k_categorical_accuracy" (k = 5) or "topK_accuracy" for any K (e.g. "top3_accuracy"), "mae" /
+        "mean_absolute_error" (of the predictions, e.g. probabilities). The history gets one list per name as
+        spelled, and "val_" + name with validation data. The training value is computed in the epoch from each
+        batch's outputs before that batch's update (dropout on, as Keras does), weighted by the sample weights;
+        the validation value from the validation pass. Padding tokens (ignore_index) are not counted.
+
         If the loss stops being finite, training stops, the weights from the end of the last finite epoch are
         restored and a RuntimeWarning says so."""
         opts = training.check_optimizer(optimizer, learning_rate, momentum, nesterov, weight_decay, options)
@@ -848,6 +860,7 @@ class Network:
                              "fit it with shuffle=False")
         callbacks = training.check_callbacks(callbacks)
         schedule = training.check_schedule(lr_schedule)
+        metric_specs = training.parse_metrics(metrics, self.layers[-1].activation)
         X, T = self._check_xy(X, y)
         W = self._sample_weights(y, X.shape[0], class_weight, sample_weight)
         if validation_data is not None and validation_split:
@@ -879,6 +892,11 @@ class Network:
             history["clipped"] = []
         if has_validation:
             history["val_loss"] = []
+        history.metric_names = tuple(name for name, _, _ in metric_specs)
+        for name in history.metric_names:
+            history[name] = []
+            if has_validation:
+                history["val_" + name] = []
         watcher = training._EarlyStoppingRun(stopping, has_validation, self._params) if stopping else None
 
         if reset_optimizer:
@@ -897,8 +915,9 @@ class Network:
                 snapshot[...] = self._params
                 clipped_before = state.clipped
                 order = (self._rng.permutation(n) if shuffle else np.arange(n)).astype(np.int64, copy=False)
+                seen = training.MetricAccumulator(metric_specs) if metric_specs else None
                 loss_sum, n_done, finite = self._kernels.net_train_epoch(handle, state, X, T, order, batch,
-                                                                         n_threads, W, self._dropout_seed())
+                                                                         n_threads, W, self._dropout_seed(), seen)
                 self._note_mask_rows(min(batch, n - n_done) if not finite else (n - 1) % batch + 1)
                 epoch_loss = loss_sum / n if finite else math.nan
                 if not (finite and math.isfinite(epoch_loss) and check._all_finite(self._params)):
@@ -911,8 +930,15 @@ class Network:
                 history["lr"].append(state.lr)
                 if clip_norm:
                     history["clipped"].append(state.clipped - clipped_before)
+                if seen is not None:
+                    for name, value in seen.values().items():
+                        history[name].append(value)
                 if has_validation:
-                    history["val_loss"].append(self._mean_loss(X_val, T_val, n_threads))
+                    held_out = training.MetricAccumulator(metric_specs) if metric_specs else None
+                    history["val_loss"].append(self._mean_loss(X_val, T_val, n_threads, metrics=held_out))
+                    if held_out is not None:
+                        for name, value in held_out.values().items():
+                            history["val_" + name].append(value)
                 progress.epoch_done(epoch, history, n)
                 stop = watcher is not None and watcher.should_stop(epoch, history, self._params)
                 for callback in callbacks:

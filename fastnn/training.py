@@ -19,6 +19,7 @@ Optimizers (their state lives in buffers of the flat parameter layout; weight de
 """
 import math
 import numbers
+import re
 import sys
 import time
 
@@ -100,6 +101,75 @@ class OptimizerState:
         self.eps_placement = _codes.EPSILON_PLACEMENTS[opts["epsilon_placement"]]
 
 
+# ------------------------------------------------------------------------------------------------- metrics
+# Metric names of fit(metrics=[...]), Keras' spellings: name -> (fastnn_metric code, k). "topK_accuracy" (e.g.
+# "top3_accuracy") is top-k accuracy for any k >= 1; Keras' top-k names use its default k = 5.
+METRIC_NAMES = {
+    "accuracy": (_codes.METRIC_ACCURACY, 0), "acc": (_codes.METRIC_ACCURACY, 0),
+    "binary_accuracy": (_codes.METRIC_ACCURACY, 0), "categorical_accuracy": (_codes.METRIC_ACCURACY, 0),
+    "sparse_categorical_accuracy": (_codes.METRIC_ACCURACY, 0),
+    "top_k_categorical_accuracy": (_codes.METRIC_TOP_K_ACCURACY, 5),
+    "sparse_top_k_categorical_accuracy": (_codes.METRIC_TOP_K_ACCURACY, 5),
+    "mae": (_codes.METRIC_MAE, 0), "mean_absolute_error": (_codes.METRIC_MAE, 0),
+}
+_TOP_K = re.compile(r"top([1-9][0-9]*)_accuracy")
+MAX_METRICS = 8
+
+
+def parse_metrics(metrics, output_activation):
+    """The metric names of fit(metrics=...) as a list of (name, code, k), checked against the output: accuracy
+    needs a softmax or sigmoid output, top-k accuracy a softmax one. None or [] gives []."""
+    if metrics is None:
+        return []
+    if isinstance(metrics, str):
+        metrics = [metrics]
+    try:
+        names = list(metrics)
+    except TypeError:
+        raise TypeError("metrics must be a list of metric names, e.g. ['accuracy']") from None
+    valid = sorted(METRIC_NAMES) + ["top<k>_accuracy (e.g. top3_accuracy)"]
+    parsed = []
+    for name in names:
+        if not isinstance(name, str):
+            raise TypeError(f"metrics: each metric is a name (a string), got {name!r}; valid names: {valid}")
+        match = _TOP_K.fullmatch(name)
+        if name in METRIC_NAMES:
+            code, k = METRIC_NAMES[name]
+        elif match:
+            code, k = _codes.METRIC_TOP_K_ACCURACY, int(match.group(1))
+        else:
+            raise ValueError(f"unknown metric {name!r}; valid names: {valid}")
+        if code == _codes.METRIC_ACCURACY and output_activation not in ("softmax", "sigmoid"):
+            raise ValueError(f"metric {name!r} needs a softmax or sigmoid output (a classifier: loss "
+                             f"'cross_entropy' or 'binary_cross_entropy'); this network's output is "
+                             f"{output_activation!r}: use 'mae' for regression")
+        if code == _codes.METRIC_TOP_K_ACCURACY and output_activation != "softmax":
+            raise ValueError(f"metric {name!r} needs a softmax output (loss 'cross_entropy'); this network's output "
+                             f"is {output_activation!r}")
+        if any(name == other for other, _, _ in parsed):
+            raise ValueError(f"metric {name!r} is given twice")
+        parsed.append((name, code, k))
+    if len(parsed) > MAX_METRICS:
+        raise ValueError(f"at most {MAX_METRICS} metrics, got {len(parsed)}")
+    return parsed
+
+
+class MetricAccumulator:
+    """Running sums of metrics as the kernels' fastnn_metrics holds them: metric q = sums[q] / weight."""
+
+    def __init__(self, parsed):
+        self.names = [name for name, _, _ in parsed]
+        self.kinds = [code for _, code, _ in parsed]
+        self.ks = [k for _, _, k in parsed]
+        self.sums = np.zeros(len(parsed))
+        self.weight = 0.0
+
+    def values(self):
+        """{name: value}; NaN when no row (or only rows of weight 0) was counted."""
+        return {name: (float(total) / self.weight if self.weight > 0 else math.nan)
+                for name, total in zip(self.names, self.sums)}
+
+
 def check_clip_norm(clip_norm):
     """The max gradient norm of fit / train_step as a float, 0.0 for none."""
     if clip_norm is None:
@@ -115,6 +185,7 @@ class History(dict):
 
     best_epoch = None
     stopped_epoch = None
+    metric_names = ()  # the metrics of fit(metrics=...), as spelled there; their values are history[name]
 
     @property
     def loss(self):
@@ -130,7 +201,8 @@ class History(dict):
 
     def plot(self, path=None, ax=None):
         """Draw loss (and val_loss) per epoch with matplotlib (an optional extra); save to `path` if given.
-        Returns the matplotlib Axes."""
+        Returns the matplotlib Axes. With metrics (fit(metrics=...)) and no `ax`, they are drawn in a second
+        panel beside the loss (the loss's Axes is returned; the figure is ax.figure)."""
         try:
             import matplotlib
             if ax is None and path is not None:
@@ -138,9 +210,20 @@ class History(dict):
             import matplotlib.pyplot as plt
         except ImportError:
             raise ImportError("History.plot needs matplotlib: pip install matplotlib") from None
-        if ax is None:
+        metric_ax = None
+        if ax is None and self.metric_names:
+            _, (ax, metric_ax) = plt.subplots(1, 2, figsize=(11, 4))
+        elif ax is None:
             _, ax = plt.subplots(figsize=(6, 4))
         epochs = np.arange(1, self.epochs + 1)
+        if metric_ax is not None:
+            for name in self.metric_names:
+                for key in (name, "val_" + name):
+                    if self.get(key):
+                        metric_ax.plot(epochs, self[key], label=key)
+            metric_ax.set_xlabel("epoch")
+            metric_ax.set_ylabel("metric")
+            metric_ax.legend()
         ax.plot(epochs, self.loss, label="loss")
         if self.val_loss:
             ax.plot(epochs, self.val_loss, label="val_loss")
@@ -356,8 +439,13 @@ class Progress:
             return
         rate = n_samples / max(time.perf_counter() - self.started, 1e-9)
         fields = {"loss": f"{history['loss'][-1]:.6f}"}
+        for name in history.metric_names:
+            fields[name] = f"{history[name][-1]:.4f}"
         if history.get("val_loss"):
             fields["val_loss"] = f"{history['val_loss'][-1]:.6f}"
+        for name in history.metric_names:
+            if history.get("val_" + name):
+                fields["val_" + name] = f"{history['val_' + name][-1]:.4f}"
         fields["samples/s"] = f"{rate:,.0f}"
         if self.bar is not None:
             self.bar.set_postfix(fields, refresh=False)
