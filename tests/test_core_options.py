@@ -374,3 +374,158 @@ def test_sparse_memory_does_not_scale_with_n_times_d(backend, monkeypatch):
     # the NumPy twin's scipy gather makes a temporary copy or two of a chunk
     assert peak < 3 * (4 << 20) + 4 * sparse_bytes + (4 << 20), (peak, sparse_bytes)
     assert peak < dense_bytes / 20
+
+
+# ------------------------------------------------------------------------------------------------ metrics
+skm = pytest.importorskip("sklearn.metrics")
+FROZEN = dict(optimizer="sgd", learning_rate=1e-300, shuffle=False)  # the weights cannot move: p - 1e-300 g == p
+
+
+def forward_logits(net, X):
+    """An independent NumPy forward pass of a network of Dense layers, to the output layer's raw values."""
+    acts = {"relu": lambda z: np.maximum(z, 0), "tanh": np.tanh, "linear": lambda z: z}
+    a = X
+    for i, (W, b) in enumerate(zip(net.weights, net.biases)):
+        a = a @ W + b
+        if i < len(net.weights) - 1:
+            a = acts[net.layers[i].activation](a)
+    return a
+
+
+def softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_metrics_multiclass_match_sklearn(backend, rng, weighted):
+    n, classes = 120, 7
+    X, y = rng.normal(size=(n, 6)), rng.integers(0, classes, size=n)
+    Xv, yv = rng.normal(size=(40, 6)), rng.integers(0, classes, size=40)
+    w = rng.uniform(0.2, 3.0, size=n) if weighted else None
+    net = fastnn.Network([6, 9, classes], activations="tanh", loss="cross_entropy", dtype="float64", seed=3,
+                         backend=backend)
+    names = ["accuracy", "top3_accuracy", "sparse_top_k_categorical_accuracy", "mae"]
+    hist = net.fit(X, y, epochs=2, batch_size=16, metrics=names, validation_data=(Xv, yv), sample_weight=w,
+                   **FROZEN)
+    for data, labels, prefix, sw in ((X, y, "", w), (Xv, yv, "val_", None)):
+        p = softmax(forward_logits(net, data))
+        want = {"accuracy": skm.accuracy_score(labels, p.argmax(axis=1), sample_weight=sw),
+                "top3_accuracy": skm.top_k_accuracy_score(labels, p, k=3, labels=range(classes), sample_weight=sw),
+                "sparse_top_k_categorical_accuracy": skm.top_k_accuracy_score(labels, p, k=5, labels=range(classes),
+                                                                              sample_weight=sw),
+                "mae": skm.mean_absolute_error(np.eye(classes)[labels], p, sample_weight=sw)}
+        for name in names:
+            assert len(hist[prefix + name]) == 2
+            for value in hist[prefix + name]:
+                assert value == pytest.approx(want[name], rel=1e-12, abs=1e-15), (prefix + name)
+    got = net.evaluate(Xv, yv, metrics=["accuracy", "mae"])
+    assert got["accuracy"] == pytest.approx(skm.accuracy_score(yv, softmax(forward_logits(net, Xv)).argmax(1)))
+    assert got["loss"] == net.evaluate(Xv, yv)
+
+
+@pytest.mark.parametrize("outputs", [1, 3], ids=["binary", "multilabel"])
+def test_metrics_sigmoid_outputs_match_sklearn(backend, rng, outputs):
+    """One sigmoid output: accuracy thresholds the probability at 0.5; several (multilabel): Keras' binary
+    accuracy, each output on its own (sklearn's accuracy over the flattened outputs, weights repeated)."""
+    n = 90
+    X = rng.normal(size=(n, 5))
+    Y = (rng.random((n, outputs)) < 0.4).astype(np.float64)
+    w = rng.uniform(0.5, 2.0, size=n)
+    net = fastnn.Network([5, 6, outputs], loss="binary_cross_entropy", dtype="float64", seed=1, backend=backend)
+    hist = net.fit(X, Y if outputs > 1 else Y[:, 0], epochs=1, batch_size=20, metrics=["accuracy", "mae"],
+                   sample_weight=w, **FROZEN)
+    z = forward_logits(net, X)
+    acc = skm.accuracy_score(Y.ravel(), (z > 0).ravel(), sample_weight=np.repeat(w, outputs))
+    assert hist["accuracy"][0] == pytest.approx(acc, rel=1e-12)
+    mae = skm.mean_absolute_error(Y, 1 / (1 + np.exp(-z)), sample_weight=w)
+    assert hist["mae"][0] == pytest.approx(mae, rel=1e-12)
+
+
+@pytest.mark.parametrize("loss", ["mse", "poisson"])
+def test_metrics_regression_mae_matches_sklearn(backend, rng, loss):
+    X = rng.normal(size=(70, 4))
+    Y = rng.poisson(2.0, size=(70, 2)).astype(np.float64)
+    net = fastnn.Network([4, 5, 2], loss=loss, dtype="float64", seed=0, backend=backend)
+    hist = net.fit(X, Y, epochs=1, batch_size=16, metrics=["mean_absolute_error"], validation_split=0.3,
+                   **FROZEN)
+    z = forward_logits(net, X)
+    pred = np.exp(z) if loss == "poisson" else z
+    assert hist["mean_absolute_error"][0] == pytest.approx(skm.mean_absolute_error(Y[:49], pred[:49]), rel=1e-12)
+    assert hist["val_mean_absolute_error"][0] == pytest.approx(skm.mean_absolute_error(Y[49:], pred[49:]),
+                                                               rel=1e-12)
+    with pytest.raises(ValueError, match="needs a softmax or sigmoid output"):
+        net.fit(X, Y, metrics=["accuracy"])
+
+
+def test_metrics_sequences_count_only_valid_tokens(backend, rng):
+    n, steps, vocab, classes = 24, 6, 11, 4
+    X = rng.integers(1, vocab, size=(n, steps))
+    y = rng.integers(0, classes, size=(n, steps))
+    y[rng.random((n, steps)) < 0.3] = -1
+    net = fastnn.Network([fastnn.Embedding(vocab, 5), fastnn.LSTM(6, return_sequences=True), fastnn.Dense(classes)],
+                         input_shape=(steps,), loss="cross_entropy", ignore_index=-1, dtype="float64", seed=0,
+                         backend=backend)
+    hist = net.fit(X, y, epochs=1, batch_size=8, metrics=["accuracy", "top2_accuracy"], **FROZEN)
+    p = net.predict(X)  # an independent pass (n, steps, classes)
+    keep = y != -1
+    assert hist["accuracy"][0] == pytest.approx(skm.accuracy_score(y[keep], p.argmax(axis=2)[keep]), rel=1e-12)
+    assert hist["top2_accuracy"][0] == pytest.approx(
+        skm.top_k_accuracy_score(y[keep], p[keep], k=2, labels=range(classes)), rel=1e-12)
+
+
+def test_metrics_twins_agree_while_training(c_kernels, rng):
+    X, y = rng.normal(size=(80, 5)), rng.integers(0, 3, size=80)
+    hists = []
+    for backend in ("c", "python"):
+        net = fastnn.Network([5, 7, 3], loss="cross_entropy", dtype="float64", seed=2, backend=backend)
+        hists.append(net.fit(X, y, epochs=3, batch_size=10, optimizer="adam", learning_rate=0.05,
+                             metrics=["acc", "mae"], validation_split=0.2))
+    for key in ("acc", "mae", "val_acc", "val_mae"):
+        np.testing.assert_allclose(hists[0][key], hists[1][key], rtol=1e-12)
+    assert hists[0].metric_names == ("acc", "mae")
+
+
+def test_metric_kernels_are_twins(c_kernels, py_kernels, dtype, rng):
+    from fastnn.training import MetricAccumulator, parse_metrics
+    specs = parse_metrics(["accuracy", "top2_accuracy", "mae"], "softmax")
+    z = rng.normal(size=(33, 4)).astype(dtype)
+    t = np.eye(4, dtype=dtype)[rng.integers(0, 4, size=33)]
+    t[5] = 0  # a padding row
+    w = rng.uniform(0.5, 2, size=33).astype(dtype)
+    accs = []
+    for k in (c_kernels, py_kernels):
+        acc = MetricAccumulator(specs)
+        k.metrics_accumulate(acc, z, t, w, _codes.SOFTMAX, True, True)
+        accs.append(acc)
+    np.testing.assert_allclose(accs[0].sums, accs[1].sums, rtol=1e-6 if dtype == np.float32 else 1e-13)
+    assert accs[0].weight == pytest.approx(accs[1].weight, rel=1e-12)
+    with pytest.raises(ValueError):
+        c_kernels.metrics_accumulate(MetricAccumulator(specs), z, t, w, _codes.LINEAR, False, False)
+
+
+@pytest.mark.parametrize("bad, match", [(["accuracy", "f1"], r"unknown metric 'f1'; valid names: \[.*'accuracy'"),
+                                        (["top0_accuracy"], "unknown metric"), ([3], "each metric is a name"),
+                                        (["mae", "mae"], "given twice")])
+def test_bad_metric_names_are_refused(backend, rng, bad, match):
+    X, y = rng.normal(size=(10, 3)), rng.integers(0, 2, size=10)
+    net = fastnn.Network([3, 2], loss="cross_entropy", seed=0, backend=backend)
+    before = net.get_weights()
+    with pytest.raises((ValueError, TypeError), match=match):
+        net.fit(X, y, metrics=bad)
+    for a, b in zip(before, net.get_weights()):
+        assert np.array_equal(a, b)
+    with pytest.raises(ValueError, match="needs a softmax output"):
+        fastnn.Network([3, 1], loss="binary_cross_entropy", backend=backend).fit(X, y, metrics=["top2_accuracy"])
+
+
+def test_history_plot_draws_metrics_in_a_second_panel(rng, tmp_path):
+    pytest.importorskip("matplotlib")
+    X, y = rng.normal(size=(30, 3)), rng.integers(0, 2, size=30)
+    net = fastnn.Network([3, 2], loss="cross_entropy", seed=0)
+    hist = net.fit(X, y, epochs=3, metrics=["accuracy"], validation_split=0.2)
+    ax = hist.plot(tmp_path / "h.png")
+    axes = ax.figure.axes
+    assert len(axes) == 2
+    assert {line.get_label() for line in axes[1].get_lines()} == {"accuracy", "val_accuracy"}
+    assert (tmp_path / "h.png").exists()
