@@ -536,7 +536,8 @@ class Network:
 
         For cross_entropy the outputs are class probabilities (softmax), for binary_cross_entropy sigmoids,
         for poisson the predicted means exp(log-mean).
-        A stateful network starts from, and updates, its carried state (one per row of X)."""
+        A stateful network starts from, and updates, its carried state (one per row of X). X may be a
+        scipy.sparse matrix of flat feature rows, densified one bounded chunk of rows at a time."""
         if not self._takes_sequences():
             return self._forward(X)
         # the layers' step count and the carried states are shared: one sequence call at a time
@@ -797,8 +798,8 @@ class Network:
 
         Optimizer state (momentum velocity, Adam moments and step count, RPROP steps) carries over between calls
         while the optimizer stays the same. clip_norm: clip the gradients to this global norm first (see fit).
-        `options`: beta1, beta2, epsilon, rho, eta_plus, eta_minus, step_init, step_min, step_max (see
-        fastnn.training)."""
+        `options`: beta1, beta2, epsilon, epsilon_placement, rho, eta_plus, eta_minus, step_init, step_min,
+        step_max (see fastnn.training). X may be a scipy.sparse matrix (the batch is densified)."""
         opts = training.check_optimizer(optimizer, learning_rate, momentum, nesterov, weight_decay, options)
         clip_norm = training.check_clip_norm(clip_norm)
         X, T = self._check_xy(X, y)
@@ -836,8 +837,15 @@ class Network:
         ExponentialDecay, CosineDecay or ReduceLROnPlateau. class_weight ({class: weight} or "balanced") and
         sample_weight multiply each sample's loss. verbose: a progress bar (tqdm if installed) or, with 2, one
         line per epoch. reset_optimizer=False continues the optimizer state of the previous fit/train_step.
-        `options`: beta1, beta2, epsilon (adam, adamw, rmsprop), rho (rmsprop), eta_plus, eta_minus, step_init,
-        step_min, step_max (irprop-, which trains on the full batch).
+        `options`: beta1, beta2, epsilon (adam, adamw, rmsprop), epsilon_placement (adam, adamw: "corrected",
+        the default, adds epsilon to sqrt(vhat) as PyTorch and Keras; "uncorrected" adds it to sqrt(v) with the
+        bias corrections in the step size, as scikit-learn's MLP), rho (rmsprop), eta_plus, eta_minus,
+        step_init, step_min, step_max (irprop-, which trains on the full batch).
+
+        X (and validation_data's X) may be a scipy.sparse matrix (CSR, CSC, COO, ...) for a network whose input
+        is a flat row of features: it is converted to CSR once and each minibatch is gathered from it into a
+        dense batch in the C epoch, so the whole matrix is never densified (predict and evaluate densify one
+        bounded chunk of rows at a time).
 
         metrics: names of per-epoch metrics, Keras' spellings: "accuracy" (softmax: argmax against the label;
         sigmoid: each output thresholded at 0.5, Keras' binary accuracy), "top_k_categorical_accuracy" /
