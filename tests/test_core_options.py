@@ -89,6 +89,7 @@ def test_poisson_network_matches_sklearn_forward_and_gradients(backend, rng):
     (W1, W2), (b1, b2) = net.weights, net.biases
     mu_ref = np.exp(np.tanh(X @ W1 + b1) @ W2 + b2)
     np.testing.assert_allclose(net.predict(X), mu_ref, rtol=1e-13)
+    np.testing.assert_allclose(net.predict(X[0]), mu_ref[0], rtol=1e-13)  # the one-sample path
     assert net.evaluate(X, y) == pytest.approx(sklearn_base.poisson_loss(y, mu_ref), rel=1e-13)
     w = rng.uniform(0.5, 2.0, size=X.shape[0])
     assert net.evaluate(X, y, sample_weight=w) == pytest.approx(
