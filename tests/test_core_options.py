@@ -530,3 +530,18 @@ def test_history_plot_draws_metrics_in_a_second_panel(rng, tmp_path):
     assert len(axes) == 2
     assert {line.get_label() for line in axes[1].get_lines()} == {"accuracy", "val_accuracy"}
     assert (tmp_path / "h.png").exists()
+
+
+def test_sparse_epoch_and_metrics_do_not_depend_on_the_thread_count(c_kernels, rng):
+    Xd, y = sparse_data(rng, n=200, d=300, density=0.05)
+    Xs = sparse.csr_matrix(Xd)
+    runs = []
+    for threads in (1, 2, 4):
+        net = fastnn.Network([300, 64, 3], loss="cross_entropy", dtype="float32", seed=0, backend="c")
+        net.n_threads = threads
+        hist = net.fit(Xs, y, epochs=2, batch_size=100, optimizer="adam", metrics=["accuracy", "mae"],
+                       validation_split=0.2)
+        runs.append((net._params.copy(), hist["loss"], hist["mae"], hist["val_mae"], net.predict(Xs)))
+    for run in runs[1:]:
+        for a, b in zip(runs[0], run):
+            assert np.array_equal(np.asarray(a), np.asarray(b))
