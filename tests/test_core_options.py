@@ -545,3 +545,37 @@ def test_sparse_epoch_and_metrics_do_not_depend_on_the_thread_count(c_kernels, r
     for run in runs[1:]:
         for a, b in zip(runs[0], run):
             assert np.array_equal(np.asarray(a), np.asarray(b))
+
+
+@pytest.mark.parametrize("backend_name", ["c", "python"])
+def test_poisson_with_sklearns_adam_follows_mlpregressor(backend_name, rng):
+    """Poisson loss and epsilon_placement="uncorrected" together: from scikit-learn's own initial weights, a
+    full-batch fit follows MLPRegressor(loss="poisson", solver="adam") epoch for epoch: the same loss_curve_ and
+    the same final weights (float64)."""
+    nn = pytest.importorskip("sklearn.neural_network")
+    from sklearn.utils import check_random_state
+    if backend_name == "c" and not fastnn._backend.c_available():
+        pytest.skip("the C extension is not built")
+    n, d, hidden, epochs = 60, 4, 5, 6
+    X = rng.normal(size=(n, d))
+    y = rng.poisson(np.exp(0.4 * X[:, 0] - 0.2 * X[:, 1] + 0.3)).astype(np.float64)
+    params = dict(hidden_layer_sizes=(hidden,), activation="relu", solver="adam", alpha=0.0, batch_size=n,
+                  learning_rate_init=0.01, max_iter=epochs, shuffle=False, tol=0.0, n_iter_no_change=10 ** 6,
+                  random_state=0, epsilon=1e-3)
+    sk = nn.MLPRegressor(loss="poisson", **params)
+    init = nn.MLPRegressor(loss="poisson", **params)
+    init._random_state = check_random_state(0)
+    init._initialize(y.reshape(-1, 1), [d, hidden, 1], np.float64)  # what fit draws first
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # max_iter reached
+        sk.fit(X, y)
+    net = fastnn.Network([d, hidden, 1], activations="relu", loss="poisson", dtype="float64", seed=0,
+                         backend=backend_name)
+    net.set_weights([init.coefs_[0], init.intercepts_[0], init.coefs_[1], init.intercepts_[1]])
+    hist = net.fit(X, y, epochs=epochs, batch_size=n, optimizer="adam", learning_rate=0.01, epsilon=1e-3,
+                   epsilon_placement="uncorrected", shuffle=False)
+    np.testing.assert_allclose(hist["loss"], sk.loss_curve_, rtol=1e-12)
+    for mine, theirs in zip(net.weights + net.biases, sk.coefs_ + sk.intercepts_):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(net.predict(X)[:, 0], sk.predict(X), rtol=1e-10)
