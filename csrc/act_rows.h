@@ -27,6 +27,9 @@ static inline void SFX(act_apply)(REAL *FASTNN_RESTRICT a, int64_t len, int act,
     case FASTNN_ACT_LEAKY_RELU:
         for (j = 0; j < len; j++) a[j] = a[j] < 0 ? alpha * a[j] : a[j];
         break;
+    case FASTNN_ACT_EXP:
+        for (j = 0; j < len; j++) a[j] = R_EXP(a[j]);
+        break;
     default: /* linear */
         break;
     }

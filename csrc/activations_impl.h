@@ -4,7 +4,7 @@
 static int SFX(check_act)(int64_t n, int64_t d, int act, double alpha)
 {
     if (n < 0 || d < 1) return FASTNN_ESHAPE;
-    if (act < FASTNN_ACT_LINEAR || act > FASTNN_ACT_SOFTMAX) return FASTNN_EINVAL;
+    if (act < FASTNN_ACT_LINEAR || act > FASTNN_ACT_EXP) return FASTNN_EINVAL;
     if (act == FASTNN_ACT_LEAKY_RELU && !(alpha > 0)) return FASTNN_EINVAL;
     return FASTNN_OK;
 }
@@ -47,6 +47,9 @@ static void SFX(act_deriv_inplace)(REAL *FASTNN_RESTRICT d, const REAL *FASTNN_R
         break;
     case FASTNN_ACT_LEAKY_RELU:
         for (j = 0; j < len; j++) d[j] = a[j] > 0 ? d[j] : alpha * d[j];
+        break;
+    case FASTNN_ACT_EXP:
+        for (j = 0; j < len; j++) d[j] = d[j] * a[j];
         break;
     default: /* linear */
         break;

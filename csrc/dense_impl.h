@@ -96,7 +96,7 @@ static int SFX(check_dense)(const REAL *y, const REAL *x, const REAL *W, int64_t
 
 static int SFX(check_act_code)(int act, double alpha)
 {
-    if (act < FASTNN_ACT_LINEAR || act > FASTNN_ACT_SOFTMAX) return FASTNN_EINVAL;
+    if (act < FASTNN_ACT_LINEAR || act > FASTNN_ACT_EXP) return FASTNN_EINVAL;
     if (act == FASTNN_ACT_LEAKY_RELU && !(alpha > 0)) return FASTNN_EINVAL;
     return FASTNN_OK;
 }

@@ -31,14 +31,16 @@ typedef enum {
 
 /* Activation codes. The derivative of each is computed from the activation's *output* a = f(z),
  * which is all a training step keeps: relu' = [a > 0], leaky' = 1 or alpha by sign of a (alpha > 0),
- * sigmoid' = a (1 - a), tanh' = 1 - a^2, linear' = 1, softmax: dz = a * (da - sum(da * a)) per row. */
+ * sigmoid' = a (1 - a), tanh' = 1 - a^2, linear' = 1, exp' = a, softmax: dz = a * (da - sum(da * a)) per row.
+ * exp is the inverse of the poisson loss's log link (the predict activation of its output layer). */
 typedef enum {
     FASTNN_ACT_LINEAR = 0,
     FASTNN_ACT_SIGMOID = 1,
     FASTNN_ACT_TANH = 2,
     FASTNN_ACT_RELU = 3,
     FASTNN_ACT_LEAKY_RELU = 4,
-    FASTNN_ACT_SOFTMAX = 5
+    FASTNN_ACT_SOFTMAX = 5,
+    FASTNN_ACT_EXP = 6
 } fastnn_activation;
 
 /* Loss codes. Every loss is a mean: mse over all n*d elements of (a - t)^2 (no 1/2 factor);
@@ -49,7 +51,15 @@ typedef enum {
     FASTNN_LOSS_BINARY_CROSS_ENTROPY = 2,
     /* cross_entropy whose all-zero target rows are padding (a label equal to ignore_index): they add nothing to
      * the loss or the gradient, and the mean is over the other rows (0 when there are none) */
-    FASTNN_LOSS_CROSS_ENTROPY_IGNORE = 3
+    FASTNN_LOSS_CROSS_ENTROPY_IGNORE = 3,
+    /* poisson with log link: `out` holds z = log(mu) (the output layer is linear; exp is its predict
+     * activation), targets y >= 0. scikit-learn's half Poisson deviance (MLPRegressor(loss="poisson"),
+     * sklearn.neural_network._base.poisson_loss), constant terms included: summed over the d outputs and
+     * averaged over the n samples,
+     *     loss = 1/n sum_i w_i sum_j [ y_ij log(y_ij / mu_ij) - y_ij + mu_ij ],   0 log 0 = 0,
+     * computed as y (log y - z) - y + exp(z); d loss / d z_ij = w_i (exp(z_ij) - y_ij) / n. scikit-learn divides
+     * a weighted sum by sum(w) instead of n: weights scaled to sum to n give its value. */
+    FASTNN_LOSS_POISSON = 4
 } fastnn_loss;
 
 /* Optimizer codes for a training plan. */
@@ -60,6 +70,17 @@ typedef enum {
     FASTNN_OPT_RMSPROP = 3,
     FASTNN_OPT_IRPROP_MINUS = 4
 } fastnn_optimizer_kind;
+
+/* Where Adam and AdamW add epsilon (fastnn_optimizer.eps_placement). */
+typedef enum {
+    /* to sqrt(vhat), the bias-corrected second moment: p -= lr mhat / (sqrt(vhat) + eps) (Kingma & Ba's
+     * Algorithm 1, PyTorch, Keras) */
+    FASTNN_EPS_CORRECTED = 0,
+    /* to sqrt(v), the uncorrected one, the bias corrections folded into the step size:
+     * p -= lr_t m / (sqrt(v) + eps), lr_t = lr sqrt(1-b2^t) / (1-b1^t) (scikit-learn's AdamOptimizer, the
+     * "efficient version" of Kingma & Ba section 2) */
+    FASTNN_EPS_UNCORRECTED = 1
+} fastnn_eps_placement;
 
 /* Layer kinds of a network (the `kind` of fastnn_layer; fastnn/_codes.py mirrors them, checked by a test). */
 typedef enum {
@@ -173,9 +194,44 @@ typedef struct {
     int64_t t;          /* updates made so far; each update increments it first (Adam's bias correction) */
     double clip_norm;   /* > 0: each update first clips the gradients to this global norm (clip_grad_norm) */
     int64_t clipped;    /* updates whose gradients were clipped; incremented by the update */
+    int eps_placement;  /* adam, adamw: fastnn_eps_placement */
     void *state1, *state2; /* each n_params long. sgd: velocity (NULL without momentum); adam, adamw: m and v;
                               rmsprop: mean square (state2 unused); irprop-: previous gradient and step sizes */
 } fastnn_optimizer;
+
+/* Metrics of a fit (Keras' names in fastnn/training.py), accumulated over the rows of an epoch's batches or of
+ * an evaluation pass as sum[q] += w_i metric_q(row i) and weight += w_i (w_i = the row's sample weight, 1
+ * without), so metric q is sum[q] / weight. A row's output is the output layer's prediction:
+ *   accuracy:       softmax output: argmax of the outputs == argmax of the target row (one-hot labels);
+ *                   sigmoid output: the fraction of its outputs with (probability > 0.5) == (target > 0.5)
+ *                   (Keras' binary accuracy; with logits, logit > 0)
+ *   top_k_accuracy: softmax output: fewer than k outputs exceed the one of the target's class
+ *   mae:            the mean over the row's outputs of |prediction - target|
+ * Padding rows of cross_entropy with ignore_index (all-zero targets) are skipped. */
+typedef enum {
+    FASTNN_METRIC_ACCURACY = 0,
+    FASTNN_METRIC_TOP_K_ACCURACY = 1,
+    FASTNN_METRIC_MAE = 2
+} fastnn_metric;
+
+#define FASTNN_MAX_METRICS 8
+
+typedef struct {
+    int n_metrics;                 /* 0 .. FASTNN_MAX_METRICS */
+    int kind[FASTNN_MAX_METRICS];  /* fastnn_metric */
+    int64_t k[FASTNN_MAX_METRICS]; /* top_k_accuracy's k */
+    double sum[FASTNN_MAX_METRICS];/* accumulated weighted metric values */
+    double weight;                 /* accumulated weights (rows counted) */
+} fastnn_metrics;
+
+/* A CSR matrix (scipy.sparse's layout) of n_rows x n_cols: row i's stored values are data[indptr[i] ..
+ * indptr[i + 1]) (REAL of the kernel's dtype), at columns indices[...] in [0, n_cols). Entries of a row need not
+ * be sorted; duplicates add up (as scipy's toarray()). */
+typedef struct {
+    const void *data;
+    const int64_t *indices, *indptr;
+    int64_t n_rows, n_cols, nnz;
+} fastnn_csr;
 
 /* Fortran BLAS gemm, as SciPy's scipy.linalg.cython_blas exports it (LP64: int dimensions). */
 typedef void (*fastnn_sgemm_fn)(char *transa, char *transb, int *m, int *n, int *k, float *alpha, float *a,
@@ -226,15 +282,16 @@ int fastnn_sgd_step_##SFX(REAL *params, const REAL *grads, REAL *velocity, int64
                           double lr, double momentum, int nesterov, double weight_decay, int n_threads);      \
 /* Adam over a flat parameter buffer, step t >= 1 (bias correction), L2 weight decay on the first n_decay:      \
  * g += wd p; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr_t m / (sqrt(v) + eps_t), where               \
- * lr_t = lr sqrt(1-b2^t) / (1-b1^t) and eps_t = eps sqrt(1-b2^t): the same as lr mhat / (sqrt(vhat) + eps). */ \
+ * lr_t = lr sqrt(1-b2^t) / (1-b1^t) and eps_t = eps sqrt(1-b2^t): the same as lr mhat / (sqrt(vhat) + eps)    \
+ * (eps_placement FASTNN_EPS_CORRECTED); with FASTNN_EPS_UNCORRECTED eps_t = eps (scikit-learn's update). */     \
 int fastnn_adam_step_##SFX(REAL *params, const REAL *grads, REAL *m, REAL *v, int64_t n, int64_t n_decay,      \
                            double lr, double beta1, double beta2, double eps, double weight_decay, int64_t t,  \
-                           int n_threads);                                                                    \
+                           int eps_placement, int n_threads);                                                 \
 /* AdamW (Loshchilov & Hutter): Adam whose weight decay is decoupled from the gradient: the first n_decay      \
  * parameters are first multiplied by (1 - lr * weight_decay), then take the Adam step without an L2 term. */   \
 int fastnn_adamw_step_##SFX(REAL *params, const REAL *grads, REAL *m, REAL *v, int64_t n, int64_t n_decay,     \
                             double lr, double beta1, double beta2, double eps, double weight_decay, int64_t t, \
-                            int n_threads);                                                                   \
+                            int eps_placement, int n_threads);                                                \
 /* RMSprop: g += wd p (first n_decay); s = rho s + (1 - rho) g^2; p -= lr g / (sqrt(s) + eps). */             \
 int fastnn_rmsprop_step_##SFX(REAL *params, const REAL *grads, REAL *sq, int64_t n, int64_t n_decay, double lr, \
                               double rho, double eps, double weight_decay, int n_threads);                    \
@@ -330,24 +387,45 @@ int fastnn_net_update_##SFX(const fastnn_net *net, fastnn_optimizer *opt, int n_
 /* One epoch of minibatch training: batches of `batch` rows (<= max_batch) of X (n, in_size), T (n, out_size)  \
  * and sample weights W (n, or NULL) taken in the order of `order` (n indices in [0, n)), each gathered into    \
  * x_batch / t_batch / w_batch, then backprop (training; batch b draws its dropout masks from                  \
- * fastnn_dropout_batch_key(dropout_seed, b)) and update.                                                      \
+ * fastnn_dropout_batch_key(dropout_seed, b)) and update. Exactly one of X and Xs is given: Xs, a CSR matrix of \
+ * n rows and in_size columns (checked first with fastnn_check_csr), has each batch's rows gathered into       \
+ * x_batch with fastnn_csr_gather, so a sparse X is never densified beyond one batch.                          \
  * *loss_sum receives the sum over batches of batch loss * batch rows, *n_done the rows trained. Stops with      \
  * FASTNN_ENONFINITE at the first non-finite batch loss, before that batch's update. */                         \
-int fastnn_net_train_epoch_##SFX(const fastnn_net *net, fastnn_optimizer *opt, const REAL *X, const REAL *T,    \
-                                 const REAL *W, const int64_t *order, int64_t n, int64_t batch,               \
-                                 uint64_t dropout_seed, double *loss_sum, int64_t *n_done, int n_threads);    \
+int fastnn_net_train_epoch_##SFX(const fastnn_net *net, fastnn_optimizer *opt, const REAL *X,                 \
+                                 const fastnn_csr *Xs, const REAL *T, const REAL *W, const int64_t *order,     \
+                                 int64_t n, int64_t batch, uint64_t dropout_seed, fastnn_metrics *metrics,    \
+                                 double *loss_sum, int64_t *n_done, int n_threads);                           \
 /* Prediction for a batch: x (n, in_size) -> y (n, out_size), the output layer's predict activation applied.   \
  * Uses only `scratch` (fastnn_net_infer_scratch_size(net, n) REALs), never the network's workspaces, so any    \
  * number of threads may predict with one network at once. */                                                 \
 int fastnn_net_predict_##SFX(const fastnn_net *net, REAL *y, const REAL *x, int64_t n, REAL *scratch,          \
                              int n_threads);                                                                  \
 /* The mean loss over x (n, in_size) against t (n, out_size), sample weights w (n, or NULL), without dropout;   \
- * scratch as for fastnn_net_predict. */                                                                       \
+ * scratch as for fastnn_net_predict. metrics, if not NULL, accumulates (adds to) the metrics of these rows. */  \
 int fastnn_net_evaluate_##SFX(const fastnn_net *net, double *loss, const REAL *x, const REAL *t, const REAL *w, \
-                              int64_t n, REAL *scratch, int n_threads);                                       \
+                              int64_t n, REAL *scratch, fastnn_metrics *metrics, int n_threads);              \
+/* Adds the metrics of n rows of d outputs (see fastnn_metrics) to *metrics (NULL: nothing): out (n, d) the      \
+ * output layer's values, before its predict activation output_act when raw != 0 (the fused losses' logits,    \
+ * poisson's log-means), else after it; target (n, d); weights (n) or NULL; skip_padding != 0 skips all-zero    \
+ * target rows. FASTNN_EINVAL for a metric the output does not support (fastnn_check_metrics). */              \
+int fastnn_metrics_accumulate_##SFX(fastnn_metrics *metrics, const REAL *out, const REAL *target,               \
+                                    const REAL *weights, int64_t n, int64_t d, int output_act, int raw,        \
+                                    int skip_padding);                                                        \
+/* x (n, A->n_cols) = the dense rows rows[0 .. n) of the CSR matrix A: each row zeroed, then its stored values \
+ * added at their columns in storage order. A must have passed fastnn_check_csr; rows outside [0, n_rows) are  \
+ * refused (FASTNN_EINVAL) before anything is written. */                                                       \
+int fastnn_csr_gather_##SFX(REAL *x, const fastnn_csr *A, const int64_t *rows, int64_t n, int n_threads);      \
 /* One sample through a network of dense layers only: x (in_size) -> y (out_size). scratch holds two vectors of \
  * the widest layer (2 * max out_size REALs). Never threaded, never allocates. */                               \
 int fastnn_net_forward_single_##SFX(const fastnn_net *net, REAL *y, const REAL *x, REAL *scratch);
+
+/* FASTNN_OK when every metric of m (NULL: none) applies to an output whose predict activation is output_act:
+ * accuracy needs softmax or sigmoid, top_k_accuracy softmax and k >= 1; else FASTNN_EINVAL. */
+int fastnn_check_metrics(const fastnn_metrics *m, int output_act);
+/* FASTNN_OK when A is a well-formed CSR matrix: indptr[0] = 0, non-decreasing, indptr[n_rows] = nnz, every
+ * column index in [0, n_cols); else FASTNN_EINVAL (FASTNN_ESHAPE for negative sizes or n_cols < 1). */
+int fastnn_check_csr(const fastnn_csr *A);
 
 /* The key of batch b (0, 1, ...) of an epoch whose dropout seed is `seed`, and the uniform number in [0, 1)
  * (53 bits) of element i under a key: splitmix64 finalisers, so the NumPy twin computes the same masks. */

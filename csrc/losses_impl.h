@@ -84,6 +84,26 @@ int SFX(fastnn_loss)(double *loss, REAL *grad, const REAL *out, const REAL *targ
         *loss = total / ((double)n * (double)d);
         return FASTNN_OK;
     }
+    case FASTNN_LOSS_POISSON: {
+        /* out = z = log(mu): y (log y - z) - y + exp(z), 0 log 0 = 0; gradient exp(z) - y; sum over outputs,
+         * mean over samples. A negative target is outside the loss's domain. */
+        REAL scale = (REAL)(1.0 / (double)n);
+        for (j = 0; j < n * d; j++)
+            if (!(target[j] >= 0)) return FASTNN_EINVAL;
+        for (i = 0; i < n; i++) {
+            REAL w = weights ? weights[i] : (REAL)1, w_scale = w * scale;
+            double row = 0.0;
+            for (j = i * d; j < (i + 1) * d; j++) {
+                REAL z = out[j], y = target[j], mu = R_EXP(z);
+                REAL ylogy = y > 0 ? y * (R_LOG(y) - z) : (REAL)0;
+                row += (double)(ylogy - y + mu);
+                if (grad) grad[j] = (mu - y) * w_scale;
+            }
+            total += weights ? row * (double)w : row;
+        }
+        *loss = total / (double)n;
+        return FASTNN_OK;
+    }
     default:
         return FASTNN_EINVAL;
     }

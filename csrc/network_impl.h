@@ -272,7 +272,7 @@ int SFX(fastnn_net_update)(const fastnn_net *net, fastnn_optimizer *opt, int n_t
     if (opt->kind == FASTNN_OPT_ADAM)
         return SFX(fastnn_adam_step)((REAL *)net->params, (const REAL *)net->grads, (REAL *)opt->state1,
                                      (REAL *)opt->state2, net->n_params, net->n_decay, opt->lr, opt->beta1,
-                                     opt->beta2, opt->eps, opt->weight_decay, opt->t, n_threads);
+                                     opt->beta2, opt->eps, opt->weight_decay, opt->t, opt->eps_placement, n_threads);
     if (opt->kind == FASTNN_OPT_SGD)
         return SFX(fastnn_sgd_step)((REAL *)net->params, (const REAL *)net->grads, (REAL *)opt->state1,
                                     net->n_params, net->n_decay, opt->lr, opt->momentum, opt->nesterov,
@@ -280,7 +280,7 @@ int SFX(fastnn_net_update)(const fastnn_net *net, fastnn_optimizer *opt, int n_t
     if (opt->kind == FASTNN_OPT_ADAMW)
         return SFX(fastnn_adamw_step)((REAL *)net->params, (const REAL *)net->grads, (REAL *)opt->state1,
                                       (REAL *)opt->state2, net->n_params, net->n_decay, opt->lr, opt->beta1,
-                                      opt->beta2, opt->eps, opt->weight_decay, opt->t, n_threads);
+                                      opt->beta2, opt->eps, opt->weight_decay, opt->t, opt->eps_placement, n_threads);
     if (opt->kind == FASTNN_OPT_RMSPROP)
         return SFX(fastnn_rmsprop_step)((REAL *)net->params, (const REAL *)net->grads, (REAL *)opt->state1,
                                         net->n_params, net->n_decay, opt->lr, opt->rho, opt->eps,
@@ -293,16 +293,24 @@ int SFX(fastnn_net_update)(const fastnn_net *net, fastnn_optimizer *opt, int n_t
     return FASTNN_EINVAL;
 }
 
-int SFX(fastnn_net_train_epoch)(const fastnn_net *net, fastnn_optimizer *opt, const REAL *X, const REAL *T,
-                                const REAL *W, const int64_t *order, int64_t n, int64_t batch,
-                                uint64_t dropout_seed, double *loss_sum, int64_t *n_done, int n_threads)
+int SFX(fastnn_net_train_epoch)(const fastnn_net *net, fastnn_optimizer *opt, const REAL *X, const fastnn_csr *Xs,
+                                const REAL *T, const REAL *W, const int64_t *order, int64_t n, int64_t batch,
+                                uint64_t dropout_seed, fastnn_metrics *metrics, double *loss_sum, int64_t *n_done,
+                                int n_threads)
 {
     int rc = SFX(check_net)(net);
     if (rc != FASTNN_OK) return rc;
-    if (opt == NULL || X == NULL || T == NULL || order == NULL || loss_sum == NULL || n_done == NULL)
+    const fastnn_layer *last = &net->layers[net->n_layers - 1];
+    if ((rc = fastnn_check_metrics(metrics, last->predict_act)) != FASTNN_OK) return rc;
+    if (opt == NULL || (X == NULL) == (Xs == NULL) || T == NULL || order == NULL || loss_sum == NULL ||
+        n_done == NULL)
         return FASTNN_EINVAL;
     if (n < 1 || batch < 1 || batch > net->max_batch) return FASTNN_ESHAPE;
     const int64_t d_in = net->layers[0].in_size, d_out = net->layers[net->n_layers - 1].out_size;
+    if (Xs != NULL) {
+        if ((rc = fastnn_check_csr(Xs)) != FASTNN_OK) return rc;
+        if (Xs->n_rows != n || Xs->n_cols != d_in) return FASTNN_ESHAPE;
+    }
     REAL *xb = (REAL *)net->x_batch, *tb = (REAL *)net->t_batch, *wb = W ? (REAL *)net->w_batch : NULL;
     if (xb == NULL || tb == NULL || (W != NULL && wb == NULL)) return FASTNN_EINVAL;
     int64_t start, r, j, b;
@@ -314,9 +322,14 @@ int SFX(fastnn_net_train_epoch)(const fastnn_net *net, fastnn_optimizer *opt, co
     for (start = 0, b = 0; start < n; start += batch, b++) {
         int64_t rows = n - start < batch ? n - start : batch;
         double loss;
+        if (Xs != NULL && (rc = SFX(fastnn_csr_gather)(xb, Xs, order + start, rows, n_threads)) != FASTNN_OK)
+            return rc;
         for (r = 0; r < rows; r++) {
-            const REAL *xs = X + order[start + r] * d_in, *ts = T + order[start + r] * d_out;
-            for (j = 0; j < d_in; j++) xb[r * d_in + j] = xs[j];
+            const REAL *ts = T + order[start + r] * d_out;
+            if (X != NULL) {
+                const REAL *xs = X + order[start + r] * d_in;
+                for (j = 0; j < d_in; j++) xb[r * d_in + j] = xs[j];
+            }
             for (j = 0; j < d_out; j++) tb[r * d_out + j] = ts[j];
             if (wb) wb[r] = W[order[start + r]];
         }
@@ -324,6 +337,11 @@ int SFX(fastnn_net_train_epoch)(const fastnn_net *net, fastnn_optimizer *opt, co
                                       n_threads);
         if (rc != FASTNN_OK) return rc;
         if (!isfinite(loss)) return FASTNN_ENONFINITE;
+        /* the batch's outputs are still in the output layer's workspace: its metrics before the update */
+        rc = SFX(fastnn_metrics_accumulate)(metrics, (const REAL *)last->a, tb, wb, SFX(rows)(last, rows),
+                                            SFX(width_out)(last), last->predict_act, last->act != last->predict_act,
+                                            net->loss_kind == FASTNN_LOSS_CROSS_ENTROPY_IGNORE);
+        if (rc != FASTNN_OK) return rc;
         rc = SFX(fastnn_net_update)(net, opt, n_threads);
         if (rc != FASTNN_OK) return rc;
         *loss_sum += loss * (double)rows;
@@ -379,7 +397,7 @@ int SFX(fastnn_net_predict)(const fastnn_net *net, REAL *y, const REAL *x, int64
 }
 
 int SFX(fastnn_net_evaluate)(const fastnn_net *net, double *loss, const REAL *x, const REAL *t, const REAL *w,
-                             int64_t n, REAL *scratch, int n_threads)
+                             int64_t n, REAL *scratch, fastnn_metrics *metrics, int n_threads)
 {
     const REAL *out = NULL;
     int rc = SFX(check_net)(net);
@@ -388,10 +406,15 @@ int SFX(fastnn_net_evaluate)(const fastnn_net *net, double *loss, const REAL *x,
     if (loss == NULL || x == NULL || t == NULL || scratch == NULL) return FASTNN_EINVAL;
     const fastnn_layer *last = &net->layers[net->n_layers - 1];
     if (w != NULL && last->steps != 1) return FASTNN_EINVAL;
+    if ((rc = fastnn_check_metrics(metrics, last->predict_act)) != FASTNN_OK) return rc;
     rc = SFX(net_infer)(net, NULL, &out, x, n, scratch, n_threads);
     if (rc != FASTNN_OK) return rc;
-    return SFX(fastnn_loss)(loss, NULL, out, t, w, SFX(rows)(last, n), SFX(width_out)(last), net->loss_kind,
-                            n_threads);
+    rc = SFX(fastnn_loss)(loss, NULL, out, t, w, SFX(rows)(last, n), SFX(width_out)(last), net->loss_kind,
+                          n_threads);
+    if (rc != FASTNN_OK) return rc;
+    return SFX(fastnn_metrics_accumulate)(metrics, out, t, w, SFX(rows)(last, n), SFX(width_out)(last),
+                                          last->predict_act, last->act != last->predict_act,
+                                          net->loss_kind == FASTNN_LOSS_CROSS_ENTROPY_IGNORE);
 }
 
 int SFX(fastnn_net_forward_single)(const fastnn_net *net, REAL *y, const REAL *x, REAL *scratch)

@@ -61,13 +61,15 @@ static void SFX(adam_range)(REAL *FASTNN_RESTRICT params, const REAL *FASTNN_RES
 /* Adam and AdamW share one body: decoupled != 0 applies the weight decay as p *= 1 - lr * wd. */
 static int SFX(adam_like)(REAL *params, const REAL *grads, REAL *m, REAL *v, int64_t n, int64_t n_decay, double lr,
                           double beta1, double beta2, double eps, double weight_decay, int64_t t, int decoupled,
-                          int n_threads)
+                          int eps_placement, int n_threads)
 {
     if (n < 0 || n_decay < 0 || n_decay > n) return FASTNN_ESHAPE;
     if (params == NULL || grads == NULL || m == NULL || v == NULL || t < 1) return FASTNN_EINVAL;
+    if (eps_placement != FASTNN_EPS_CORRECTED && eps_placement != FASTNN_EPS_UNCORRECTED) return FASTNN_EINVAL;
     double c2 = sqrt(1.0 - pow(beta2, (double)t));
     REAL lr_t = (REAL)(lr * c2 / (1.0 - pow(beta1, (double)t)));
-    REAL eps_t = (REAL)(eps * c2);
+    /* eps added to sqrt(vhat) = sqrt(v) / c2 is eps c2 added to sqrt(v); scikit-learn adds eps to sqrt(v) */
+    REAL eps_t = (REAL)(eps_placement == FASTNN_EPS_CORRECTED ? eps * c2 : eps);
     REAL b1 = (REAL)beta1, b2 = (REAL)beta2;
     REAL wd = decoupled ? (REAL)0 : (REAL)weight_decay;
     REAL shrink = decoupled ? (REAL)(1.0 - lr * weight_decay) : (REAL)1;
@@ -82,16 +84,18 @@ static int SFX(adam_like)(REAL *params, const REAL *grads, REAL *m, REAL *v, int
 
 int SFX(fastnn_adam_step)(REAL *params, const REAL *grads, REAL *m, REAL *v, int64_t n, int64_t n_decay,
                           double lr, double beta1, double beta2, double eps, double weight_decay, int64_t t,
-                          int n_threads)
+                          int eps_placement, int n_threads)
 {
-    return SFX(adam_like)(params, grads, m, v, n, n_decay, lr, beta1, beta2, eps, weight_decay, t, 0, n_threads);
+    return SFX(adam_like)(params, grads, m, v, n, n_decay, lr, beta1, beta2, eps, weight_decay, t, 0, eps_placement,
+                          n_threads);
 }
 
 int SFX(fastnn_adamw_step)(REAL *params, const REAL *grads, REAL *m, REAL *v, int64_t n, int64_t n_decay,
                            double lr, double beta1, double beta2, double eps, double weight_decay, int64_t t,
-                           int n_threads)
+                           int eps_placement, int n_threads)
 {
-    return SFX(adam_like)(params, grads, m, v, n, n_decay, lr, beta1, beta2, eps, weight_decay, t, 1, n_threads);
+    return SFX(adam_like)(params, grads, m, v, n, n_decay, lr, beta1, beta2, eps, weight_decay, t, 1, eps_placement,
+                          n_threads);
 }
 
 /* RMSprop on params[lo:hi], L2 weight decay wd (0 for the biases). */

@@ -66,8 +66,37 @@ cdef extern from "fastnn.h" nogil:
         int64_t t
         double clip_norm
         int64_t clipped
+        int eps_placement
         void *state1
         void *state2
+
+    enum:
+        FASTNN_MAX_METRICS
+
+    ctypedef struct fastnn_metrics:
+        int n_metrics
+        int kind[8]
+        int64_t k[8]
+        double sum[8]
+        double weight
+
+    int fastnn_check_metrics(const fastnn_metrics *m, int output_act) noexcept
+    int fastnn_metrics_accumulate_f32(fastnn_metrics *metrics, const float *out, const float *target,
+                                      const float *weights, int64_t n, int64_t d, int output_act, int raw,
+                                      int skip_padding) noexcept
+    int fastnn_metrics_accumulate_f64(fastnn_metrics *metrics, const double *out, const double *target,
+                                      const double *weights, int64_t n, int64_t d, int output_act, int raw,
+                                      int skip_padding) noexcept
+
+    ctypedef struct fastnn_csr:
+        const void *data
+        const int64_t *indices
+        const int64_t *indptr
+        int64_t n_rows, n_cols, nnz
+
+    int fastnn_check_csr(const fastnn_csr *A) noexcept
+    int fastnn_csr_gather_f32(float *x, const fastnn_csr *A, const int64_t *rows, int64_t n, int n_threads) noexcept
+    int fastnn_csr_gather_f64(double *x, const fastnn_csr *A, const int64_t *rows, int64_t n, int n_threads) noexcept
 
     ctypedef void (*fastnn_sgemm_fn)(char *, char *, int *, int *, int *, float *, float *, int *, float *,
                                      int *, float *, float *, int *) noexcept nogil
@@ -113,17 +142,17 @@ cdef extern from "fastnn.h" nogil:
                             double lr, double momentum, int nesterov, double weight_decay, int n_threads) noexcept
     int fastnn_adam_step_f32(float *params, const float *grads, float *m, float *v, int64_t n, int64_t n_decay,
                              double lr, double beta1, double beta2, double eps, double weight_decay, int64_t t,
-                             int n_threads) noexcept
+                             int eps_placement, int n_threads) noexcept
     int fastnn_adam_step_f64(double *params, const double *grads, double *m, double *v, int64_t n,
                              int64_t n_decay, double lr, double beta1, double beta2, double eps,
-                             double weight_decay, int64_t t, int n_threads) noexcept
+                             double weight_decay, int64_t t, int eps_placement, int n_threads) noexcept
 
     int fastnn_adamw_step_f32(float *params, const float *grads, float *m, float *v, int64_t n, int64_t n_decay,
                               double lr, double beta1, double beta2, double eps, double weight_decay, int64_t t,
-                              int n_threads) noexcept
+                              int eps_placement, int n_threads) noexcept
     int fastnn_adamw_step_f64(double *params, const double *grads, double *m, double *v, int64_t n,
                               int64_t n_decay, double lr, double beta1, double beta2, double eps,
-                              double weight_decay, int64_t t, int n_threads) noexcept
+                              double weight_decay, int64_t t, int eps_placement, int n_threads) noexcept
     int fastnn_rmsprop_step_f32(float *params, const float *grads, float *sq, int64_t n, int64_t n_decay, double lr,
                                 double rho, double eps, double weight_decay, int n_threads) noexcept
     int fastnn_rmsprop_step_f64(double *params, const double *grads, double *sq, int64_t n, int64_t n_decay,
@@ -187,21 +216,24 @@ cdef extern from "fastnn.h" nogil:
                                 int n_threads) noexcept
     int fastnn_net_update_f32(const fastnn_net *net, fastnn_optimizer *opt, int n_threads) noexcept
     int fastnn_net_update_f64(const fastnn_net *net, fastnn_optimizer *opt, int n_threads) noexcept
-    int fastnn_net_train_epoch_f32(const fastnn_net *net, fastnn_optimizer *opt, const float *X, const float *T,
-                                   const float *W, const int64_t *order, int64_t n, int64_t batch,
-                                   uint64_t dropout_seed, double *loss_sum, int64_t *n_done, int n_threads) noexcept
+    int fastnn_net_train_epoch_f32(const fastnn_net *net, fastnn_optimizer *opt, const float *X,
+                                   const fastnn_csr *Xs, const float *T, const float *W, const int64_t *order,
+                                   int64_t n, int64_t batch, uint64_t dropout_seed, fastnn_metrics *metrics,
+                                   double *loss_sum, int64_t *n_done, int n_threads) noexcept
     int fastnn_net_train_epoch_f64(const fastnn_net *net, fastnn_optimizer *opt, const double *X,
-                                   const double *T, const double *W, const int64_t *order, int64_t n,
-                                   int64_t batch, uint64_t dropout_seed, double *loss_sum, int64_t *n_done,
-                                   int n_threads) noexcept
+                                   const fastnn_csr *Xs, const double *T, const double *W, const int64_t *order,
+                                   int64_t n, int64_t batch, uint64_t dropout_seed, fastnn_metrics *metrics,
+                                   double *loss_sum, int64_t *n_done, int n_threads) noexcept
     int fastnn_net_predict_f32(const fastnn_net *net, float *y, const float *x, int64_t n, float *scratch,
                                int n_threads) noexcept
     int fastnn_net_predict_f64(const fastnn_net *net, double *y, const double *x, int64_t n, double *scratch,
                                int n_threads) noexcept
     int fastnn_net_evaluate_f32(const fastnn_net *net, double *loss, const float *x, const float *t,
-                                const float *w, int64_t n, float *scratch, int n_threads) noexcept
+                                const float *w, int64_t n, float *scratch,
+                                fastnn_metrics *metrics, int n_threads) noexcept
     int fastnn_net_evaluate_f64(const fastnn_net *net, double *loss, const double *x, const double *t,
-                                const double *w, int64_t n, double *scratch, int n_threads) noexcept
+                                const double *w, int64_t n, double *scratch,
+                                fastnn_metrics *metrics, int n_threads) noexcept
     int fastnn_net_forward_single_f32(const fastnn_net *net, float *y, const float *x, float *scratch) noexcept
     int fastnn_net_forward_single_f64(const fastnn_net *net, double *y, const double *x,
                                       double *scratch) noexcept

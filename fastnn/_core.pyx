@@ -280,8 +280,9 @@ def sgd_step(floating[::1] params, const floating[::1] grads, floating[::1] velo
 
 def adam_step(floating[::1] params, const floating[::1] grads, floating[::1] m, floating[::1] v,
               Py_ssize_t n_decay, double lr, double beta1, double beta2, double eps, double weight_decay,
-              Py_ssize_t t, int n_threads):
-    """One Adam update (step t >= 1) of the flat parameter buffer, L2 weight decay on the first n_decay."""
+              Py_ssize_t t, int n_threads, int eps_placement=0):
+    """One Adam update (step t >= 1) of the flat parameter buffer, L2 weight decay on the first n_decay.
+    eps_placement: 0 adds eps to sqrt(vhat) (corrected), 1 to sqrt(v) (uncorrected, scikit-learn's)."""
     cdef int64_t n = params.shape[0]
     cdef int rc
     _same("adam_step", "grads.shape[0]", grads.shape[0], n)
@@ -292,16 +293,16 @@ def adam_step(floating[::1] params, const floating[::1] grads, floating[::1] m, 
     with nogil:
         if floating is float:
             rc = fastnn_adam_step_f32(&params[0], &grads[0], &m[0], &v[0], n, n_decay, lr, beta1, beta2, eps,
-                                      weight_decay, t, n_threads)
+                                      weight_decay, t, eps_placement, n_threads)
         else:
             rc = fastnn_adam_step_f64(&params[0], &grads[0], &m[0], &v[0], n, n_decay, lr, beta1, beta2, eps,
-                                      weight_decay, t, n_threads)
+                                      weight_decay, t, eps_placement, n_threads)
     _check(rc, "adam_step")
 
 
 def adamw_step(floating[::1] params, const floating[::1] grads, floating[::1] m, floating[::1] v,
                Py_ssize_t n_decay, double lr, double beta1, double beta2, double eps, double weight_decay,
-               Py_ssize_t t, int n_threads):
+               Py_ssize_t t, int n_threads, int eps_placement=0):
     """One AdamW update (decoupled weight decay on the first n_decay parameters)."""
     cdef int64_t n = params.shape[0]
     cdef int rc
@@ -313,10 +314,10 @@ def adamw_step(floating[::1] params, const floating[::1] grads, floating[::1] m,
     with nogil:
         if floating is float:
             rc = fastnn_adamw_step_f32(&params[0], &grads[0], &m[0], &v[0], n, n_decay, lr, beta1, beta2, eps,
-                                       weight_decay, t, n_threads)
+                                       weight_decay, t, eps_placement, n_threads)
         else:
             rc = fastnn_adamw_step_f64(&params[0], &grads[0], &m[0], &v[0], n, n_decay, lr, beta1, beta2, eps,
-                                       weight_decay, t, n_threads)
+                                       weight_decay, t, eps_placement, n_threads)
     _check(rc, "adamw_step")
 
 
@@ -800,6 +801,7 @@ cdef int _load_optimizer(fastnn_optimizer *opt, state, NetHandle h) except -1:
     opt.t = state.t
     opt.clip_norm = state.clip_norm
     opt.clipped = state.clipped
+    opt.eps_placement = state.eps_placement
     n = (h.net.n_params,)
     opt.state1 = NULL if state.state1 is None else _address(state.state1, h.dtype, n, "optimizer state")
     opt.state2 = NULL if state.state2 is None else _address(state.state2, h.dtype, n, "optimizer state")
@@ -845,37 +847,163 @@ def net_update(NetHandle h, state, int n_threads):
     _check(rc, "net_update")
 
 
+cdef int _load_metrics(fastnn_metrics *m, acc) except -1:
+    """Fill m from a metrics accumulator (kinds, ks, sums, weight: fastnn.training.MetricAccumulator)."""
+    cdef int q, count = len(acc.kinds)
+    if count > FASTNN_MAX_METRICS or len(acc.ks) != count or len(acc.sums) != count:
+        raise ValueError(f"metrics: at most {FASTNN_MAX_METRICS} metrics, with one k and one sum each")
+    m.n_metrics = count
+    for q in range(count):
+        m.kind[q] = acc.kinds[q]
+        m.k[q] = acc.ks[q]
+        m.sum[q] = acc.sums[q]
+    m.weight = acc.weight
+    return 0
+
+
+cdef int _store_metrics(const fastnn_metrics *m, acc) except -1:
+    cdef int q
+    for q in range(m.n_metrics):
+        acc.sums[q] = m.sum[q]
+    acc.weight = m.weight
+    return 0
+
+
+cdef int _metrics_status(int rc, str where) except -1:
+    if rc == FASTNN_EINVAL:
+        raise ValueError(f"{where}: a metric does not apply to this output (accuracy needs a softmax or sigmoid "
+                         "output, top-k accuracy a softmax one) or an argument is invalid")
+    return _check(rc, where)
+
+
+def metrics_accumulate(metrics, out, target, weights, int output_act, bint raw, bint skip_padding):
+    """Add the metrics of the rows of out (n, d) against target (n, d), sample weights (n,) or None, to the
+    accumulator `metrics` (see fastnn_metrics_accumulate)."""
+    cdef fastnn_metrics m
+    cdef Py_ssize_t n = out.shape[0], d = out.shape[1]
+    cdef bint f32 = _is_float32(out)
+    cdef size_t po = 0, pt = 0, pw = 0
+    cdef int rc
+    _load_metrics(&m, metrics)
+    if target.shape != out.shape:
+        raise ValueError(f"metrics_accumulate: target {target.shape} and out {out.shape} differ")
+    if n > 0:
+        po = _data(out, out.dtype, n, d, "metrics_accumulate: out", False)
+        pt = _data(target, out.dtype, n, d, "metrics_accumulate: target", False)
+        if weights is not None:
+            pw = _data(weights.reshape(n, 1), out.dtype, n, 1, "metrics_accumulate: weights", False)
+    with nogil:
+        if f32:
+            rc = fastnn_metrics_accumulate_f32(&m, <const float *>po, <const float *>pt, <const float *>pw, n, d,
+                                               output_act, raw, skip_padding)
+        else:
+            rc = fastnn_metrics_accumulate_f64(&m, <const double *>po, <const double *>pt, <const double *>pw, n,
+                                               d, output_act, raw, skip_padding)
+    _metrics_status(rc, "metrics_accumulate")
+    _store_metrics(&m, metrics)
+
+
+cdef int _load_csr(fastnn_csr *A, X, dtype, Py_ssize_t n_cols, str where) except -1:
+    """Fill A from a CSR matrix X (scipy.sparse: data of `dtype`, int64 indices and indptr, all C-contiguous) and
+    check it; the arrays stay X's (the caller keeps X alive)."""
+    data, indices, indptr = X.data, X.indices, X.indptr
+    cdef Py_ssize_t n_rows = X.shape[0], nnz = data.shape[0]
+    if X.shape[1] != n_cols:
+        raise ValueError(f"{where}: the sparse matrix has {X.shape[1]} columns, expected {n_cols}")
+    if indices.dtype.name != "int64" or indptr.dtype.name != "int64" or indices.ndim != 1 or indptr.ndim != 1:
+        raise ValueError(f"{where}: the sparse matrix needs int64 indices and indptr")
+    if indices.shape[0] != nnz or indptr.shape[0] != n_rows + 1:
+        raise ValueError(f"{where}: the sparse matrix has {nnz} values, {indices.shape[0]} indices and "
+                         f"{indptr.shape[0]} row pointers for {n_rows} rows")
+    if not indices.flags.c_contiguous or not indptr.flags.c_contiguous:
+        raise ValueError(f"{where}: sparse indices and indptr must be contiguous")
+    A.n_rows, A.n_cols, A.nnz = n_rows, n_cols, nnz
+    A.indptr = <const int64_t *><size_t>_pointer(indptr)
+    A.data = NULL
+    A.indices = NULL
+    if nnz > 0:
+        A.data = <const void *>_data(data.reshape(1, -1), dtype, 1, nnz, f"{where}: sparse data", False)
+        A.indices = <const int64_t *><size_t>_pointer(indices)
+    if fastnn_check_csr(A) != FASTNN_OK:
+        raise ValueError(f"{where}: malformed sparse matrix (row pointers must start at 0, never decrease and end "
+                         f"at {nnz}; column indices must lie in [0, {n_cols}))")
+    return 0
+
+
+def csr_gather(x, X, const int64_t[::1] rows, int n_threads):
+    """x (n, n_cols) = the dense rows `rows` of the CSR matrix X (data of x's dtype, int64 indices / indptr);
+    duplicate entries add up. ValueError, with x untouched, for a malformed X or a row out of range."""
+    cdef fastnn_csr A
+    cdef Py_ssize_t n = rows.shape[0]
+    cdef bint f32 = _is_float32(x)
+    cdef int rc
+    _load_csr(&A, X, x.dtype, x.shape[1] if x.ndim == 2 else -1, "csr_gather")
+    if n == 0:
+        return
+    cdef size_t px = _data(x, x.dtype, n, A.n_cols, "csr_gather: x")
+    if x.shape[0] != n:
+        raise ValueError(f"csr_gather: x has {x.shape[0]} rows, rows has {n}")
+    with nogil:
+        if f32:
+            rc = fastnn_csr_gather_f32(<float *>px, &A, &rows[0], n, n_threads)
+        else:
+            rc = fastnn_csr_gather_f64(<double *>px, &A, &rows[0], n, n_threads)
+    if rc == FASTNN_EINVAL:
+        raise ValueError(f"csr_gather: a row index is outside [0, {A.n_rows})")
+    _check(rc, "csr_gather")
+
+
 def net_train_epoch(NetHandle h, state, X, T, const int64_t[::1] order, Py_ssize_t batch, int n_threads,
-                    W=None, uint64_t dropout_seed=0):
+                    W=None, uint64_t dropout_seed=0, metrics=None):
     """One epoch of minibatch training in C with the GIL released throughout; W: sample weights (n,) or None.
+    X is a dense (n, in_size) array or a scipy.sparse CSR matrix (data of the network's dtype, int64 indices and
+    indptr), whose batches are gathered into the dense batch workspace one at a time. metrics: None or an
+    accumulator (fastnn.training.MetricAccumulator) to which each batch adds the metrics of its outputs.
     Returns (loss_sum, n_done, finite): finite is False when a batch loss was not finite (training stopped
     before that batch's update)."""
     cdef fastnn_optimizer opt
+    cdef fastnn_csr A
+    cdef const fastnn_csr *pA = NULL
+    cdef fastnn_metrics m
+    cdef fastnn_metrics *pm = NULL
     cdef double loss_sum = 0.0
     cdef int64_t n_done = 0
     cdef int rc
     cdef Py_ssize_t n = X.shape[0]
-    cdef size_t pw = 0
+    cdef size_t pw = 0, px = 0
+    cdef bint sparse = hasattr(X, "indptr")
     if X.shape != (n, h.d_in) or T.shape != (n, h.d_out) or order.shape[0] != n or n == 0:
         raise ValueError("net_train_epoch: X, T and order do not fit the network")
     if not 0 < batch <= h.max_batch:
         raise ValueError(f"net_train_epoch: batch {batch} exceeds the workspace ({h.max_batch})")
     if W is not None and (W.shape != (n,) or h.net.w_batch == NULL):
         raise ValueError("net_train_epoch: W must be (n,) and the handle needs a w_batch workspace")
-    cdef size_t px = _data(X, h.dtype, n, h.d_in, "net_train_epoch: X", False)
+    if sparse:
+        _load_csr(&A, X, h.dtype, h.d_in, "net_train_epoch: X")
+        pA = &A
+    else:
+        px = _data(X, h.dtype, n, h.d_in, "net_train_epoch: X", False)
     cdef size_t pt = _data(T, h.dtype, n, h.d_out, "net_train_epoch: T", False)
     if W is not None:
         pw = _data(W.reshape(n, 1), h.dtype, n, 1, "net_train_epoch: W", False)
+    if metrics is not None:
+        _load_metrics(&m, metrics)
+        pm = &m
     _load_optimizer(&opt, state, h)
     with nogil:
         if h.is_f32:
-            rc = fastnn_net_train_epoch_f32(&h.net, &opt, <const float *>px, <const float *>pt, <const float *>pw,
-                                            &order[0], n, batch, dropout_seed, &loss_sum, &n_done, n_threads)
+            rc = fastnn_net_train_epoch_f32(&h.net, &opt, <const float *>px, pA, <const float *>pt,
+                                            <const float *>pw, &order[0], n, batch, dropout_seed, pm, &loss_sum,
+                                            &n_done, n_threads)
         else:
-            rc = fastnn_net_train_epoch_f64(&h.net, &opt, <const double *>px, <const double *>pt,
-                                            <const double *>pw, &order[0], n, batch, dropout_seed, &loss_sum,
+            rc = fastnn_net_train_epoch_f64(&h.net, &opt, <const double *>px, pA, <const double *>pt,
+                                            <const double *>pw, &order[0], n, batch, dropout_seed, pm, &loss_sum,
                                             &n_done, n_threads)
     state.t, state.clipped = opt.t, opt.clipped
+    if pm != NULL:
+        _store_metrics(pm, metrics)
+        if rc == FASTNN_EINVAL:
+            _metrics_status(rc, "net_train_epoch")
     if rc == FASTNN_ENONFINITE:
         return loss_sum, n_done, False
     _check(rc, "net_train_epoch")
@@ -917,13 +1045,15 @@ def net_predict(NetHandle h, y, x, scratch, int n_threads):
     _check(rc, "net_predict")
 
 
-def net_evaluate(NetHandle h, x, t, scratch, int n_threads, w=None):
+def net_evaluate(NetHandle h, x, t, scratch, int n_threads, w=None, metrics=None):
     """The mean loss over x (n, in_size) against t (n, out_size), sample weights w (n,) or None, without
-    dropout, using only `scratch`."""
+    dropout, using only `scratch`. metrics: None or an accumulator to which these rows' metrics are added."""
     cdef Py_ssize_t n = x.shape[0]
     cdef double value = 0.0
     cdef int rc
     cdef size_t pw = 0
+    cdef fastnn_metrics m
+    cdef fastnn_metrics *pm = NULL
     if n == 0 or t.shape != (n, h.d_out):
         raise ValueError(f"net_evaluate: x {x.shape} / t {t.shape} do not fit the network")
     cdef size_t px = _data(x, h.dtype, n, h.d_in, "net_evaluate: x", False)
@@ -931,13 +1061,19 @@ def net_evaluate(NetHandle h, x, t, scratch, int n_threads, w=None):
     cdef size_t ps = _scratch(h, scratch, n, "net_evaluate")
     if w is not None:
         pw = _data(w.reshape(n, 1), h.dtype, n, 1, "net_evaluate: w", False)
+    if metrics is not None:
+        _load_metrics(&m, metrics)
+        pm = &m
     with nogil:
         if h.is_f32:
             rc = fastnn_net_evaluate_f32(&h.net, &value, <const float *>px, <const float *>pt, <const float *>pw,
-                                         n, <float *>ps, n_threads)
+                                         n, <float *>ps, pm, n_threads)
         else:
             rc = fastnn_net_evaluate_f64(&h.net, &value, <const double *>px, <const double *>pt,
-                                         <const double *>pw, n, <double *>ps, n_threads)
+                                         <const double *>pw, n, <double *>ps, pm, n_threads)
+    if pm != NULL:
+        _metrics_status(rc, "net_evaluate")
+        _store_metrics(pm, metrics)
     _check(rc, "net_evaluate")
     return value
 

@@ -128,7 +128,7 @@ def as_targets(name, y, n_samples, n_outputs, loss, dtype):
     """Targets as a C-contiguous (n_samples, n_outputs) matrix of `dtype`.
 
     cross_entropy takes integer class labels in [0, n_outputs) (1-D) or rows of class probabilities (2-D);
-    binary_cross_entropy takes values in [0, 1]; mse takes any finite values. A 1-D y is accepted for one output.
+    binary_cross_entropy takes values in [0, 1]; poisson values >= 0; mse takes any finite values. A 1-D y is accepted for one output.
     """
     y = as_array(name, y)
     if y.ndim == 0 or y.ndim > 2:
@@ -159,6 +159,8 @@ def as_targets(name, y, n_samples, n_outputs, loss, dtype):
         raise ValueError(f"{name} has {y.shape[1]} columns, the network has {n_outputs} outputs")
     if loss in ("cross_entropy", "binary_cross_entropy") and (y.min() < 0 or y.max() > 1):
         raise ValueError(f"{name}: {loss} targets must lie in [0, 1], got values in [{y.min()}, {y.max()}]")
+    if loss == "poisson" and y.min() < 0:
+        raise ValueError(f"{name}: poisson targets must be >= 0 (counts or rates), got a minimum of {y.min()}")
     return _converted(name, y, dtype)
 
 
@@ -178,7 +180,7 @@ def parse_activations(activations, n_layers, loss):
             raise ValueError(f"activations needs one name per weight layer ({n_layers}), got {len(names)}")
         for i, name in enumerate(names):
             check_choice(f"activations[{i}]", name, valid)
-    fused = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}
+    fused = _codes.FUSED_OUTPUT
     if loss in fused and names[-1] != fused[loss]:
         raise ValueError(f"loss {loss!r} needs a {fused[loss]!r} output layer (it is fused into the loss), "
                          f"got {names[-1]!r}")

@@ -21,7 +21,7 @@ import numpy as np
 from . import _codes
 from . import _validation as check
 
-_IMAGE_ACTIVATIONS = tuple(name for name in _codes.ACTIVATIONS if name != "softmax")
+_IMAGE_ACTIVATIONS = tuple(name for name in _codes.ACTIVATIONS if name not in ("softmax", "exp"))
 
 
 def _pair(name, value, minimum):

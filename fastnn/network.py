@@ -15,6 +15,7 @@ import numpy as np
 
 from . import _backend, _codes, training
 from . import _validation as check
+from ._sparse import CSRRows, as_csr, is_sparse
 from ._threads import get_num_threads
 from .layers import SEQUENCE_LAYERS, Dense, Embedding, Layer, _Recurrent, layer_from_config
 
@@ -150,8 +151,11 @@ class Network:
         layer, or one name for every hidden layer. The output layer then follows the loss (linear for mse,
         softmax for cross_entropy, sigmoid for binary_cross_entropy); in the layers form an output Dense left
         "linear" follows the loss the same way.
-    loss : {"mse", "cross_entropy", "binary_cross_entropy"}
+    loss : {"mse", "cross_entropy", "binary_cross_entropy", "poisson"}
         Means, as in PyTorch and Keras. cross_entropy takes integer labels or one-hot / probability rows.
+        poisson (targets >= 0): a log link, as scikit-learn's MLPRegressor(loss="poisson"): the output layer
+        computes log(mean) while training and predict returns exp of it; the loss is scikit-learn's half Poisson
+        deviance, summed over outputs and averaged over samples (see csrc/fastnn.h).
     dtype : {"float32", "float64"}
     seed : int or None
         Seeds the NumPy Generator used for the initial weights (Glorot uniform for sigmoid/tanh/linear/softmax,
@@ -230,7 +234,7 @@ class Network:
         if not isinstance(last, Dense):
             raise ValueError(f"the output layer (layer {len(layers) - 1}, {last!r}) must be Dense: the loss is "
                              "taken over its vector of outputs")
-        fused = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}
+        fused = _codes.FUSED_OUTPUT
         if loss in fused:
             if last.activation == "linear":
                 last.activation = fused[loss]
@@ -615,8 +619,10 @@ class Network:
         features) for a recurrent one (see _as_samples). A sequence output (a Dense on every step) is (n, steps,
         units).
 
-        For cross_entropy the outputs are class probabilities (softmax), for binary_cross_entropy sigmoids.
-        A stateful network starts from, and updates, its carried state (one per row of X)."""
+        For cross_entropy the outputs are class probabilities (softmax), for binary_cross_entropy sigmoids,
+        for poisson the predicted means exp(log-mean).
+        A stateful network starts from, and updates, its carried state (one per row of X). X may be a
+        scipy.sparse matrix of flat feature rows, densified one bounded chunk of rows at a time."""
         if not self._takes_sequences():
             return self._forward(X)
         # the layers' step count and the carried states are shared: one sequence call at a time
@@ -624,6 +630,8 @@ class Network:
             return self._forward(X)
 
     def _forward(self, X):
+        if is_sparse(X):
+            return self._forward_sparse(self._as_sparse_rows("X", X))
         X = self._as_samples("X", X)
         k = self._kernels
         if X.ndim == 1:
@@ -648,23 +656,42 @@ class Network:
             k.net_predict(self._handle, Y[start:stop], X[start:stop], scratch, n_threads)
         return Y.reshape(n, *self.output_shape) if len(self.output_shape) > 1 else Y
 
+    def _forward_sparse(self, X):
+        """Predictions for sparse rows, densified one bounded chunk at a time."""
+        k, n = self._kernels, X.shape[0]
+        n_threads = self._n_threads_now()
+        Y = np.empty((n, self.n_outputs), dtype=self.dtype)
+        rows = self._sparse_chunk_rows(n)
+        scratch = np.empty(k.net_infer_scratch_size(self._handle, rows), dtype=self.dtype)
+        buf = np.empty((rows, self.n_inputs), dtype=self.dtype)
+        for start in range(0, n, rows):
+            stop = min(start + rows, n)
+            k.net_predict(self._handle, Y[start:stop], self._dense_rows(X, start, stop, buf), scratch, n_threads)
+        return Y.reshape(n, *self.output_shape) if len(self.output_shape) > 1 else Y
+
     predict = forward
 
     @_exclusive
-    def evaluate(self, X, y, sample_weight=None):
+    def evaluate(self, X, y, sample_weight=None, metrics=None):
         """Mean loss over X (the value `gradients` differentiates; no weight decay term, no dropout). With
-        sample_weight, each sample's loss is multiplied by its weight (the mean stays over the samples)."""
+        sample_weight, each sample's loss is multiplied by its weight (the mean stays over the samples).
+        With metrics (names as for fit), returns {"loss": ..., name: value, ...} from the same pass."""
+        specs = training.parse_metrics(metrics, self.layers[-1].activation)
         X, T = self._check_xy(X, y)
         w = self._sample_weights(y, X.shape[0], None, sample_weight)
-        return self._mean_loss(X, T, self._n_threads_now(), w)
+        acc = training.MetricAccumulator(specs) if specs else None
+        value = self._mean_loss(X, T, self._n_threads_now(), w, metrics=acc)
+        return value if acc is None else {"loss": value, **acc.values()}
 
-    def _mean_loss(self, X, T, n_threads, w=None):
+    def _mean_loss(self, X, T, n_threads, w=None, metrics=None):
         # every loss is a mean over samples (times a constant n_outputs), so chunk means combine by rows; with
         # ignore_index, by the rows that count
         k, n = self._kernels, X.shape[0]
-        rows = n if self._stateful_layers() else self._infer_rows(n)
+        sparse = isinstance(X, CSRRows)
+        rows = n if self._stateful_layers() else self._sparse_chunk_rows(n) if sparse else self._infer_rows(n)
         self._prepare_states(rows)
         scratch = np.empty(k.net_infer_scratch_size(self._handle, rows), dtype=self.dtype)
+        buf = np.empty((rows, self.n_inputs), dtype=self.dtype) if sparse else None
         classes = self.n_outputs // self.layers[-1].steps
         total = counted = 0.0
         for start in range(0, n, rows):
@@ -674,7 +701,8 @@ class Network:
                 count = stop - start
             else:
                 count = np.count_nonzero(T[start:stop].reshape(-1, classes).any(axis=1))
-            total += k.net_evaluate(self._handle, X[start:stop], T[start:stop], scratch, n_threads, wc) * count
+            xc = self._dense_rows(X, start, stop, buf)
+            total += k.net_evaluate(self._handle, xc, T[start:stop], scratch, n_threads, wc, metrics) * count
             counted += count
         return total / counted if counted else 0.0
 
@@ -695,6 +723,8 @@ class Network:
     def _loss_and_gradients(self, X, y, sample_weight):
         X, T = self._check_xy(X, y)
         w = self._sample_weights(y, X.shape[0], None, sample_weight)
+        if isinstance(X, CSRRows):
+            return self._sparse_loss_and_gradients(X, T, w)
         handle = self._workspace(X.shape[0])  # stateful layers' states grow with it
         value = self._kernels.net_backprop(handle, X, T, self._n_threads_now(), w)
         grads = [tuple(g.copy() for g in layer.gradient_arrays()) for layer in self._param_layers]
@@ -702,7 +732,33 @@ class Network:
             self._release_workspace()
         return value, grads
 
+    def _sparse_loss_and_gradients(self, X, T, w):
+        """loss_and_gradients over sparse rows, one densified chunk at a time: every loss is a mean over its
+        rows (with ignore_index, over the rows that count), so chunk means combine weighted by those rows."""
+        n, k = X.shape[0], self._kernels
+        rows = self._sparse_chunk_rows(n)
+        handle = self._workspace(rows)
+        buf = np.empty((rows, self.n_inputs), dtype=self.dtype)
+        counts = [T[a:a + rows].any(axis=1).sum() if self.ignore_index is not None else min(rows, n - a)
+                  for a in range(0, n, rows)]
+        total = max(sum(counts), 1)
+        value, sums = 0.0, [[np.zeros(g.shape) for g in layer.gradient_arrays()] for layer in self._param_layers]
+        for start, count in zip(range(0, n, rows), counts):
+            stop = min(start + rows, n)
+            wc = None if w is None else w[start:stop]
+            chunk = k.net_backprop(handle, self._dense_rows(X, start, stop, buf), T[start:stop],
+                                   self._n_threads_now(), wc)
+            value += chunk * count / total
+            for acc, layer in zip(sums, self._param_layers):
+                for a, g in zip(acc, layer.gradient_arrays()):
+                    a += g * (count / total)
+        if rows > INFER_ROWS:
+            self._release_workspace()
+        return value, [tuple(a.astype(self.dtype) for a in acc) for acc in sums]
+
     def _check_xy(self, X, y, name_x="X", name_y="y"):
+        if is_sparse(X) or isinstance(X, CSRRows):
+            return self._check_sparse_xy(X, y, name_x, name_y)
         X = self._as_samples(name_x, X)
         y = self._target_array(name_y, y)
         if X.ndim == 1:  # one sample: y is its label (a scalar) or its row of targets
@@ -746,6 +802,40 @@ class Network:
                 and getattr(y, "ndim", 0) == 2 and y.shape[1] == 1):
             return y[:, 0]
         return y
+
+    # ------------------------------------------------------------------------------------------ sparse input
+    def _as_sparse_rows(self, name, X):
+        """A scipy.sparse X as CSRRows of the network's dtype (converted once, never densified)."""
+        if isinstance(X, CSRRows):
+            return X
+        if self._takes_sequences():
+            what = "token ids" if self._takes_tokens() else "sequences of steps of features"
+            raise ValueError(f"{name} is a scipy.sparse matrix, but this network takes {what}; sparse input is "
+                             "for networks whose input is a flat row of features: pass a dense array")
+        return as_csr(name, X, self.n_inputs, self.dtype)
+
+    def _check_sparse_xy(self, X, y, name_x, name_y):
+        X = self._as_sparse_rows(name_x, X)
+        y = self._label_column(self._target_array(name_y, y))
+        if self.ignore_index is not None and y.ndim == 1:
+            return X, self._labels_with_padding(name_y, y, self.n_outputs)
+        return X, check.as_targets(name_y, y, X.shape[0], self.n_outputs, self.loss, self.dtype)
+
+    def _sparse_chunk_rows(self, n):
+        """Rows per chunk when densifying sparse input for inference: the inference chunk, fewer when the dense
+        rows would pass INFER_SCRATCH_BYTES."""
+        per_row = self.n_inputs * self.dtype.itemsize
+        return max(1, min(self._infer_rows(n), INFER_SCRATCH_BYTES // per_row))
+
+    def _dense_rows(self, X, start, stop, buf):
+        """Rows [start, stop) of X as a dense C-contiguous array: a slice of a dense X, or a sparse X's rows
+        gathered into buf (at least stop - start rows)."""
+        if not isinstance(X, CSRRows):
+            return X[start:stop]
+        m = stop - start
+        out = buf[:m]
+        self._kernels.csr_gather(out, X.rows(start, stop), np.arange(m, dtype=np.int64), self._n_threads_now())
+        return out
 
     def _sample_weights(self, y, n, class_weight, sample_weight):
         if class_weight is not None:
@@ -824,12 +914,14 @@ class Network:
 
         Optimizer state (momentum velocity, Adam moments and step count, RPROP steps) carries over between calls
         while the optimizer stays the same. clip_norm: clip the gradients to this global norm first (see fit).
-        `options`: beta1, beta2, epsilon, rho, eta_plus, eta_minus, step_init, step_min, step_max (see
-        fastnn.training)."""
+        `options`: beta1, beta2, epsilon, epsilon_placement, rho, eta_plus, eta_minus, step_init, step_min,
+        step_max (see fastnn.training). X may be a scipy.sparse matrix (the batch is densified)."""
         opts = training.check_optimizer(optimizer, learning_rate, momentum, nesterov, weight_decay, options)
         clip_norm = training.check_clip_norm(clip_norm)
         X, T = self._check_xy(X, y)
         w = self._sample_weights(y, X.shape[0], None, sample_weight)
+        if isinstance(X, CSRRows):  # one batch: densified, as every batch is
+            X = self._dense_rows(X, 0, X.shape[0], np.empty(X.shape, dtype=self.dtype))
         n_threads = self._n_threads_now()
         value = self._kernels.net_backprop(self._workspace(X.shape[0]), X, T, n_threads, w, True,
                                            self._dropout_seed())
@@ -845,7 +937,7 @@ class Network:
     def fit(self, X, y, epochs=1, batch_size=32, optimizer="sgd", learning_rate=0.01, momentum=0.0,
             nesterov=False, weight_decay=0.0, shuffle=True, validation_data=None, verbose=False, *,
             validation_split=0.0, early_stopping=False, callbacks=None, lr_schedule=None, class_weight=None,
-            sample_weight=None, reset_optimizer=True, clip_norm=None, **options):
+            sample_weight=None, reset_optimizer=True, clip_norm=None, metrics=None, **options):
         """Train by minibatch gradient descent; returns a History with per-epoch "loss" (the mean of the
         epoch's batch losses, weighted by batch size), "val_loss" with validation data, and "lr".
 
@@ -861,8 +953,23 @@ class Network:
         ExponentialDecay, CosineDecay or ReduceLROnPlateau. class_weight ({class: weight} or "balanced") and
         sample_weight multiply each sample's loss. verbose: a progress bar (tqdm if installed) or, with 2, one
         line per epoch. reset_optimizer=False continues the optimizer state of the previous fit/train_step.
-        `options`: beta1, beta2, epsilon (adam, adamw, rmsprop), rho (rmsprop), eta_plus, eta_minus, step_init,
-        step_min, step_max (irprop-, which trains on the full batch).
+        `options`: beta1, beta2, epsilon (adam, adamw, rmsprop), epsilon_placement (adam, adamw: "corrected",
+        the default, adds epsilon to sqrt(vhat) as PyTorch and Keras; "uncorrected" adds it to sqrt(v) with the
+        bias corrections in the step size, as scikit-learn's MLP), rho (rmsprop), eta_plus, eta_minus,
+        step_init, step_min, step_max (irprop-, which trains on the full batch).
+
+        X (and validation_data's X) may be a scipy.sparse matrix (CSR, CSC, COO, ...) for a network whose input
+        is a flat row of features: it is converted to CSR once and each minibatch is gathered from it into a
+        dense batch in the C epoch, so the whole matrix is never densified (predict and evaluate densify one
+        bounded chunk of rows at a time).
+
+        metrics: names of per-epoch metrics, Keras' spellings: "accuracy" (softmax: argmax against the label;
+        sigmoid: each output thresholded at 0.5, Keras' binary accuracy), "top_k_categorical_accuracy" /
+        "sparse_top_k_categorical_accuracy" (k = 5) or "topK_accuracy" for any K (e.g. "top3_accuracy"), "mae" /
+        "mean_absolute_error" (of the predictions, e.g. probabilities). The history gets one list per name as
+        spelled, and "val_" + name with validation data. The training value is computed in the epoch from each
+        batch's outputs before that batch's update (dropout on, as Keras does), weighted by the sample weights;
+        the validation value from the validation pass. Padding tokens (ignore_index) are not counted.
 
         If the loss stops being finite, training stops, the weights from the end of the last finite epoch are
         restored and a RuntimeWarning says so."""
@@ -877,6 +984,7 @@ class Network:
                              "fit it with shuffle=False")
         callbacks = training.check_callbacks(callbacks)
         schedule = training.check_schedule(lr_schedule)
+        metric_specs = training.parse_metrics(metrics, self.layers[-1].activation)
         X, T = self._check_xy(X, y)
         W = self._sample_weights(y, X.shape[0], class_weight, sample_weight)
         if validation_data is not None and validation_split:
@@ -891,17 +999,28 @@ class Network:
             if not 0 < n_val < X.shape[0]:
                 raise ValueError(f"validation_split={validation_split} leaves no training or no validation "
                                  f"samples out of {X.shape[0]}")
-            X, X_val = X[:-n_val], X[-n_val:]
+            if isinstance(X, CSRRows):
+                X, X_val = X.rows(0, X.shape[0] - n_val), X.rows(X.shape[0] - n_val, X.shape[0])
+            else:
+                X, X_val = X[:-n_val], X[-n_val:]
             T, T_val = T[:-n_val], T[-n_val:]
             W = None if W is None else np.ascontiguousarray(W[:-n_val])
         has_validation = validation_data is not None or bool(validation_split)
         n = X.shape[0]
+        if optimizer == "irprop-" and isinstance(X, CSRRows):
+            raise ValueError("optimizer='irprop-' trains on the whole of X as one batch, which would densify a "
+                             "sparse X; use another optimizer, or pass X.toarray()")
         batch = n if optimizer == "irprop-" else min(batch_size, n)
         history = training.History(loss=[], lr=[])
         if clip_norm:
             history["clipped"] = []
         if has_validation:
             history["val_loss"] = []
+        history.metric_names = tuple(name for name, _, _ in metric_specs)
+        for name in history.metric_names:
+            history[name] = []
+            if has_validation:
+                history["val_" + name] = []
         watcher = training._EarlyStoppingRun(stopping, has_validation, self._params) if stopping else None
 
         if reset_optimizer:
@@ -920,8 +1039,9 @@ class Network:
                 snapshot[...] = self._params
                 clipped_before = state.clipped
                 order = (self._rng.permutation(n) if shuffle else np.arange(n)).astype(np.int64, copy=False)
+                seen = training.MetricAccumulator(metric_specs) if metric_specs else None
                 loss_sum, n_done, finite = self._kernels.net_train_epoch(handle, state, X, T, order, batch,
-                                                                         n_threads, W, self._dropout_seed())
+                                                                         n_threads, W, self._dropout_seed(), seen)
                 self._note_mask_rows(min(batch, n - n_done) if not finite else (n - 1) % batch + 1)
                 epoch_loss = loss_sum / n if finite else math.nan
                 if not (finite and math.isfinite(epoch_loss) and check._all_finite(self._params)):
@@ -934,8 +1054,15 @@ class Network:
                 history["lr"].append(state.lr)
                 if clip_norm:
                     history["clipped"].append(state.clipped - clipped_before)
+                if seen is not None:
+                    for name, value in seen.values().items():
+                        history[name].append(value)
                 if has_validation:
-                    history["val_loss"].append(self._mean_loss(X_val, T_val, n_threads))
+                    held_out = training.MetricAccumulator(metric_specs) if metric_specs else None
+                    history["val_loss"].append(self._mean_loss(X_val, T_val, n_threads, metrics=held_out))
+                    if held_out is not None:
+                        for name, value in held_out.values().items():
+                            history["val_" + name].append(value)
                 progress.epoch_done(epoch, history, n)
                 stop = watcher is not None and watcher.should_stop(epoch, history, self._params)
                 for callback in callbacks:

@@ -7,6 +7,9 @@ Optimizers (their state lives in buffers of the flat parameter layout; weight de
   p -= lr (g + mu v). weight_decay adds wd p to g.
 - "adam": m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2, p -= lr mhat / (sqrt(vhat) + eps), with the bias
   corrections mhat = m / (1 - b1^t), vhat = v / (1 - b2^t). weight_decay adds wd p to g (L2).
+  epsilon_placement="uncorrected" adds eps to sqrt(v) instead, with the bias corrections in the step size:
+  p -= lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps), as scikit-learn's MLP "adam" does (the two differ
+  only while eps matters next to sqrt(v)).
 - "adamw": Adam with decoupled weight decay (Loshchilov & Hutter): p *= 1 - lr wd, then the Adam step on g.
 - "rmsprop": s = rho s + (1 - rho) g^2, p -= lr g / (sqrt(s) + eps).
 - "irprop-": iRPROP- (Igel & Huesken 2000; FANN's default batch algorithm), full batch: each parameter has its own
@@ -16,6 +19,7 @@ Optimizers (their state lives in buffers of the flat parameter layout; weight de
 """
 import math
 import numbers
+import re
 import sys
 import time
 
@@ -28,7 +32,8 @@ OPTIMIZERS = tuple(_codes.OPTIMIZERS)
 
 # Keyword options of fit/train_step beyond the named parameters, with their defaults.
 OPTIMIZER_DEFAULTS = {"beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8, "rho": 0.9, "eta_plus": 1.2,
-                      "eta_minus": 0.5, "step_init": 0.1, "step_min": 0.0, "step_max": 50.0}
+                      "eta_minus": 0.5, "step_init": 0.1, "step_min": 0.0, "step_max": 50.0,
+                      "epsilon_placement": "corrected"}
 
 
 def check_optimizer(optimizer, learning_rate, momentum, nesterov, weight_decay, extra):
@@ -48,6 +53,7 @@ def check_optimizer(optimizer, learning_rate, momentum, nesterov, weight_decay, 
     for name in ("epsilon", "step_init", "step_max"):
         opts[name] = check.check_float(name, opts[name], 0.0, include_minimum=False)
     opts["step_min"] = check.check_float("step_min", opts["step_min"], 0.0)
+    check.check_choice("epsilon_placement", opts["epsilon_placement"], _codes.EPSILON_PLACEMENTS)
     opts["eta_plus"] = check.check_float("eta_plus", opts["eta_plus"], 1.0, include_minimum=False)
     opts["eta_minus"] = check.check_float("eta_minus", opts["eta_minus"], 0.0, 1.0, include_minimum=False)
     if opts["step_min"] > opts["step_max"]:
@@ -61,6 +67,8 @@ def check_optimizer(optimizer, learning_rate, momentum, nesterov, weight_decay, 
 
 class OptimizerState:
     """Hyperparameters and buffers of an optimizer, as the kernels' fastnn_optimizer struct holds them."""
+
+    eps_placement = _codes.EPS_CORRECTED  # states pickled before the option existed
 
     def __init__(self, opts, params):
         self.name = opts["optimizer"]
@@ -90,6 +98,76 @@ class OptimizerState:
         self.weight_decay, self.rho = opts["weight_decay"], opts["rho"]
         self.eta_plus, self.eta_minus = opts["eta_plus"], opts["eta_minus"]
         self.step_min, self.step_max = opts["step_min"], opts["step_max"]
+        self.eps_placement = _codes.EPSILON_PLACEMENTS[opts["epsilon_placement"]]
+
+
+# ------------------------------------------------------------------------------------------------- metrics
+# Metric names of fit(metrics=[...]), Keras' spellings: name -> (fastnn_metric code, k). "topK_accuracy" (e.g.
+# "top3_accuracy") is top-k accuracy for any k >= 1; Keras' top-k names use its default k = 5.
+METRIC_NAMES = {
+    "accuracy": (_codes.METRIC_ACCURACY, 0), "acc": (_codes.METRIC_ACCURACY, 0),
+    "binary_accuracy": (_codes.METRIC_ACCURACY, 0), "categorical_accuracy": (_codes.METRIC_ACCURACY, 0),
+    "sparse_categorical_accuracy": (_codes.METRIC_ACCURACY, 0),
+    "top_k_categorical_accuracy": (_codes.METRIC_TOP_K_ACCURACY, 5),
+    "sparse_top_k_categorical_accuracy": (_codes.METRIC_TOP_K_ACCURACY, 5),
+    "mae": (_codes.METRIC_MAE, 0), "mean_absolute_error": (_codes.METRIC_MAE, 0),
+}
+_TOP_K = re.compile(r"top([1-9][0-9]*)_accuracy")
+MAX_METRICS = 8
+
+
+def parse_metrics(metrics, output_activation):
+    """The metric names of fit(metrics=...) as a list of (name, code, k), checked against the output: accuracy
+    needs a softmax or sigmoid output, top-k accuracy a softmax one. None or [] gives []."""
+    if metrics is None:
+        return []
+    if isinstance(metrics, str):
+        metrics = [metrics]
+    try:
+        names = list(metrics)
+    except TypeError:
+        raise TypeError("metrics must be a list of metric names, e.g. ['accuracy']") from None
+    valid = sorted(METRIC_NAMES) + ["top<k>_accuracy (e.g. top3_accuracy)"]
+    parsed = []
+    for name in names:
+        if not isinstance(name, str):
+            raise TypeError(f"metrics: each metric is a name (a string), got {name!r}; valid names: {valid}")
+        match = _TOP_K.fullmatch(name)
+        if name in METRIC_NAMES:
+            code, k = METRIC_NAMES[name]
+        elif match:
+            code, k = _codes.METRIC_TOP_K_ACCURACY, int(match.group(1))
+        else:
+            raise ValueError(f"unknown metric {name!r}; valid names: {valid}")
+        if code == _codes.METRIC_ACCURACY and output_activation not in ("softmax", "sigmoid"):
+            raise ValueError(f"metric {name!r} needs a softmax or sigmoid output (a classifier: loss "
+                             f"'cross_entropy' or 'binary_cross_entropy'); this network's output is "
+                             f"{output_activation!r}: use 'mae' for regression")
+        if code == _codes.METRIC_TOP_K_ACCURACY and output_activation != "softmax":
+            raise ValueError(f"metric {name!r} needs a softmax output (loss 'cross_entropy'); this network's output "
+                             f"is {output_activation!r}")
+        if any(name == other for other, _, _ in parsed):
+            raise ValueError(f"metric {name!r} is given twice")
+        parsed.append((name, code, k))
+    if len(parsed) > MAX_METRICS:
+        raise ValueError(f"at most {MAX_METRICS} metrics, got {len(parsed)}")
+    return parsed
+
+
+class MetricAccumulator:
+    """Running sums of metrics as the kernels' fastnn_metrics holds them: metric q = sums[q] / weight."""
+
+    def __init__(self, parsed):
+        self.names = [name for name, _, _ in parsed]
+        self.kinds = [code for _, code, _ in parsed]
+        self.ks = [k for _, _, k in parsed]
+        self.sums = np.zeros(len(parsed))
+        self.weight = 0.0
+
+    def values(self):
+        """{name: value}; NaN when no row (or only rows of weight 0) was counted."""
+        return {name: (float(total) / self.weight if self.weight > 0 else math.nan)
+                for name, total in zip(self.names, self.sums)}
 
 
 def check_clip_norm(clip_norm):
@@ -107,6 +185,7 @@ class History(dict):
 
     best_epoch = None
     stopped_epoch = None
+    metric_names = ()  # the metrics of fit(metrics=...), as spelled there; their values are history[name]
 
     @property
     def loss(self):
@@ -122,7 +201,8 @@ class History(dict):
 
     def plot(self, path=None, ax=None):
         """Draw loss (and val_loss) per epoch with matplotlib (an optional extra); save to `path` if given.
-        Returns the matplotlib Axes."""
+        Returns the matplotlib Axes. With metrics (fit(metrics=...)) and no `ax`, they are drawn in a second
+        panel beside the loss (the loss's Axes is returned; the figure is ax.figure)."""
         try:
             import matplotlib
             if ax is None and path is not None:
@@ -130,9 +210,20 @@ class History(dict):
             import matplotlib.pyplot as plt
         except ImportError:
             raise ImportError("History.plot needs matplotlib: pip install matplotlib") from None
-        if ax is None:
+        metric_ax = None
+        if ax is None and self.metric_names:
+            _, (ax, metric_ax) = plt.subplots(1, 2, figsize=(11, 4))
+        elif ax is None:
             _, ax = plt.subplots(figsize=(6, 4))
         epochs = np.arange(1, self.epochs + 1)
+        if metric_ax is not None:
+            for name in self.metric_names:
+                for key in (name, "val_" + name):
+                    if self.get(key):
+                        metric_ax.plot(epochs, self[key], label=key)
+            metric_ax.set_xlabel("epoch")
+            metric_ax.set_ylabel("metric")
+            metric_ax.legend()
         ax.plot(epochs, self.loss, label="loss")
         if self.val_loss:
             ax.plot(epochs, self.val_loss, label="val_loss")
@@ -293,8 +384,8 @@ def sample_weights(loss, y, n_samples, n_outputs, class_weight, sample_weight, d
             raise ValueError("sample_weight must be finite and >= 0")
         weights = w.astype(np.float64)
     if class_weight is not None:
-        if loss == "mse":
-            raise ValueError("class_weight applies to cross_entropy and binary_cross_entropy, not mse")
+        if loss in ("mse", "poisson"):
+            raise ValueError(f"class_weight applies to cross_entropy and binary_cross_entropy, not {loss}")
         labels = _labels(loss, y, n_outputs)
         n_classes = max(n_outputs, 2)
         if isinstance(class_weight, str):
@@ -348,8 +439,13 @@ class Progress:
             return
         rate = n_samples / max(time.perf_counter() - self.started, 1e-9)
         fields = {"loss": f"{history['loss'][-1]:.6f}"}
+        for name in history.metric_names:
+            fields[name] = f"{history[name][-1]:.4f}"
         if history.get("val_loss"):
             fields["val_loss"] = f"{history['val_loss'][-1]:.6f}"
+        for name in history.metric_names:
+            if history.get("val_" + name):
+                fields["val_" + name] = f"{history['val_' + name][-1]:.4f}"
         fields["samples/s"] = f"{rate:,.0f}"
         if self.bar is not None:
             self.bar.set_postfix(fields, refresh=False)

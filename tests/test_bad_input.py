@@ -351,7 +351,7 @@ def test_refused_then_still_works(backend):
 
 
 # ========================================================================================= refused networks
-ACTS = r"\['leaky_relu', 'linear', 'relu', 'sigmoid', 'softmax', 'tanh'\]"
+ACTS = r"\['exp', 'leaky_relu', 'linear', 'relu', 'sigmoid', 'softmax', 'tanh'\]"
 
 REFUSED_NETWORKS = [
     # ---- absurd sizes: MemoryError before anything is allocated, not a crash
@@ -390,7 +390,7 @@ REFUSED_NETWORKS = [
     pytest.param(dict(sizes=[4, 5, 3], activations=["relu", "relu"], loss="cross_entropy"), ValueError,
                  r"loss 'cross_entropy' needs a 'softmax' output layer", id="activation-ce-output"),
     pytest.param(dict(sizes=[4, 3], loss="hinge"), ValueError,
-                 r"loss must be one of \['binary_cross_entropy', 'cross_entropy', 'mse'\], got 'hinge'",
+                 r"loss must be one of \['binary_cross_entropy', 'cross_entropy', 'mse', 'poisson'\], got 'hinge'",
                  id="loss-unknown"),
     pytest.param(dict(sizes=[4, 3], loss=None), ValueError, r"loss must be one of \[.*\], got None", id="loss-None"),
     pytest.param(dict(sizes=[4, 3], dtype="float16"), ValueError,

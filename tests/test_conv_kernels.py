@@ -358,6 +358,22 @@ def test_python_codes_mirror_the_c_enums():
     assert cells and {k: getattr(_codes, k[len("FASTNN_"):]) for k in cells} == cells
     opts = _enum(text, "FASTNN_OPT_")
     assert {k: getattr(_codes, k[len("FASTNN_"):]) for k in opts} == opts
+    eps = _enum(text, "FASTNN_EPS_")
+    assert eps and {k: _codes.EPSILON_PLACEMENTS[k[len("FASTNN_EPS_"):].lower()] for k in eps} == eps
+    metrics = _enum(text, "FASTNN_METRIC_")
+    assert metrics and {k: getattr(_codes, k[len("FASTNN_"):]) for k in metrics} == metrics
+    limit = int(re.search(r"#define FASTNN_MAX_METRICS (\d+)", text).group(1))
+    from fastnn import training
+    from fastnn._py import metrics as py_metrics
+    assert training.MAX_METRICS == py_metrics.MAX_METRICS == limit
+    assert _struct_fields(text, "fastnn_metrics") == ["n_metrics", "kind[FASTNN_MAX_METRICS]",
+                                                      "k[FASTNN_MAX_METRICS]", "sum[FASTNN_MAX_METRICS]", "weight"]
+    pxd = os.path.join(os.path.dirname(HEADER), os.pardir, "fastnn", "_core.pxd")
+    if os.path.exists(pxd):  # Cython needs the array lengths as numbers
+        with open(pxd) as f:
+            body = re.search(r"ctypedef struct fastnn_metrics:\n((?:        .*\n)+)", f.read()).group(1)
+        assert body.split() == ["int", "n_metrics", "int", f"kind[{limit}]", "int64_t", f"k[{limit}]", "double",
+                                f"sum[{limit}]", "double", "weight"]
     kinds = {cls.code for cls in fastnn.layers.LAYER_TYPES.values()}
     assert kinds == set(layers.values())
 

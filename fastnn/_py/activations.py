@@ -1,7 +1,7 @@
 """Activations and their derivatives (twin of csrc/activations.c). Codes as in fastnn/_codes.py."""
 import numpy as np
 
-from .._codes import LEAKY_RELU, LINEAR, RELU, SIGMOID, SOFTMAX, TANH
+from .._codes import EXP, LEAKY_RELU, LINEAR, RELU, SIGMOID, SOFTMAX, TANH
 
 
 def sigmoid(z):
@@ -29,6 +29,8 @@ def apply_activation(z, act, alpha):
         return np.where(z < 0, z.dtype.type(alpha) * z, z)
     if act == SOFTMAX:
         return softmax_rows(z)
+    if act == EXP:
+        return np.exp(z)
     if act == LINEAR:
         return z
     raise ValueError(f"act_forward: unknown activation code {act}")
@@ -41,6 +43,8 @@ def activate_inplace(z, act, alpha):
         np.maximum(z, 0, out=z)  # NaN propagates, as in the C kernel
     elif act == TANH:
         np.tanh(z, out=z)
+    elif act == EXP:
+        np.exp(z, out=z)
     elif act == SOFTMAX and z.shape[0] == 1:  # one sample: scalar reductions, a third of the axis=1 path's time
         row = z[0]
         row -= row.max()
@@ -77,6 +81,8 @@ def act_backward(dz, da, a, act, alpha, n_threads):
     elif act == SOFTMAX:
         dot = np.einsum("ij,ij->i", da.astype(np.float64), a.astype(np.float64))[:, None]
         dz[...] = a * (da - dot.astype(a.dtype))
+    elif act == EXP:
+        dz[...] = da * a
     elif act == LINEAR:
         dz[...] = da
     else:

@@ -2,11 +2,13 @@
 
 Every loss is a mean: mse over all n*d elements of (out - t)^2 (no 1/2 factor); cross_entropy over samples of
 -sum_j t_j log softmax(z)_j (cross_entropy_ignore: over the rows whose targets are not all zero);
-binary_cross_entropy over all n*d elements, computed from the logits z.
+binary_cross_entropy over all n*d elements, computed from the logits z; poisson (log link, scikit-learn's half
+Poisson deviance) summed over the d outputs and averaged over the n samples, computed from z = log(mu):
+y (log y - z) - y + exp(z), 0 log 0 = 0.
 """
 import numpy as np
 
-from .._codes import BINARY_CROSS_ENTROPY, CROSS_ENTROPY, CROSS_ENTROPY_IGNORE, MSE
+from .._codes import BINARY_CROSS_ENTROPY, CROSS_ENTROPY, CROSS_ENTROPY_IGNORE, MSE, POISSON
 
 
 def loss(grad, out, target, loss_kind, n_threads, weights=None):
@@ -42,6 +44,16 @@ def loss(grad, out, target, loss_kind, n_threads, weights=None):
         sig = np.where(out >= 0, 1 / (1 + e), e / (1 + e))
         grad_value = (sig - target) * scale if w is None else (sig - target) * (w * scale)
         count = n * d
+    elif loss_kind == POISSON:
+        if not np.all(target >= 0):
+            raise ValueError("loss: poisson targets must be >= 0")
+        mu = np.exp(out)
+        positive = target > 0
+        logs = np.log(np.where(positive, target, real(1)))
+        terms = np.where(positive, target * (logs - out), real(0)) - target + mu
+        scale = real(1.0 / n)
+        grad_value = (mu - target) * scale if w is None else (mu - target) * (w * scale)
+        count = n
     else:
         raise ValueError(f"loss: unknown loss code {loss_kind}")
     rows = terms.sum(axis=1, dtype=np.float64)

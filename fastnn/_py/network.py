@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from .._codes import (LAYER_AVGPOOL2D, LAYER_CONV2D, LAYER_DENSE, LAYER_DROPOUT, LAYER_EMBEDDING, LAYER_FLATTEN,
+from .._codes import (CROSS_ENTROPY_IGNORE, LAYER_AVGPOOL2D, LAYER_CONV2D, LAYER_DENSE, LAYER_DROPOUT, LAYER_EMBEDDING, LAYER_FLATTEN,
                       LAYER_MAXPOOL2D, LAYER_RECURRENT, LAYER_REPEAT, OPT_ADAM, OPT_ADAMW, OPT_IRPROP_MINUS,
                       OPT_RMSPROP)
 from .activations import act_backward
@@ -14,10 +14,12 @@ from .conv import conv2d_backward, conv2d_forward
 from .dense import dense_backward, dense_forward, dense_forward_single
 from .dropout import dropout_backward, dropout_batch_key, dropout_forward, dropout_layer_key
 from .losses import loss as loss_kernel
+from .metrics import check_metrics, metrics_accumulate
 from .optimizers import adam_step, adamw_step, irprop_minus_step, rmsprop_step, sgd_step
 from .optimizers import clip_grad_norm
 from .pool import avgpool2d_backward, avgpool2d_forward, maxpool2d_backward, maxpool2d_forward
 from .rnn import rnn_backward, rnn_forward, rnn_scratch_size
+from .sparse import check_csr
 from .sequence import embedding_backward, embedding_forward, repeat_backward, repeat_forward
 
 LAYER_FIELDS = ("kind", "in_size", "out_size", "win", "act", "predict_act", "alpha", "rate", "W", "b", "dW", "db",
@@ -177,7 +179,7 @@ def net_update(h, state, n_threads):
     if state.kind in (OPT_ADAM, OPT_ADAMW):
         step = adam_step if state.kind == OPT_ADAM else adamw_step
         step(h.params, h.grads, state.state1, state.state2, h.n_decay, state.lr, state.beta1, state.beta2,
-             state.eps, state.weight_decay, state.t, n_threads)
+             state.eps, state.weight_decay, state.t, n_threads, state.eps_placement)
     elif state.kind == OPT_RMSPROP:
         rmsprop_step(h.params, h.grads, state.state1, h.n_decay, state.lr, state.rho, state.eps,
                      state.weight_decay, n_threads)
@@ -189,17 +191,35 @@ def net_update(h, state, n_threads):
                  state.weight_decay, n_threads)
 
 
-def net_train_epoch(h, state, X, T, order, batch, n_threads, W=None, dropout_seed=0):
-    """One epoch of minibatch training. Returns (loss_sum, n_done, finite), as the C twin does."""
+def _accumulate(h, metrics, out, t, w):
+    """Add the metrics of an output layer's rows (its training activation applied) to `metrics`."""
+    last = h.layers[-1]
+    metrics_accumulate(metrics, _rows(last, out, out.shape[0]), _rows(last, t, t.shape[0]), w, last.predict_act,
+                       last.act != last.predict_act, h.loss_kind == CROSS_ENTROPY_IGNORE)
+
+
+def net_train_epoch(h, state, X, T, order, batch, n_threads, W=None, dropout_seed=0, metrics=None):
+    """One epoch of minibatch training. Returns (loss_sum, n_done, finite), as the C twin does. X is dense or a
+    scipy.sparse CSR matrix, whose batches are densified one at a time."""
     n = X.shape[0]
     if not 0 < batch <= h.max_batch:
         raise ValueError(f"net_train_epoch: batch {batch} exceeds the workspace ({h.max_batch})")
+    if metrics is not None:
+        check_metrics(metrics, h.layers[-1].predict_act)
+    sparse = hasattr(X, "indptr")
+    if sparse:
+        check_csr(X, h.d_in, "net_train_epoch: X")
+        if not hasattr(X, "toarray"):  # fastnn's CSRRows: the same arrays as a scipy matrix
+            X = X.scipy()
     loss_sum, n_done = 0.0, 0
     for b, start in enumerate(range(0, n, batch)):
         idx = order[start:start + batch]
         rows = idx.shape[0]
         xb, tb = h.x_batch[:rows], h.t_batch[:rows]
-        np.take(X, idx, axis=0, out=xb)
+        if sparse:
+            xb[...] = X[idx].toarray()
+        else:
+            np.take(X, idx, axis=0, out=xb)
         np.take(T, idx, axis=0, out=tb)
         wb = None
         if W is not None:
@@ -208,6 +228,8 @@ def net_train_epoch(h, state, X, T, order, batch, n_threads, W=None, dropout_see
         value = net_backprop(h, xb, tb, n_threads, wb, True, dropout_batch_key(dropout_seed, b))
         if not math.isfinite(value):
             return loss_sum, n_done, False
+        if metrics is not None:  # the batch's outputs, before its update
+            _accumulate(h, metrics, h.layers[-1].a[:rows], tb, wb)
         net_update(h, state, n_threads)
         loss_sum += value * rows
         n_done += rows
@@ -277,15 +299,20 @@ def net_predict(h, y, x, scratch, n_threads):
         _infer(h, y, x, scratch, n_threads)
 
 
-def net_evaluate(h, x, t, scratch, n_threads, w=None):
+def net_evaluate(h, x, t, scratch, n_threads, w=None, metrics=None):
     """The mean loss over x against t (sample weights w or None), without dropout, using only `scratch`."""
     n = x.shape[0]
     if x.shape != (n, h.d_in) or t.shape != (n, h.d_out) or n == 0 or \
             scratch.size < net_infer_scratch_size(h, n):
         raise ValueError("net_evaluate: x, t or scratch do not fit the network")
+    if metrics is not None:
+        check_metrics(metrics, h.layers[-1].predict_act)
     out = _infer(h, None, x, scratch, n_threads)
     last = h.layers[-1]
-    return loss_kernel(None, _rows(last, out, n), _rows(last, t, n), h.loss_kind, n_threads, w)
+    value = loss_kernel(None, _rows(last, out, n), _rows(last, t, n), h.loss_kind, n_threads, w)
+    if metrics is not None:
+        _accumulate(h, metrics, out, t, w)
+    return value
 
 
 def net_forward_single(h, y, x, scratch):

@@ -7,6 +7,8 @@ import threading
 
 import numpy as np
 
+from .._codes import EPS_CORRECTED, EPS_UNCORRECTED
+
 _local = threading.local()
 
 
@@ -49,23 +51,27 @@ def sgd_step(params, grads, velocity, n_decay, lr, momentum, nesterov, weight_de
     params -= np.multiply(g, real(lr), out=_scratch(g))
 
 
-def adam_step(params, grads, m, v, n_decay, lr, beta1, beta2, eps, weight_decay, t, n_threads):
-    """Adam, step t >= 1: p -= lr_t m / (sqrt(v) + eps_t), the bias corrections folded into lr_t and eps_t."""
-    _adam_like(params, grads, m, v, n_decay, lr, beta1, beta2, eps, weight_decay, t, decoupled=False)
+def adam_step(params, grads, m, v, n_decay, lr, beta1, beta2, eps, weight_decay, t, n_threads, eps_placement=0):
+    """Adam, step t >= 1: p -= lr_t m / (sqrt(v) + eps_t), the bias corrections folded into lr_t and eps_t.
+    eps_placement 0 (EPS_CORRECTED): eps_t = eps sqrt(1 - b2^t), i.e. eps added to sqrt(vhat); 1
+    (EPS_UNCORRECTED): eps_t = eps, added to sqrt(v) as scikit-learn does."""
+    _adam_like(params, grads, m, v, n_decay, lr, beta1, beta2, eps, weight_decay, t, False, eps_placement)
 
 
-def adamw_step(params, grads, m, v, n_decay, lr, beta1, beta2, eps, weight_decay, t, n_threads):
+def adamw_step(params, grads, m, v, n_decay, lr, beta1, beta2, eps, weight_decay, t, n_threads, eps_placement=0):
     """AdamW: the weights are first multiplied by (1 - lr * weight_decay), then take an Adam step without L2."""
-    _adam_like(params, grads, m, v, n_decay, lr, beta1, beta2, eps, weight_decay, t, decoupled=True)
+    _adam_like(params, grads, m, v, n_decay, lr, beta1, beta2, eps, weight_decay, t, True, eps_placement)
 
 
-def _adam_like(params, grads, m, v, n_decay, lr, beta1, beta2, eps, weight_decay, t, decoupled):
+def _adam_like(params, grads, m, v, n_decay, lr, beta1, beta2, eps, weight_decay, t, decoupled, eps_placement):
     if t < 1:
         raise ValueError("adam_step: t must be >= 1")
+    if eps_placement not in (EPS_CORRECTED, EPS_UNCORRECTED):
+        raise ValueError(f"adam_step: unknown eps_placement {eps_placement}")
     real = params.dtype.type
     c2 = math.sqrt(1.0 - beta2 ** t)
     lr_t = real(lr * c2 / (1.0 - beta1 ** t))
-    eps_t = real(eps * c2)
+    eps_t = real(eps * c2 if eps_placement == EPS_CORRECTED else eps)
     if decoupled:
         g = grads
         params[:n_decay] *= real(1.0 - lr * weight_decay)
