@@ -384,17 +384,18 @@ int fastnn_net_backprop_##SFX(const fastnn_net *net, double *loss, const REAL *x
                               int64_t n, int training, uint64_t dropout_key, int n_threads);                  \
 /* One update of net->params from net->grads; increments opt->t. */                                           \
 int fastnn_net_update_##SFX(const fastnn_net *net, fastnn_optimizer *opt, int n_threads);                      \
-/* One epoch of minibatch training: batches of `batch` rows (<= max_batch) of X (n, in_size), T (n, out_size)  \
- * and sample weights W (n, or NULL) taken in the order of `order` (n indices in [0, n)), each gathered into    \
+/* One epoch of minibatch training: batches of `batch` rows (<= max_batch) of X (n_rows, in_size), T (n_rows,   \
+ * out_size) and sample weights W (n_rows, or NULL) taken in the order of `order` (n indices in [0, n_rows): a   \
+ * shuffle, or any subset in any order, so the caller never copies X to reorder it), each gathered into        \
  * x_batch / t_batch / w_batch, then backprop (training; batch b draws its dropout masks from                  \
  * fastnn_dropout_batch_key(dropout_seed, b)) and update. Exactly one of X and Xs is given: Xs, a CSR matrix of \
- * n rows and in_size columns (checked first with fastnn_check_csr), has each batch's rows gathered into       \
+ * n_rows rows and in_size columns (checked first with fastnn_check_csr), has each batch's rows gathered into       \
  * x_batch with fastnn_csr_gather, so a sparse X is never densified beyond one batch.                          \
  * *loss_sum receives the sum over batches of batch loss * batch rows, *n_done the rows trained. Stops with      \
  * FASTNN_ENONFINITE at the first non-finite batch loss, before that batch's update. */                         \
 int fastnn_net_train_epoch_##SFX(const fastnn_net *net, fastnn_optimizer *opt, const REAL *X,                 \
-                                 const fastnn_csr *Xs, const REAL *T, const REAL *W, const int64_t *order,     \
-                                 int64_t n, int64_t batch, uint64_t dropout_seed, fastnn_metrics *metrics,    \
+                                 const fastnn_csr *Xs, const REAL *T, const REAL *W, int64_t n_rows,           \
+                                 const int64_t *order, int64_t n, int64_t batch, uint64_t dropout_seed, fastnn_metrics *metrics,    \
                                  double *loss_sum, int64_t *n_done, int n_threads);                           \
 /* Prediction for a batch: x (n, in_size) -> y (n, out_size), the output layer's predict activation applied.   \
  * Uses only `scratch` (fastnn_net_infer_scratch_size(net, n) REALs), never the network's workspaces, so any    \

@@ -294,7 +294,8 @@ int SFX(fastnn_net_update)(const fastnn_net *net, fastnn_optimizer *opt, int n_t
 }
 
 int SFX(fastnn_net_train_epoch)(const fastnn_net *net, fastnn_optimizer *opt, const REAL *X, const fastnn_csr *Xs,
-                                const REAL *T, const REAL *W, const int64_t *order, int64_t n, int64_t batch,
+                                const REAL *T, const REAL *W, int64_t n_rows, const int64_t *order, int64_t n,
+                                int64_t batch,
                                 uint64_t dropout_seed, fastnn_metrics *metrics, double *loss_sum, int64_t *n_done,
                                 int n_threads)
 {
@@ -305,11 +306,11 @@ int SFX(fastnn_net_train_epoch)(const fastnn_net *net, fastnn_optimizer *opt, co
     if (opt == NULL || (X == NULL) == (Xs == NULL) || T == NULL || order == NULL || loss_sum == NULL ||
         n_done == NULL)
         return FASTNN_EINVAL;
-    if (n < 1 || batch < 1 || batch > net->max_batch) return FASTNN_ESHAPE;
+    if (n < 1 || n_rows < 1 || batch < 1 || batch > net->max_batch) return FASTNN_ESHAPE;
     const int64_t d_in = net->layers[0].in_size, d_out = net->layers[net->n_layers - 1].out_size;
     if (Xs != NULL) {
         if ((rc = fastnn_check_csr(Xs)) != FASTNN_OK) return rc;
-        if (Xs->n_rows != n || Xs->n_cols != d_in) return FASTNN_ESHAPE;
+        if (Xs->n_rows != n_rows || Xs->n_cols != d_in) return FASTNN_ESHAPE;
     }
     REAL *xb = (REAL *)net->x_batch, *tb = (REAL *)net->t_batch, *wb = W ? (REAL *)net->w_batch : NULL;
     if (xb == NULL || tb == NULL || (W != NULL && wb == NULL)) return FASTNN_EINVAL;
@@ -317,7 +318,7 @@ int SFX(fastnn_net_train_epoch)(const fastnn_net *net, fastnn_optimizer *opt, co
     *loss_sum = 0.0;
     *n_done = 0;
     for (r = 0; r < n; r++)
-        if (order[r] < 0 || order[r] >= n) return FASTNN_EINVAL;
+        if (order[r] < 0 || order[r] >= n_rows) return FASTNN_EINVAL;
 
     for (start = 0, b = 0; start < n; start += batch, b++) {
         int64_t rows = n - start < batch ? n - start : batch;

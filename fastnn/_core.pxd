@@ -217,12 +217,12 @@ cdef extern from "fastnn.h" nogil:
     int fastnn_net_update_f32(const fastnn_net *net, fastnn_optimizer *opt, int n_threads) noexcept
     int fastnn_net_update_f64(const fastnn_net *net, fastnn_optimizer *opt, int n_threads) noexcept
     int fastnn_net_train_epoch_f32(const fastnn_net *net, fastnn_optimizer *opt, const float *X,
-                                   const fastnn_csr *Xs, const float *T, const float *W, const int64_t *order,
-                                   int64_t n, int64_t batch, uint64_t dropout_seed, fastnn_metrics *metrics,
+                                   const fastnn_csr *Xs, const float *T, const float *W, int64_t n_rows,
+                                   const int64_t *order, int64_t n, int64_t batch, uint64_t dropout_seed, fastnn_metrics *metrics,
                                    double *loss_sum, int64_t *n_done, int n_threads) noexcept
     int fastnn_net_train_epoch_f64(const fastnn_net *net, fastnn_optimizer *opt, const double *X,
-                                   const fastnn_csr *Xs, const double *T, const double *W, const int64_t *order,
-                                   int64_t n, int64_t batch, uint64_t dropout_seed, fastnn_metrics *metrics,
+                                   const fastnn_csr *Xs, const double *T, const double *W, int64_t n_rows,
+                                   const int64_t *order, int64_t n, int64_t batch, uint64_t dropout_seed, fastnn_metrics *metrics,
                                    double *loss_sum, int64_t *n_done, int n_threads) noexcept
     int fastnn_net_predict_f32(const fastnn_net *net, float *y, const float *x, int64_t n, float *scratch,
                                int n_threads) noexcept

@@ -955,7 +955,8 @@ def csr_gather(x, X, const int64_t[::1] rows, int n_threads):
 
 def net_train_epoch(NetHandle h, state, X, T, const int64_t[::1] order, Py_ssize_t batch, int n_threads,
                     W=None, uint64_t dropout_seed=0, metrics=None):
-    """One epoch of minibatch training in C with the GIL released throughout; W: sample weights (n,) or None.
+    """One epoch of minibatch training in C with the GIL released throughout, over the rows of X, T (and W, sample
+    weights, or None) that `order` lists, in its order (a permutation, or a subset).
     X is a dense (n, in_size) array or a scipy.sparse CSR matrix (data of the network's dtype, int64 indices and
     indptr), whose batches are gathered into the dense batch workspace one at a time. metrics: None or an
     accumulator (fastnn.training.MetricAccumulator) to which each batch adds the metrics of its outputs.
@@ -969,23 +970,23 @@ def net_train_epoch(NetHandle h, state, X, T, const int64_t[::1] order, Py_ssize
     cdef double loss_sum = 0.0
     cdef int64_t n_done = 0
     cdef int rc
-    cdef Py_ssize_t n = X.shape[0]
+    cdef Py_ssize_t n_rows = X.shape[0], n = order.shape[0]
     cdef size_t pw = 0, px = 0
     cdef bint sparse = hasattr(X, "indptr")
-    if X.shape != (n, h.d_in) or T.shape != (n, h.d_out) or order.shape[0] != n or n == 0:
+    if X.shape != (n_rows, h.d_in) or T.shape != (n_rows, h.d_out) or n == 0 or n_rows == 0:
         raise ValueError("net_train_epoch: X, T and order do not fit the network")
     if not 0 < batch <= h.max_batch:
         raise ValueError(f"net_train_epoch: batch {batch} exceeds the workspace ({h.max_batch})")
-    if W is not None and (W.shape != (n,) or h.net.w_batch == NULL):
-        raise ValueError("net_train_epoch: W must be (n,) and the handle needs a w_batch workspace")
+    if W is not None and (W.shape != (n_rows,) or h.net.w_batch == NULL):
+        raise ValueError("net_train_epoch: W must be (n_rows,) and the handle needs a w_batch workspace")
     if sparse:
         _load_csr(&A, X, h.dtype, h.d_in, "net_train_epoch: X")
         pA = &A
     else:
-        px = _data(X, h.dtype, n, h.d_in, "net_train_epoch: X", False)
-    cdef size_t pt = _data(T, h.dtype, n, h.d_out, "net_train_epoch: T", False)
+        px = _data(X, h.dtype, n_rows, h.d_in, "net_train_epoch: X", False)
+    cdef size_t pt = _data(T, h.dtype, n_rows, h.d_out, "net_train_epoch: T", False)
     if W is not None:
-        pw = _data(W.reshape(n, 1), h.dtype, n, 1, "net_train_epoch: W", False)
+        pw = _data(W.reshape(n_rows, 1), h.dtype, n_rows, 1, "net_train_epoch: W", False)
     if metrics is not None:
         _load_metrics(&m, metrics)
         pm = &m
@@ -993,11 +994,11 @@ def net_train_epoch(NetHandle h, state, X, T, const int64_t[::1] order, Py_ssize
     with nogil:
         if h.is_f32:
             rc = fastnn_net_train_epoch_f32(&h.net, &opt, <const float *>px, pA, <const float *>pt,
-                                            <const float *>pw, &order[0], n, batch, dropout_seed, pm, &loss_sum,
+                                            <const float *>pw, n_rows, &order[0], n, batch, dropout_seed, pm, &loss_sum,
                                             &n_done, n_threads)
         else:
             rc = fastnn_net_train_epoch_f64(&h.net, &opt, <const double *>px, pA, <const double *>pt,
-                                            <const double *>pw, &order[0], n, batch, dropout_seed, pm, &loss_sum,
+                                            <const double *>pw, n_rows, &order[0], n, batch, dropout_seed, pm, &loss_sum,
                                             &n_done, n_threads)
     state.t, state.clipped = opt.t, opt.clipped
     if pm != NULL:

@@ -937,7 +937,7 @@ class Network:
     def fit(self, X, y, epochs=1, batch_size=32, optimizer="sgd", learning_rate=0.01, momentum=0.0,
             nesterov=False, weight_decay=0.0, shuffle=True, validation_data=None, verbose=False, *,
             validation_split=0.0, early_stopping=False, callbacks=None, lr_schedule=None, class_weight=None,
-            sample_weight=None, reset_optimizer=True, clip_norm=None, metrics=None, **options):
+            sample_weight=None, reset_optimizer=True, clip_norm=None, metrics=None, _order=None, **options):
         """Train by minibatch gradient descent; returns a History with per-epoch "loss" (the mean of the
         epoch's batch losses, weighted by batch size), "val_loss" with validation data, and "lr".
 
@@ -1007,6 +1007,11 @@ class Network:
             W = None if W is None else np.ascontiguousarray(W[:-n_val])
         has_validation = validation_data is not None or bool(validation_split)
         n = X.shape[0]
+        if _order is not None:  # fastnn.sklearn's own shuffle: each epoch trains on these rows of X, in this order
+            _order = np.ascontiguousarray(_order, dtype=np.int64)
+            if _order.ndim != 1 or _order.size == 0 or _order.min() < 0 or _order.max() >= n:
+                raise ValueError(f"_order must list rows of X (0 <= i < {n})")
+            n = _order.shape[0]
         if optimizer == "irprop-" and isinstance(X, CSRRows):
             raise ValueError("optimizer='irprop-' trains on the whole of X as one batch, which would densify a "
                              "sparse X; use another optimizer, or pass X.toarray()")
@@ -1038,7 +1043,10 @@ class Network:
                 state.lr = check.check_float("the learning rate from lr_schedule", lr, 0.0, include_minimum=False)
                 snapshot[...] = self._params
                 clipped_before = state.clipped
-                order = (self._rng.permutation(n) if shuffle else np.arange(n)).astype(np.int64, copy=False)
+                if _order is not None:
+                    order = _order
+                else:
+                    order = (self._rng.permutation(n) if shuffle else np.arange(n)).astype(np.int64, copy=False)
                 seen = training.MetricAccumulator(metric_specs) if metric_specs else None
                 loss_sum, n_done, finite = self._kernels.net_train_epoch(handle, state, X, T, order, batch,
                                                                          n_threads, W, self._dropout_seed(), seen)

@@ -1,7 +1,8 @@
 """scikit-learn drop-in estimators on fastnn.Network: fastnn.MLPClassifier and fastnn.MLPRegressor.
 
 Same constructor parameters, defaults, fitted attributes and methods as sklearn.neural_network.MLPClassifier /
-MLPRegressor, plus fastnn's own `dtype` ("float64" or "float32"), `n_threads` (the network's threads while fitting
+MLPRegressor (scikit-learn >= 1.7's, with MLPRegressor's loss="squared_error" | "poisson"; sparse X as CSR, CSC or
+COO), plus fastnn's own `dtype` (None: follow X as scikit-learn does; "float64" or "float32"), `n_threads` (the network's threads while fitting
 and predicting; None follows fastnn.get_num_threads()), `backend` (None, "c" or "python") and, for the
 classifier, `class_weight` (None, "balanced" or {label: weight}, multiplied into sample_weight). The training
 runs in fastnn: one Network.fit epoch (in C) per iteration for "sgd"/"adam", Network.loss_and_gradients under
@@ -23,15 +24,16 @@ How the two line up (so that the same random_state gives nearly the same model a
   c * Network.evaluate + alpha/(2 n) |W|^2 with the gradient c * Network.gradients + alpha W / n. fastnn's weight
   decay covers the weights only, as scikit-learn's alpha does.
 - Batches: the full minibatches of an epoch are one Network.fit epoch (in C), the smaller last one a
-  Network.train_step with its own weight_decay (alpha over its own size, as in scikit-learn).
+  Network.train_step with its own weight_decay (alpha over its own size, as in scikit-learn). The epoch's shuffle
+  is an order of row indices that the C epoch gathers from (X itself is never copied), as dense rows or straight
+  from a sparse X's CSR arrays.
 - Learning-rate schedules (sgd): fastnn's momentum is PyTorch's form (v = mu v + g, p -= lr v), scikit-learn's
   is v = mu v - lr g, p += v; the two agree while lr is constant, so fastnn's learning rate stays at c * lr0 and
   "invscaling" / "adaptive" scale the gradient by lr / lr0 instead (through the sample weights and the weight
   decay): exact for every schedule.
-- Adam's epsilon: fastnn adds epsilon * sqrt(1 - beta_2^t) where scikit-learn adds epsilon (it folds the bias
-  corrections into the learning rate), so epsilon is divided by that factor, at the call's step: exact with one
-  batch per epoch (n <= 200 with batch_size="auto"), at the middle step of the epoch otherwise (the loss curves
-  then agree to ~1e-6 relative).
+- Adam's epsilon: scikit-learn adds epsilon to sqrt(v) of the uncorrected second moment (it folds the bias
+  corrections into the learning rate); fastnn's Adam does the same with epsilon_placement="uncorrected", with
+  epsilon / c for the loss scale: exact, step for step.
 - loss_ / loss_curve_ follow scikit-learn's definition: the (weighted) mean of the batch losses, c times fastnn's
   (but 0.5 * mean over samples and outputs for the regressor, as scikit-learn reports it), plus the L2 term
   alpha/(2 n_batch) |W|^2 of each batch. fastnn cannot report |W|^2 before every batch of a C epoch, so it is
@@ -47,8 +49,7 @@ How the two line up (so that the same random_state gives nearly the same model a
 Differences: lbfgs for several regression outputs minimises the loss its gradient belongs to (0.5 * sum over
 outputs of the mean squared error), where scikit-learn hands L-BFGS-B the mean over outputs with that gradient;
 the reported loss_ is scikit-learn's either way. Probabilities are computed from logits (no clipping at machine
-epsilon in the reported loss). Not supported: sparse input (refused with scikit-learn's usual error; densify
-first), momentum=1.0 (fastnn's momentum is in [0, 1)), partial_fit with solver="lbfgs" (scikit-learn's
+epsilon in the reported loss). Not supported: momentum=1.0 (fastnn's momentum is in [0, 1)), partial_fit with solver="lbfgs" (scikit-learn's
 regressor allows it and runs a full lbfgs fit).
 
 scikit-learn (>= 1.6) is imported only when fastnn.MLPClassifier / fastnn.MLPRegressor are first used.
@@ -59,6 +60,7 @@ from numbers import Integral, Real
 
 import numpy as np
 
+from ._sparse import CSRRows, as_csr, is_sparse
 from .network import Network
 
 try:
@@ -255,14 +257,14 @@ class _BaseMLP(BaseEstimator):
 
     # ----------------------------------------------------------------------------------- what differs
     def _network_loss(self):
-        return {"softmax": "cross_entropy", "logistic": "binary_cross_entropy",
-                "identity": "mse"}[self.out_activation_]
+        return {"softmax": "cross_entropy", "logistic": "binary_cross_entropy", "identity": "mse",
+                "exp": "poisson"}[self.out_activation_]
 
     def _loss_scales(self):
         """(c, r): scikit-learn's gradient is c times the gradient of fastnn's loss; the loss it reports is r
         times fastnn's (plus the L2 term)."""
         d = self.n_outputs_
-        if self.out_activation_ == "softmax":
+        if self.out_activation_ in ("softmax", "exp"):  # exp: the same half Poisson deviance, summed over outputs
             return 1.0, 1.0
         if self.out_activation_ == "logistic":
             return float(d), float(d)
@@ -280,7 +282,15 @@ class _BaseMLP(BaseEstimator):
         return [int(s) for s in sizes]
 
     def _as_network_input(self, X):
+        """Dense X as a C-contiguous array of the network's dtype; sparse X stays a scipy CSR matrix (Network
+        gathers its rows batch by batch, see _sparse_rows)."""
+        if is_sparse(X):
+            return X
         return np.ascontiguousarray(X, dtype=self._network.dtype)
+
+    def _sparse_rows(self, X):
+        """A sparse X converted once to the CSR arrays the C epoch gathers from (dense X unchanged)."""
+        return as_csr("X", X, X.shape[1], self._network.dtype) if is_sparse(X) else X
 
     def _forward(self, X):
         """Network outputs for validated X: probabilities for the classifier, values for the regressor, in X's
@@ -371,7 +381,6 @@ class _BaseMLP(BaseEstimator):
         new_optimizer = not incremental or self._optimizer_lr is None
         if new_optimizer:  # scikit-learn's optimizer: its learning rate and step count
             self._optimizer_lr0 = self._optimizer_lr = float(self.learning_rate_init)
-            self._optimizer_t = 0
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         if not hasattr(self, "loss_curve_"):  # warm start from an lbfgs fit, which keeps no curve
@@ -397,6 +406,7 @@ class _BaseMLP(BaseEstimator):
         else:
             X_train, T_train, sw_train = X, T, sample_weight
             X_val = y_val = sw_val = None
+        X_train = self._sparse_rows(X_train)
 
         n = X_train.shape[0]
         if self.batch_size == "auto":
@@ -429,23 +439,19 @@ class _BaseMLP(BaseEstimator):
         rate schedule, warn at max_iter."""
         n = X_train.shape[0]
         alpha = float(self.alpha)
-        sample_idx = np.arange(n)
+        sample_idx = np.arange(n, dtype=np.int64)
         self.n_iter_ = 0
         # With early stopping, a diverged fit goes on to max_iter as scikit-learn's does (whose weights stay NaN
         # from then on: NaN losses and validation scores) and ends with the best weights seen
         diverged = False
         for _ in range(self.max_iter):
-            if self.shuffle:
+            if self.shuffle:  # only the order is shuffled: the C epoch gathers the rows, X is never copied
                 sample_idx = _shuffled(sample_idx, random_state)
-                Xe, Te = X_train[sample_idx], T_train[sample_idx]
-                we = None if sw_train is None else sw_train[sample_idx]
-            else:
-                Xe, Te, we = X_train, T_train, sw_train
             if diverged:
                 data_loss = l2 = math.nan
             else:
                 try:
-                    data_loss, l2 = self._epoch(Xe, Te, we, batches, c, alpha, reset)
+                    data_loss, l2 = self._epoch(X_train, T_train, sw_train, sample_idx, batches, c, alpha, reset)
                 except _Diverged:
                     if not self.early_stopping:
                         raise
@@ -479,12 +485,13 @@ class _BaseMLP(BaseEstimator):
                 warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and the optimization hasn't "
                               "converged yet." % self.max_iter, ConvergenceWarning)
 
-    def _epoch(self, X, T, sample_weight, batches, c, alpha, reset):
-        """One epoch in scikit-learn's batches: the full batches as one Network.fit epoch (in C), the smaller
-        last batch as one Network.train_step. Returns (the mean data loss per sample as scikit-learn weighs it,
-        fastnn's scale; sum over batches of n_batch / weight_sum_batch * |W|^2 / n, for the L2 term)."""
+    def _epoch(self, X, T, sample_weight, order, batches, c, alpha, reset):
+        """One epoch in scikit-learn's batches over the rows of X in `order`: the full batches as one Network.fit
+        epoch (in C, gathering the rows itself), the smaller last batch as one Network.train_step. Returns (the
+        mean data loss per sample as scikit-learn weighs it, fastnn's scale; sum over batches of
+        n_batch / weight_sum_batch * |W|^2 / n, for the L2 term)."""
         network = self._network
-        n = X.shape[0]
+        n = order.shape[0]
         batch_size, n_full, k, starts, rows = batches
         # sgd: fastnn's learning rate stays at c * lr0 and the gradient is scaled by lr / lr0 through the sample
         # weights and the weight decay, so that momentum carries past steps at their own learning rate as in
@@ -493,33 +500,33 @@ class _BaseMLP(BaseEstimator):
         if sample_weight is None:
             sums, w = rows, None
         else:  # each batch normalised by its own weight sum, as scikit-learn's weighted mean
-            sums = np.add.reduceat(sample_weight, starts)
+            w = sample_weight[order]  # in the epoch's order
+            sums = np.add.reduceat(w, starts)
             factor = np.divide(rows, sums, out=np.zeros_like(rows), where=sums > 0)
-            w = sample_weight * np.repeat(factor, rows.astype(np.intp))
+            w = w * np.repeat(factor, rows.astype(np.intp))
         if scale != 1.0:
             w = np.full(n, scale) if w is None else w * scale
         divisors = np.where(sums > 0, sums, rows)  # the L2 term's divisor per batch (sum of its weights)
+        w_rows = None  # the same weights by row of X, as Network.fit takes them
+        if w is not None:
+            w_rows = np.zeros(X.shape[0])
+            w_rows[order] = w
 
-        def options(steps, t_next):
-            if self.solver == "sgd":
-                return dict(optimizer="sgd", learning_rate=c * self._optimizer_lr0, momentum=float(self.momentum),
-                            nesterov=bool(self.nesterovs_momentum and self.momentum > 0))
-            # fastnn adds epsilon * sqrt(1 - beta_2^t) where scikit-learn adds epsilon: exact for one step per call,
-            # otherwise taken at the middle step of the call
-            t_mid = t_next + (steps - 1) / 2.0
-            return dict(optimizer="adam", learning_rate=self._optimizer_lr, beta1=float(self.beta_1),
-                        beta2=float(self.beta_2),
-                        epsilon=float(self.epsilon) / (c * math.sqrt(1.0 - float(self.beta_2) ** t_mid)))
+        if self.solver == "sgd":
+            options = dict(optimizer="sgd", learning_rate=c * self._optimizer_lr0, momentum=float(self.momentum),
+                           nesterov=bool(self.nesterovs_momentum and self.momentum > 0))
+        else:  # scikit-learn's Adam adds epsilon to sqrt(v) (not v-hat); its gradient is c times fastnn's
+            options = dict(optimizer="adam", learning_rate=self._optimizer_lr, beta1=float(self.beta_1),
+                           beta2=float(self.beta_2), epsilon=float(self.epsilon) / c,
+                           epsilon_placement="uncorrected")
 
         w2_start = _sum_squares(network.weights) if alpha else 0.0
         # (a diverged epoch is an empty history: _fit_stochastic silences fastnn's warning and raises instead)
-        history = network.fit(X[:n_full], T[:n_full], epochs=1, batch_size=batch_size,
+        history = network.fit(X, T, epochs=1, batch_size=batch_size, _order=order[:n_full],
                               weight_decay=scale * alpha / (c * divisors[:k].mean()), shuffle=False,
-                              reset_optimizer=reset, sample_weight=None if w is None else w[:n_full],
-                              **options(k, self._optimizer_t + 1))
+                              reset_optimizer=reset, sample_weight=w_rows, **options)
         if not history["loss"]:
             raise _Diverged()
-        self._optimizer_t += k
         data_loss = history["loss"][0] * n_full
         l2 = 0.0
         if alpha:  # |W|^2 before each batch, interpolated between the epoch's start and the end of the C epoch
@@ -528,10 +535,11 @@ class _BaseMLP(BaseEstimator):
             if n_full < n:
                 l2 += rows[-1] / divisors[-1] * w2_end
         if n_full < n:
+            last = order[n_full:]
+            X_last = X.scipy()[last] if isinstance(X, CSRRows) else X[last]
             data_loss += (n - n_full) * self._guarded(
-                network.train_step, X[n_full:], T[n_full:], weight_decay=scale * alpha / (c * divisors[-1]),
-                sample_weight=None if w is None else w[n_full:], **options(1, self._optimizer_t + 1))
-            self._optimizer_t += 1
+                network.train_step, X_last, T[last], weight_decay=scale * alpha / (c * divisors[-1]),
+                sample_weight=None if w is None else w[n_full:], **options)
         return data_loss / (scale * n), l2 / n
 
     @staticmethod
@@ -589,6 +597,7 @@ class _BaseMLP(BaseEstimator):
         """scipy's L-BFGS-B on c * (fastnn's mean loss) + alpha/(2 n) |W|^2, fastnn computing loss and gradient
         on the full batch in one pass (Network.loss_and_gradients)."""
         network = self._network
+        X = self._sparse_rows(X)
         c, r = self._loss_scales()
         alpha = float(self.alpha)
         params = network.weights + network.biases
@@ -642,7 +651,7 @@ class _BaseMLP(BaseEstimator):
     # --------------------------------------------------------------------------------------------- tags
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = False
+        tags.input_tags.sparse = True
         return tags
 
 
@@ -722,7 +731,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return accuracy_score(y, y_pred, sample_weight=sample_weight)
 
     def _validate_input(self, X, y, incremental, reset):
-        X, y = validate_data(self, X, y, multi_output=True, dtype=(np.float64, np.float32), reset=reset)
+        X, y = validate_data(self, X, y, multi_output=True, dtype=(np.float64, np.float32), reset=reset,
+                             accept_sparse="csr")
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         check_classification_targets(y)
@@ -785,13 +795,13 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def predict(self, X):
         """Predicted class labels (label indicator rows for multilabel)."""
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=(np.float64, np.float32), reset=False)
+        X = validate_data(self, X, dtype=(np.float64, np.float32), reset=False, accept_sparse="csr")
         return self._outputs_to_predictions(self._forward(X))
 
     def predict_proba(self, X):
         """Class probabilities, columns in the order of classes_ (per-label probabilities for multilabel)."""
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=(np.float64, np.float32), reset=False)
+        X = validate_data(self, X, dtype=(np.float64, np.float32), reset=False, accept_sparse="csr")
         outputs = self._forward(X)
         if self.n_outputs_ == 1:
             p = outputs.ravel()
@@ -811,17 +821,22 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
-    """Multi-layer perceptron regressor on fastnn (scikit-learn's MLPRegressor with the squared error, trained
-    by fastnn's C core): a linear output layer and fastnn's mse, rescaled to scikit-learn's half squared error
-    (see the module docstring). Parameters and attributes as MLPClassifier's, without class_weight and classes_;
-    y may have several columns (multi-output regression)."""
+    """Multi-layer perceptron regressor on fastnn (scikit-learn's MLPRegressor, trained by fastnn's C core).
 
-    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,
+    loss="squared_error": a linear output layer and fastnn's mse, rescaled to scikit-learn's half squared error
+    (see the module docstring). loss="poisson" (scikit-learn >= 1.7's): a log link, the output layer computing
+    log(mean) and predict returning exp of it, trained on the half Poisson deviance (fastnn's "poisson" loss, the
+    same numbers as scikit-learn's); targets must be >= 0. Parameters and attributes as MLPClassifier's, without
+    class_weight and classes_; y may have several columns (multi-output regression)."""
+
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001,
                  batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5, max_iter=200,
                  shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9,
                  beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dtype=None, n_threads=None,
                  backend=None):
+        self.loss = loss
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -853,16 +868,18 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def _is_classifier():
         return False
 
-    @staticmethod
-    def _output_activation():
-        return "identity"
+    _parameter_constraints = {**_BaseMLP._parameter_constraints,
+                              "loss": [StrOptions({"squared_error", "poisson"})] if _SKLEARN_ERROR is None else None}
+
+    def _output_activation(self):
+        return "exp" if self.loss == "poisson" else "identity"
 
     def _score_function(self, y, y_pred, sample_weight=None):
         return r2_score(y, y_pred, sample_weight=sample_weight)
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=(np.float64, np.float32),
-                             reset=reset)
+                             reset=reset, accept_sparse="csr")
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         return X, y
@@ -887,7 +904,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def predict(self, X):
         """Predicted values, (n_samples,) for one output, (n_samples, n_outputs) otherwise."""
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=(np.float64, np.float32), reset=False)
+        X = validate_data(self, X, dtype=(np.float64, np.float32), reset=False, accept_sparse="csr")
         return self._outputs_to_predictions(self._forward(X))
 
     def __sklearn_tags__(self):

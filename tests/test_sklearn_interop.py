@@ -177,3 +177,103 @@ def test_early_stopping_split_is_still_sklearns():
     ours, theirs = _quiet_fit(MLPClassifier(**params), X, labels), _quiet_fit(SkMLPClassifier(**params), X, labels)
     np.testing.assert_allclose(ours.validation_scores_, theirs.validation_scores_)
     np.testing.assert_allclose(ours.coefs_[0], theirs.coefs_[0], rtol=1e-9)
+
+
+# -------------------------------------------------------------------------------------------- sparse X
+def _sparse_classification(n=300, d=40, seed=0):
+    from scipy import sparse
+    rng = np.random.RandomState(seed)
+    X = sparse.random(n, d, density=0.15, format="csr", random_state=rng, data_rvs=rng.randn)
+    w = rng.randn(d, 3)
+    y = np.asarray(X @ w).argmax(axis=1)
+    return X, y
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc", "coo"])
+@pytest.mark.parametrize("solver", ["adam", "sgd", "lbfgs"])
+def test_sparse_input_as_sklearn(fmt, solver, backend):
+    """CSR, CSC and COO X train the same model as the dense X (the same trajectory) and as scikit-learn's MLP
+    on the same sparse X."""
+    X, y = _sparse_classification()
+    Xs = X.asformat(fmt)
+    params = dict(hidden_layer_sizes=(12,), max_iter=8, random_state=0, solver=solver, batch_size=64,
+                  early_stopping=solver == "sgd")
+    ours = _quiet_fit(MLPClassifier(backend=backend, **params), Xs, y)
+    dense = _quiet_fit(MLPClassifier(backend=backend, **params), X.toarray(), y)
+    theirs = _quiet_fit(SkMLPClassifier(**params), Xs, y)
+    for a, b, c in zip(ours.coefs_ + ours.intercepts_, dense.coefs_ + dense.intercepts_,
+                       theirs.coefs_ + theirs.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(a, c, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(ours.predict_proba(Xs), theirs.predict_proba(Xs), rtol=1e-7, atol=1e-10)
+    np.testing.assert_array_equal(ours.predict(Xs), dense.predict(X.toarray()))
+
+
+def test_sparse_partial_fit_and_regressor(backend):
+    X, y = _sparse_classification()
+    target = np.asarray(X.sum(axis=1)).ravel()
+    params = dict(hidden_layer_sizes=(8,), random_state=0, batch_size=50)
+    ours, theirs = MLPRegressor(backend=backend, **params), SkMLPRegressor(**params)
+    for _ in range(3):
+        ours.partial_fit(X, target)
+        theirs.partial_fit(X, target)
+    np.testing.assert_allclose(ours.coefs_[0], theirs.coefs_[0], rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(ours.predict(X), theirs.predict(X), rtol=1e-7, atol=1e-9)
+
+
+def test_sparse_input_is_never_densified():
+    """A CSR matrix whose dense form would take 640 MB trains within a few MB of Python memory (one dense batch
+    at a time) and predicts in bounded dense chunks (Network's inference chunk of 64 MiB at most)."""
+    import tracemalloc
+
+    from scipy import sparse
+    rng = np.random.RandomState(0)
+    n, d = 20_000, 4_000
+    X = sparse.random(n, d, density=0.0005, format="csr", random_state=rng, dtype=np.float64)
+    y = rng.randint(0, 2, n)
+    est = MLPClassifier(hidden_layer_sizes=(4,), max_iter=1, batch_size=100, random_state=0)
+    tracemalloc.start()
+    try:
+        _quiet_fit(est, X, y)
+        fit_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        predicted = est.predict(X)
+        predict_peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    dense_bytes = n * d * 8
+    assert fit_peak < dense_bytes / 50, f"fit peak {fit_peak / 2**20:.1f} MiB"
+    assert predict_peak < dense_bytes / 5, f"predict peak {predict_peak / 2**20:.1f} MiB"
+    np.testing.assert_array_equal(predicted[:500], est.predict(X[:500].toarray()))
+
+
+# ------------------------------------------------------------------------------------------- poisson
+@pytest.mark.parametrize("solver, extra", [("adam", {}), ("sgd", dict(learning_rate_init=0.01)),
+                                           ("lbfgs", {}), ("adam", dict(early_stopping=True))])
+def test_poisson_regressor_as_sklearn(solver, extra, backend):
+    """MLPRegressor(loss="poisson"): exp output, half Poisson deviance; the same model and loss curve as
+    scikit-learn's for the same random_state."""
+    rng = np.random.RandomState(0)
+    X = rng.randn(300, 5)
+    y = rng.poisson(np.exp(0.5 * X[:, 0] - 0.3 * X[:, 1])).astype(np.float64)
+    params = dict(loss="poisson", hidden_layer_sizes=(10,), max_iter=10, random_state=0, solver=solver, **extra)
+    ours = _quiet_fit(MLPRegressor(backend=backend, **params), X, y)
+    theirs = _quiet_fit(SkMLPRegressor(**params), X, y)
+    assert ours.out_activation_ == theirs.out_activation_ == "exp"
+    assert ours.n_iter_ == theirs.n_iter_
+    for a, c in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        np.testing.assert_allclose(a, c, rtol=1e-7, atol=1e-9)
+    if solver != "lbfgs":
+        np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-5)
+    np.testing.assert_allclose(ours.predict(X), theirs.predict(X), rtol=1e-7)
+    assert (ours.predict(X) > 0).all()
+
+
+def test_poisson_refuses_negative_targets_and_unknown_losses():
+    X, _ = _data()
+    with pytest.raises(ValueError, match=">= 0"):
+        MLPRegressor(loss="poisson", max_iter=2).fit(X, -np.ones(len(X)))
+    with pytest.raises(ValueError, match="loss"):
+        MLPRegressor(loss="huber").fit(X, np.ones(len(X)))
+    with pytest.raises(ValueError, match="loss"):
+        MLPRegressor((8,)).fit(X, np.ones(len(X)))  # scikit-learn's positional order: loss comes first

@@ -200,8 +200,11 @@ def _accumulate(h, metrics, out, t, w):
 
 def net_train_epoch(h, state, X, T, order, batch, n_threads, W=None, dropout_seed=0, metrics=None):
     """One epoch of minibatch training. Returns (loss_sum, n_done, finite), as the C twin does. X is dense or a
-    scipy.sparse CSR matrix, whose batches are densified one at a time."""
-    n = X.shape[0]
+    scipy.sparse CSR matrix, whose batches are densified one at a time; `order` lists the rows to train on, in
+    its order (a permutation of X's rows, or a subset)."""
+    n = order.shape[0]
+    if n == 0 or np.any(order < 0) or np.any(order >= X.shape[0]):
+        raise ValueError("net_train_epoch: order must list rows of X")
     if not 0 < batch <= h.max_batch:
         raise ValueError(f"net_train_epoch: batch {batch} exceeds the workspace ({h.max_batch})")
     if metrics is not None:
