@@ -1,5 +1,5 @@
-"""Independent float64 references for the activations, shared by test_kernels.py and test_hypothesis.py: the
-textbook formulas written out here, never the kernels' (fused or rearranged) forms."""
+"""Independent float64 references for the activations (shared by test_kernels.py and test_hypothesis.py), the
+textbook formulas written out here, never the kernels' (fused or rearranged) forms; and central differences."""
 import numpy as np
 
 from fastnn._codes import LEAKY_RELU, LINEAR, RELU, SIGMOID, SOFTMAX, TANH
@@ -33,3 +33,15 @@ def ref_act_backward(da, a, act, alpha):
     deriv = {LINEAR: np.ones_like(a), SIGMOID: a * (1 - a), TANH: 1 - a * a, RELU: (a > 0).astype(np.float64),
              LEAKY_RELU: np.where(a > 0, 1.0, alpha)}[act]
     return da * deriv
+
+
+def central_differences(f, z, h=1e-6):
+    """The gradient of the scalar f at z by central differences, element by element: the numerical reference for
+    the loss kernels' gradients."""
+    grad = np.empty(z.shape)
+    for index in np.ndindex(z.shape):
+        up, down = z.copy(), z.copy()
+        up[index] += h
+        down[index] -= h
+        grad[index] = (f(up) - f(down)) / (2 * h)
+    return grad
