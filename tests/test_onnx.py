@@ -606,6 +606,26 @@ def test_skl2onnx_and_fastnn_export_agree_in_onnxruntime(rng):
         np.testing.assert_allclose(got.reshape(expected.shape), expected, atol=1e-6, rtol=0)
 
 
+def test_skl2onnx_and_export_of_from_sklearn_agree_in_onnxruntime(rng):
+    """skl2onnx's model of a scikit-learn MLP, and fastnn's export of fastnn.from_sklearn of the same estimator,
+    give the same outputs in onnxruntime (the binary classifier's network has one sigmoid output: p of the
+    positive class, skl2onnx's second column)."""
+    skl2onnx = pytest.importorskip("skl2onnx")
+    ort = _ort()
+    for kind in ("multiclass", "binary", "regressor"):
+        est, X = _fitted(kind, rng)
+        theirs = skl2onnx.to_onnx(est, X[:1], options=None if kind == "regressor" else
+                                  {type(est): {"zipmap": False}})
+        ours = fastnn.from_sklearn(est, dtype="float32").to_onnx()
+        onnx.checker.check_model(ours, full_check=True)
+        session = ort.InferenceSession(theirs.SerializeToString(), providers=["CPUExecutionProvider"])
+        expected = session.run(None, {session.get_inputs()[0].name: X})[-1]
+        got = _run(_session(ours), X)
+        if kind == "binary":
+            expected = expected[:, 1:]
+        np.testing.assert_allclose(got.reshape(expected.shape), expected, atol=1e-6, rtol=0)
+
+
 def test_missing_onnx_package_says_how_to_install(monkeypatch):
     net, _ = _dense("float32", None)
     monkeypatch.setitem(sys.modules, "onnx", None)  # `import onnx` now raises ImportError
