@@ -222,14 +222,16 @@ def test_sparse_partial_fit_and_regressor(backend):
 
 
 def test_sparse_input_is_never_densified():
-    """A CSR matrix whose dense form would take 640 MB trains within a few MB of Python memory (one dense batch
-    at a time) and predicts in bounded dense chunks (Network's inference chunk of 64 MiB at most)."""
+    """A CSR matrix whose dense form would take 1.28 GB trains within a few MB of Python memory (one dense batch
+    at a time) and predicts in bounded dense chunks (Network's inference chunk of 64 MiB, and the NumPy
+    backend's temporaries of that size)."""
     import tracemalloc
 
     from scipy import sparse
     rng = np.random.RandomState(0)
-    n, d = 20_000, 4_000
-    X = sparse.random(n, d, density=0.0005, format="csr", random_state=rng, dtype=np.float64)
+    n, d = 40_000, 4_000
+    nnz = n * d // 2000
+    X = sparse.coo_matrix((rng.randn(nnz), (rng.randint(0, n, nnz), rng.randint(0, d, nnz))), shape=(n, d)).tocsr()
     y = rng.randint(0, 2, n)
     est = MLPClassifier(hidden_layer_sizes=(4,), max_iter=1, batch_size=100, random_state=0)
     tracemalloc.start()
