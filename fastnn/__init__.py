@@ -48,23 +48,26 @@ def show_config(file=None):
     return config
 
 
-def from_onnx(model, **kwargs):
-    """A Network from an ONNX model (a path, bytes or an onnx.ModelProto); see fastnn.onnx_import."""
+def from_onnx(model, dtype=None, backend=None, output=None):
+    """A Network from an ONNX model (a path, bytes or an onnx.ModelProto) made of the operators fastnn's layers
+    are (as written by Network.to_onnx, torch.onnx.export and skl2onnx); see fastnn.onnx_import."""
     from .onnx_import import from_onnx as _from_onnx
-    return _from_onnx(model, **kwargs)
+    return _from_onnx(model, dtype=dtype, backend=backend, output=output)
 
 
-def from_state_dict(layers_or_network, state_dict, **kwargs):
+def from_state_dict(layers_or_network, state_dict, *, input_shape=None, loss=None, dtype=None, backend=None,
+                    strict=True):
     """A Network from an architecture and a mapping of arrays in PyTorch's names and layouts; see
     fastnn.convert."""
     from .convert import from_state_dict as _from_state_dict
-    return _from_state_dict(layers_or_network, state_dict, **kwargs)
+    return _from_state_dict(layers_or_network, state_dict, input_shape=input_shape, loss=loss, dtype=dtype,
+                            backend=backend, strict=strict)
 
 
-def from_sklearn(estimator, **kwargs):
+def from_sklearn(estimator, *, dtype=None, backend=None):
     """A Network from a fitted scikit-learn (or fastnn) MLPClassifier / MLPRegressor; see fastnn.convert."""
     from .convert import from_sklearn as _from_sklearn
-    return _from_sklearn(estimator, **kwargs)
+    return _from_sklearn(estimator, dtype=dtype, backend=backend)
 
 
 _LAZY = ("MLPClassifier", "MLPRegressor")
