@@ -151,6 +151,15 @@ typedef struct {
     int64_t kh, kw, sh, sw, pad_h, pad_w;
 } fastnn_window;
 
+/* A CSR matrix (scipy.sparse's layout) of n_rows x n_cols: row i's stored values are data[indptr[i] ..
+ * indptr[i + 1]) (REAL of the kernel's dtype), at columns indices[...] in [0, n_cols). Entries of a row need not
+ * be sorted; duplicates add up (as scipy's toarray()). */
+typedef struct {
+    const void *data;
+    const int64_t *indices, *indptr;
+    int64_t n_rows, n_cols, nnz;
+} fastnn_csr;
+
 typedef struct {
     int kind;           /* fastnn_layer_kind */
     int64_t in_size, out_size;
@@ -172,6 +181,11 @@ typedef struct {
     void *states, *gates, *cells, *dgates, *carry; /* recurrent workspaces */
     void *state;        /* recurrent: the carried state of a stateful layer, or NULL */
     int64_t state_rows; /* rows of state */
+    /* dense, pruned: W^T (out x in) as CSR, used instead of W by the inference passes (predict, evaluate, one
+     * sample) for batches of at most sparse_rows samples (0: never; the training passes always use W). Built by
+     * the caller from W, so the two must agree. */
+    fastnn_csr sparse;
+    int64_t sparse_rows;
 } fastnn_layer;
 
 typedef struct {
@@ -183,6 +197,8 @@ typedef struct {
     int64_t n_params, n_decay; /* n_decay: the leading n_params entries that are weights (get weight decay) */
     void *x_batch, *t_batch; /* (max_batch, in_size) and (max_batch, out_size): a gathered minibatch */
     void *w_batch;      /* (max_batch): its sample weights, gathered when training with weights */
+    const uint8_t *keep; /* pruning: NULL, or n_decay flags (0 = pruned): each update zeroes the pruned
+                            weights' gradients before the step and the weights after it */
 } fastnn_net;
 
 typedef struct {
@@ -224,14 +240,6 @@ typedef struct {
     double weight;                 /* accumulated weights (rows counted) */
 } fastnn_metrics;
 
-/* A CSR matrix (scipy.sparse's layout) of n_rows x n_cols: row i's stored values are data[indptr[i] ..
- * indptr[i + 1]) (REAL of the kernel's dtype), at columns indices[...] in [0, n_cols). Entries of a row need not
- * be sorted; duplicates add up (as scipy's toarray()). */
-typedef struct {
-    const void *data;
-    const int64_t *indices, *indptr;
-    int64_t n_rows, n_cols, nnz;
-} fastnn_csr;
 
 /* Fortran BLAS gemm, as SciPy's scipy.linalg.cython_blas exports it (LP64: int dimensions). */
 typedef void (*fastnn_sgemm_fn)(char *transa, char *transb, int *m, int *n, int *k, float *alpha, float *a,
@@ -447,6 +455,18 @@ FASTNN_DECLARE_KERNELS(float, f32)
 FASTNN_DECLARE_KERNELS(double, f64)
 
 #undef FASTNN_DECLARE_KERNELS
+
+/* Pruning (prune.c). */
+#define FASTNN_DECLARE_PRUNE(REAL, SFX)                                                                           \
+/* x[k] = 0 wherever keep[k] == 0, k < n. */                                                                     \
+int fastnn_mask_apply_##SFX(REAL *x, const uint8_t *keep, int64_t n, int n_threads);                            \
+/* y (n, Wt->n_rows) = act(x (n, Wt->n_cols) W + b), W^T given as CSR Wt (entries need not be sorted; each      \
+ * output is b[o] then the products of its row in storage order). act: any activation code (softmax per row). */ \
+int fastnn_sparse_dense_forward_##SFX(REAL *y, const REAL *x, const fastnn_csr *Wt, const REAL *b, int64_t n,  \
+                                      int act, double alpha, int n_threads);
+FASTNN_DECLARE_PRUNE(float, f32)
+FASTNN_DECLARE_PRUNE(double, f64)
+#undef FASTNN_DECLARE_PRUNE
 
 #ifdef __cplusplus
 }

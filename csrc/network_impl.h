@@ -259,10 +259,9 @@ int SFX(fastnn_net_backprop)(const fastnn_net *net, double *loss, const REAL *x,
     return FASTNN_OK;
 }
 
-int SFX(fastnn_net_update)(const fastnn_net *net, fastnn_optimizer *opt, int n_threads)
+/* The optimizer step itself (fastnn_net_update around it applies the pruning mask). */
+static int SFX(net_step)(const fastnn_net *net, fastnn_optimizer *opt, int n_threads)
 {
-    if (net == NULL || opt == NULL) return FASTNN_EINVAL;
-    opt->t += 1;
     if (opt->clip_norm > 0) {
         int clipped = 0;
         int rc = SFX(fastnn_clip_grad_norm)(&clipped, (REAL *)net->grads, net->n_params, opt->clip_norm, n_threads);
@@ -291,6 +290,21 @@ int SFX(fastnn_net_update)(const fastnn_net *net, fastnn_optimizer *opt, int n_t
                                              opt->eta_minus, opt->step_min, opt->step_max, opt->weight_decay,
                                              n_threads);
     return FASTNN_EINVAL;
+}
+
+int SFX(fastnn_net_update)(const fastnn_net *net, fastnn_optimizer *opt, int n_threads)
+{
+    int rc;
+    if (net == NULL || opt == NULL) return FASTNN_EINVAL;
+    /* pruned weights: no gradient (so clipping and optimizer state see none), and zero again after the step,
+     * whatever momentum or weight decay would make of them */
+    if (net->keep != NULL &&
+        (rc = SFX(fastnn_mask_apply)((REAL *)net->grads, net->keep, net->n_decay, n_threads)) != FASTNN_OK)
+        return rc;
+    opt->t += 1;
+    rc = SFX(net_step)(net, opt, n_threads);
+    if (rc != FASTNN_OK || net->keep == NULL) return rc;
+    return SFX(fastnn_mask_apply)((REAL *)net->params, net->keep, net->n_decay, n_threads);
 }
 
 int SFX(fastnn_net_train_epoch)(const fastnn_net *net, fastnn_optimizer *opt, const REAL *X, const fastnn_csr *Xs,
@@ -351,6 +365,12 @@ int SFX(fastnn_net_train_epoch)(const fastnn_net *net, fastnn_optimizer *opt, co
     return FASTNN_OK;
 }
 
+/* Inference through a pruned dense layer's CSR copy (fastnn_layer.sparse) for batches it pays for. */
+static int SFX(use_sparse)(const fastnn_layer *L, int64_t n)
+{
+    return L->kind == FASTNN_LAYER_DENSE && L->steps == 1 && L->sparse.indptr != NULL && n <= L->sparse_rows;
+}
+
 /* A forward pass outside training in `scratch` (see fastnn_net_infer_scratch_size): two buffers of the widest
  * layer output taken in turn, then the largest conv2d's columns. predict: the output layer applies its
  * predict activation and writes into y; otherwise the output (logits for the fused losses) is returned in *out. */
@@ -378,7 +398,12 @@ static int SFX(net_infer)(const fastnn_net *net, REAL *y, const REAL **out, cons
             buf.cells = buf.gates + n * gate_values;
             buf.proj = buf.cells + n * (T + 1) * U;
         }
-        rc = SFX(layer_forward)(L, i, dst, in, n, is_last && y ? L->predict_act : L->act, &buf, 0, n_threads);
+        int act = is_last && y ? L->predict_act : L->act;
+        if (SFX(use_sparse)(L, n))
+            rc = SFX(fastnn_sparse_dense_forward)(dst, in, &L->sparse, (const REAL *)L->b, n, act, L->alpha,
+                                                  n_threads);
+        else
+            rc = SFX(layer_forward)(L, i, dst, in, n, act, &buf, 0, n_threads);
         if (rc != FASTNN_OK) return rc;
         in = dst;
     }
@@ -433,8 +458,12 @@ int SFX(fastnn_net_forward_single)(const fastnn_net *net, REAL *y, const REAL *x
     for (i = 0; i < net->n_layers; i++) {
         const fastnn_layer *L = &net->layers[i];
         REAL *out = i == net->n_layers - 1 ? y : scratch + (i % 2) * widest;
-        rc = SFX(fastnn_dense_forward_single)(out, in, (const REAL *)L->W, (const REAL *)L->b, L->in_size,
-                                              L->out_size, L->predict_act, L->alpha);
+        if (SFX(use_sparse)(L, 1))
+            rc = SFX(fastnn_sparse_dense_forward)(out, in, &L->sparse, (const REAL *)L->b, 1, L->predict_act,
+                                                  L->alpha, 1);
+        else
+            rc = SFX(fastnn_dense_forward_single)(out, in, (const REAL *)L->W, (const REAL *)L->b, L->in_size,
+                                                  L->out_size, L->predict_act, L->alpha);
         if (rc != FASTNN_OK) return rc;
         in = out;
     }

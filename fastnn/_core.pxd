@@ -1,5 +1,5 @@
 # Declarations of csrc/fastnn.h for the Cython layer. The C functions never set Python errors, hence noexcept.
-from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 
 cdef extern from "fastnn.h" nogil:
     enum:
@@ -16,6 +16,12 @@ cdef extern from "fastnn.h" nogil:
     ctypedef struct fastnn_sequence:
         int cell, act, return_sequences
         int64_t steps, features, units
+
+    ctypedef struct fastnn_csr:
+        const void *data
+        const int64_t *indices
+        const int64_t *indptr
+        int64_t n_rows, n_cols, nnz
 
     ctypedef struct fastnn_layer:
         int kind
@@ -45,6 +51,8 @@ cdef extern from "fastnn.h" nogil:
         void *carry
         void *state
         int64_t state_rows
+        fastnn_csr sparse
+        int64_t sparse_rows
 
     ctypedef struct fastnn_net:
         int n_layers
@@ -57,6 +65,7 @@ cdef extern from "fastnn.h" nogil:
         void *x_batch
         void *t_batch
         void *w_batch
+        const uint8_t *keep
 
     ctypedef struct fastnn_optimizer:
         int kind
@@ -87,12 +96,6 @@ cdef extern from "fastnn.h" nogil:
     int fastnn_metrics_accumulate_f64(fastnn_metrics *metrics, const double *out, const double *target,
                                       const double *weights, int64_t n, int64_t d, int output_act, int raw,
                                       int skip_padding) noexcept
-
-    ctypedef struct fastnn_csr:
-        const void *data
-        const int64_t *indices
-        const int64_t *indptr
-        int64_t n_rows, n_cols, nnz
 
     int fastnn_check_csr(const fastnn_csr *A) noexcept
     int fastnn_csr_gather_f32(float *x, const fastnn_csr *A, const int64_t *rows, int64_t n, int n_threads) noexcept
@@ -281,3 +284,11 @@ cdef extern from "fastnn.h" nogil:
                                 double *dgates, double *gates, double *cells, double *carry, const double *dy,
                                 const double *x, const double *states, const double *W_ih, const double *W_hh,
                                 int64_t n, const fastnn_sequence *s, int n_threads) noexcept
+
+    # pruning (prune.c)
+    int fastnn_mask_apply_f32(float *x, const uint8_t *keep, int64_t n, int n_threads) noexcept
+    int fastnn_mask_apply_f64(double *x, const uint8_t *keep, int64_t n, int n_threads) noexcept
+    int fastnn_sparse_dense_forward_f32(float *y, const float *x, const fastnn_csr *Wt, const float *b, int64_t n,
+                                        int act, double alpha, int n_threads) noexcept
+    int fastnn_sparse_dense_forward_f64(double *y, const double *x, const fastnn_csr *Wt, const double *b,
+                                        int64_t n, int act, double alpha, int n_threads) noexcept

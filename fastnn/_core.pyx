@@ -8,7 +8,7 @@ validation and conversion before it gets here.
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
 from cython cimport floating
-from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 
 from fastnn._core cimport *
 
@@ -689,7 +689,7 @@ cdef class NetHandle:
         self.net.layers = NULL
 
     def __init__(self, list layers, int loss_kind, params, grads, Py_ssize_t n_decay, x_batch, t_batch, w_batch,
-                 Py_ssize_t max_batch):
+                 Py_ssize_t max_batch, keep=None):
         cdef Py_ssize_t i
         cdef fastnn_layer *L
         self.dtype = params.dtype
@@ -698,7 +698,7 @@ cdef class NetHandle:
         self.is_f32 = self.dtype.name == "float32"
         if not layers:
             raise ValueError("NetHandle: no layers")
-        self._keep = ([dict(fields) for fields in layers], params, grads, x_batch, t_batch, w_batch)
+        self._keep = ([dict(fields) for fields in layers], params, grads, x_batch, t_batch, w_batch, keep)
         self.net.loss_kind = loss_kind
         self.net.params = _address(params, self.dtype, (params.shape[0],), "params")
         self.net.grads = _address(grads, self.dtype, (params.shape[0],), "grads")
@@ -706,6 +706,11 @@ cdef class NetHandle:
         if not 0 <= n_decay <= params.shape[0]:
             raise ValueError("NetHandle: n_decay out of range")
         self.net.n_decay = n_decay
+        self.net.keep = NULL
+        if keep is not None:  # pruning: one uint8 flag per weight
+            if keep.dtype.name != "uint8" or keep.shape != (n_decay,) or not keep.flags.c_contiguous or n_decay == 0:
+                raise ValueError(f"NetHandle: keep must be a C-contiguous uint8 array of shape ({n_decay},)")
+            self.net.keep = <const uint8_t *><size_t>_pointer(keep)
         self.max_batch = max_batch
         self.net.max_batch = max_batch
         self.net.layers = <fastnn_layer *>calloc(len(layers), sizeof(fastnn_layer))
@@ -750,6 +755,14 @@ cdef class NetHandle:
                     raise ValueError(f"NetHandle: layer {i} state must be (rows, {size})")
                 L.state = _address(state, self.dtype, (state.shape[0], size), f"layer {i} state")
                 L.state_rows = state.shape[0]
+            sparse = fields.get("sparse")
+            if sparse is not None:  # (CSR of W^T, the largest batch to use it for), kept alive by self._keep
+                if L.kind != 0 or L.steps != 1:
+                    raise ValueError(f"NetHandle: layer {i} is not a dense layer on vectors; it cannot be sparse")
+                _load_csr(&L.sparse, sparse[0], self.dtype, L.in_size, f"NetHandle: layer {i} sparse")
+                if sparse[0].shape[0] != L.out_size:
+                    raise ValueError(f"NetHandle: layer {i} sparse has {sparse[0].shape[0]} rows, not {L.out_size}")
+                L.sparse_rows = sparse[1]
             if max_batch:
                 sizes = _workspace_sizes(L)
                 for name in ("a", "delta", "cols", "mask", "states", "gates", "cells", "dgates", "carry"):
@@ -1362,3 +1375,51 @@ def rnn_scratch_size(seq, Py_ssize_t n):
     if size < 0:
         raise ValueError(f"rnn_scratch_size: invalid n {n} or sizes too large")
     return size
+
+
+# ------------------------------------------------------------------------------------------------------- pruning
+def mask_apply(x, keep, int n_threads):
+    """x[k] = 0 wherever keep[k] == 0 (x: a 1-D C-contiguous float buffer, keep: uint8 of the same length)."""
+    cdef Py_ssize_t n = x.shape[0]
+    cdef bint f32 = _is_float32(x)
+    cdef int rc
+    if x.ndim != 1 or keep.ndim != 1 or keep.shape[0] != n or keep.dtype.name != "uint8" or \
+            not keep.flags.c_contiguous:
+        raise ValueError("mask_apply: keep must be a contiguous uint8 array as long as x")
+    if n == 0:
+        return
+    cdef size_t px = _data(x.reshape(1, n), x.dtype, 1, n, "mask_apply: x")
+    cdef size_t pk = _pointer(keep)
+    with nogil:
+        if f32:
+            rc = fastnn_mask_apply_f32(<float *>px, <const uint8_t *>pk, n, n_threads)
+        else:
+            rc = fastnn_mask_apply_f64(<double *>px, <const uint8_t *>pk, n, n_threads)
+    _check(rc, "mask_apply")
+
+
+def sparse_dense_forward(y, x, Wt, b, int act, double alpha, int n_threads):
+    """y (n, d_out) = act(x (n, d_in) W + b) with W^T given as the CSR matrix Wt (d_out, d_in): data of x's
+    dtype, int64 indices and indptr; b (d_out,) or None."""
+    cdef fastnn_csr A
+    cdef Py_ssize_t n = x.shape[0]
+    cdef bint f32 = _is_float32(x)
+    cdef int rc
+    cdef size_t pb = 0
+    _load_csr(&A, Wt, x.dtype, x.shape[1] if x.ndim == 2 else -1, "sparse_dense_forward")
+    if y.ndim != 2 or y.shape[0] != n or y.shape[1] != A.n_rows:
+        raise ValueError(f"sparse_dense_forward: y has shape {y.shape}, expected ({n}, {A.n_rows})")
+    if n == 0:
+        return
+    cdef size_t px = _data(x, x.dtype, n, A.n_cols, "sparse_dense_forward: x", False)
+    cdef size_t py = _data(y, x.dtype, n, A.n_rows, "sparse_dense_forward: y")
+    if b is not None:
+        pb = _data(b.reshape(1, -1), x.dtype, 1, A.n_rows, "sparse_dense_forward: b", False)
+    with nogil:
+        if f32:
+            rc = fastnn_sparse_dense_forward_f32(<float *>py, <const float *>px, &A, <const float *>pb, n, act,
+                                                 alpha, n_threads)
+        else:
+            rc = fastnn_sparse_dense_forward_f64(<double *>py, <const double *>px, &A, <const double *>pb, n,
+                                                 act, alpha, n_threads)
+    _check(rc, "sparse_dense_forward")

@@ -103,6 +103,7 @@ class _ParameterList(list):
             converted = [self._converted(i, v) for i, v in zip(positions, values)]
             for i, array in zip(positions, converted):
                 list.__getitem__(self, i)[...] = array
+            self._network._weights_assigned()
             return
         try:
             i = range(len(self))[index]
@@ -113,6 +114,7 @@ class _ParameterList(list):
             raise TypeError(f"net.{self._what} indices must be integers or slices, not "
                             f"{type(index).__name__}") from None
         list.__getitem__(self, i)[...] = self._converted(i, value)
+        self._network._weights_assigned()
 
     def _refuse(self, *args, **kwargs):
         raise TypeError(f"net.{self._what} has one array per layer with parameters and cannot change length or "
@@ -246,6 +248,10 @@ class Network:
 
     def _build(self, layers, input_shape, loss, dtype, seed, backend, params, ignore_index=None):
         check.check_choice("loss", loss, _codes.LOSSES)
+        self._prune_keep = None  # pruning (fastnn.pruning): uint8 flags over the weights, 0 = pruned
+        self._sparse = []  # per layer: None or (CSR of W^T, largest batch) for inference; [] = none built
+        self._sparse_stale = False  # the weights changed since the CSR copies were (or would have been) built
+        self._training = False
         dtype = check.check_dtype(dtype, DTYPES)
         self._kernels = _backend.get(backend)
         self.backend = self._kernels.NAME
@@ -346,8 +352,11 @@ class Network:
         for layer in self._stateful_layers():
             layer._state_for(max(self._workspace_rows, 1), self.dtype)
         layers = [layer.descriptor(ws) for layer, ws in zip(self.layers, self._workspaces)]
+        for fields, sparse in zip(layers, self._sparse):
+            fields["sparse"] = sparse
         return self._kernels.NetHandle(layers, self._loss_code, self._params, self._grads, self.n_decay,
-                                       self._x_batch, self._t_batch, self._w_batch, self._workspace_rows)
+                                       self._x_batch, self._t_batch, self._w_batch, self._workspace_rows,
+                                       keep=self._prune_keep)
 
     def _release_workspace(self):
         self._workspaces = [{} for _ in self.layers]
@@ -395,6 +404,66 @@ class Network:
             converted.append(array)
         for view, array in zip(views, converted):
             view[...] = array
+        self._weights_assigned()
+
+    # ---------------------------------------------------------------------------------------------- pruning
+    def prune(self, amount=0.9, scope="global"):
+        """Magnitude pruning: set the `amount` fraction of the still-unpruned weights with the smallest |w| to
+        zero and keep them there (fit and train_step re-apply the mask after every update). scope="global" ranks
+        all weights together (one threshold), "layer" each layer's separately. Repeated calls prune `amount` of
+        what remains (torch.nn.utils.prune's iterative semantics: 0.5 twice leaves 25%). Weights are those of
+        Dense, Conv2D, Embedding and recurrent layers; biases are never pruned. See fastnn.pruning."""
+        from .pruning import prune
+        prune(self, amount, scope)
+        return self
+
+    def sparsity(self, per_layer=False):
+        """The fraction of weights (biases excluded) that are exactly zero; per_layer=True: {index in
+        net.layers: fraction} for each layer with weights."""
+        from .pruning import sparsity
+        return sparsity(self, per_layer)
+
+    @property
+    def pruned(self):
+        """True while the network has a pruning mask (after prune(), until remove_pruning())."""
+        return self._prune_keep is not None
+
+    def remove_pruning(self):
+        """Drop the pruning mask: the weights keep their values (zeros included), but training may now change
+        the pruned ones (torch.nn.utils.prune.remove). Sparse inference stops with it."""
+        self._prune_keep = None
+        self._drop_sparse()
+
+    def _set_prune_keep(self, keep):
+        """Install the keep flags (uint8, n_decay) and zero the pruned weights."""
+        if keep.dtype != np.uint8 or keep.shape != (self.n_decay,):
+            raise ValueError(f"the pruning mask must be uint8 of shape ({self.n_decay},), got {keep.dtype} "
+                             f"{keep.shape}")
+        self._prune_keep = np.ascontiguousarray(keep)
+        self._kernels.mask_apply(self._params[:self.n_decay], self._prune_keep, 1)
+        self._drop_sparse()
+
+    def _weights_assigned(self):
+        """After set_weights / item assignment: pruned positions back to zero, sparse copies out of date."""
+        if self._prune_keep is not None:
+            self._kernels.mask_apply(self._params[:self.n_decay], self._prune_keep, 1)
+            self._drop_sparse()
+
+    def _drop_sparse(self):
+        """The weights are about to change (training) or did: forget the CSR copies."""
+        self._sparse_stale = True
+        if self._sparse:
+            self._sparse = []
+            self._handle = self._make_handle()
+
+    def _sparse_ready(self):
+        """Before inference: build the CSR copies of a pruned network whose weights changed since."""
+        if self._prune_keep is None or not self._sparse_stale or self._training:
+            return
+        from .pruning import build_sparse
+        self._sparse = build_sparse(self)
+        self._sparse_stale = False
+        self._handle = self._make_handle()
 
     @property
     def activations(self):
@@ -528,7 +597,8 @@ class Network:
     def __getstate__(self):
         # the lock, the kernels module and the C handle are rebuilt; the rest is plain arrays
         return {"config": self.get_config(), "params": self._params.copy(), "backend": self.backend,
-                "rng": self._rng.bit_generator.state, "n_threads": self._n_threads, "optimizer": self._opt}
+                "rng": self._rng.bit_generator.state, "n_threads": self._n_threads, "optimizer": self._opt,
+                "prune_keep": None if self._prune_keep is None else self._prune_keep.copy()}
 
     def __setstate__(self, state):
         config = state["config"]
@@ -538,6 +608,8 @@ class Network:
         self._rng.bit_generator.state = state["rng"]
         self._n_threads = state["n_threads"]
         self._opt = state["optimizer"]
+        if state.get("prune_keep") is not None:  # pickles from before pruning have none
+            self._set_prune_keep(state["prune_keep"])
 
     def _as_samples(self, name, X):
         """X as a C-contiguous (n, n_inputs) batch, or (n_inputs,) for one sample, from the shapes users pass:
@@ -630,6 +702,7 @@ class Network:
             return self._forward(X)
 
     def _forward(self, X):
+        self._sparse_ready()
         if is_sparse(X):
             return self._forward_sparse(self._as_sparse_rows("X", X))
         X = self._as_samples("X", X)
@@ -686,6 +759,7 @@ class Network:
     def _mean_loss(self, X, T, n_threads, w=None, metrics=None):
         # every loss is a mean over samples (times a constant n_outputs), so chunk means combine by rows; with
         # ignore_index, by the rows that count
+        self._sparse_ready()
         k, n = self._kernels, X.shape[0]
         sparse = isinstance(X, CSRRows)
         rows = n if self._stateful_layers() else self._sparse_chunk_rows(n) if sparse else self._infer_rows(n)
@@ -920,6 +994,7 @@ class Network:
         clip_norm = training.check_clip_norm(clip_norm)
         X, T = self._check_xy(X, y)
         w = self._sample_weights(y, X.shape[0], None, sample_weight)
+        self._drop_sparse()
         if isinstance(X, CSRRows):  # one batch: densified, as every batch is
             X = self._dense_rows(X, 0, X.shape[0], np.empty(X.shape, dtype=self.dtype))
         n_threads = self._n_threads_now()
@@ -1032,6 +1107,8 @@ class Network:
             self._reset_optimizer()
         state = self._optimizer(opts)
         state.clip_norm = clip_norm
+        self._drop_sparse()
+        self._training = True  # no sparse copies while the weights move (validation passes stay dense)
         handle = self._workspace(batch)
         snapshot = np.empty_like(self._params)
         n_threads = self._n_threads_now()
@@ -1081,6 +1158,7 @@ class Network:
                     break
         finally:
             progress.close()
+            self._training = False
         if watcher is not None:
             watcher.finish(self._params)
             history.best_epoch = watcher.best_epoch

@@ -17,6 +17,7 @@ from .losses import loss as loss_kernel
 from .metrics import check_metrics, metrics_accumulate
 from .optimizers import adam_step, adamw_step, irprop_minus_step, rmsprop_step, sgd_step
 from .optimizers import clip_grad_norm
+from .prune import mask_apply, sparse_dense_forward
 from .pool import avgpool2d_backward, avgpool2d_forward, maxpool2d_backward, maxpool2d_forward
 from .rnn import rnn_backward, rnn_forward, rnn_scratch_size
 from .sparse import check_csr
@@ -34,13 +35,23 @@ class NetHandle:
     tuple or None); workspaces are (max_batch, per-sample size) arrays, or None for a handle that only
     predicts and evaluates."""
 
-    def __init__(self, layers, loss_kind, params, grads, n_decay, x_batch, t_batch, w_batch, max_batch):
+    def __init__(self, layers, loss_kind, params, grads, n_decay, x_batch, t_batch, w_batch, max_batch, keep=None):
         self.layers = []
         for i, fields in enumerate(layers):
             missing = set(LAYER_FIELDS) - set(fields)
             if missing:
                 raise ValueError(f"NetHandle: layer {i} lacks {sorted(missing)}")
-            self.layers.append(SimpleNamespace(**{k: fields[k] for k in LAYER_FIELDS}))
+            L = SimpleNamespace(**{k: fields[k] for k in LAYER_FIELDS})
+            # pruning: (CSR of W^T, the largest batch to use it for) or None
+            L.sparse = fields.get("sparse")
+            if L.sparse is not None:
+                if L.kind != LAYER_DENSE or L.steps != 1:
+                    raise ValueError(f"NetHandle: layer {i} is not a dense layer on vectors; it cannot be sparse")
+                check_csr(L.sparse[0], L.in_size, f"NetHandle: layer {i} sparse")
+            self.layers.append(L)
+        if keep is not None and (keep.dtype != np.uint8 or keep.shape != (n_decay,) or n_decay == 0):
+            raise ValueError(f"NetHandle: keep must be a uint8 array of shape ({n_decay},)")
+        self.keep = keep
         if not self.layers:
             raise ValueError("NetHandle: no layers")
         self.loss_kind = loss_kind
@@ -173,6 +184,14 @@ def net_backprop(h, x, t, n_threads, w=None, training=False, dropout_key=0):
 def net_update(h, state, n_threads):
     """One optimizer update of the parameters from the gradient buffer; advances state.t. With state.clip_norm
     > 0 the gradients are first scaled to that global norm if larger (state.clipped counts the times)."""
+    if h.keep is not None:  # pruned weights: no gradient now, and zero again after the step
+        mask_apply(h.grads[:h.n_decay], h.keep, n_threads)
+    _step(h, state, n_threads)
+    if h.keep is not None:
+        mask_apply(h.params[:h.n_decay], h.keep, n_threads)
+
+
+def _step(h, state, n_threads):
     state.t += 1
     if state.clip_norm > 0 and clip_grad_norm(h.grads, state.clip_norm, n_threads):
         state.clipped += 1
@@ -239,6 +258,11 @@ def net_train_epoch(h, state, X, T, order, batch, n_threads, W=None, dropout_see
     return loss_sum, n_done, True
 
 
+def _use_sparse(L, n):
+    """Inference through a pruned dense layer's CSR copy for batches it pays for."""
+    return L.kind == LAYER_DENSE and L.steps == 1 and L.sparse is not None and n <= L.sparse[1]
+
+
 def _infer_sizes(h):
     """Per-sample scratch of the inference passes: the widest output, the largest conv2d columns and the largest
     recurrent layer's states, gates, cells and projection."""
@@ -288,7 +312,11 @@ def _infer(h, y, x, scratch, n_threads):
         ws = {"cols": cols, "argmax": None}
         if L.kind == LAYER_RECURRENT:
             ws.update(_recurrent_scratch(L, recurrent, n))
-        _layer_forward(L, i, out, inp, L.predict_act if predicting else L.act, ws, 0, n_threads)
+        act = L.predict_act if predicting else L.act
+        if _use_sparse(L, n):
+            sparse_dense_forward(out, inp, L.sparse[0], L.b, act, L.alpha, n_threads)
+        else:
+            _layer_forward(L, i, out, inp, act, ws, 0, n_threads)
         inp = out
     return inp
 
@@ -326,5 +354,8 @@ def net_forward_single(h, y, x, scratch):
     inp = x
     for i, L in enumerate(h.layers):
         out = y if i == len(h.layers) - 1 else scratch[(i % 2) * widest:(i % 2) * widest + L.out_size]
-        dense_forward_single(out, inp, L.W, L.b, L.predict_act, L.alpha)
+        if _use_sparse(L, 1):
+            sparse_dense_forward(out[None, :], inp[None, :], L.sparse[0], L.b, L.predict_act, L.alpha, 1)
+        else:
+            dense_forward_single(out, inp, L.W, L.b, L.predict_act, L.alpha)
         inp = out
