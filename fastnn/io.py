@@ -33,6 +33,9 @@ VERSION = 2
 READABLE_VERSIONS = (1, 2)
 _MAX_LAYERS = 100000
 ENTRIES = ("meta.npy", "params.npy")
+# Optional entries (a file without them still loads): "prune_mask.npy", a pruned network's keep flags (uint8, one
+# per weight, 0 = pruned; see fastnn.pruning).
+OPTIONAL_ENTRIES = ("prune_mask.npy",)
 DTYPES = ("float32", "float64")
 
 _MAX_META_BYTES = 1 << 24  # the metadata of a 10,000-layer network is ~1 MB
@@ -66,7 +69,8 @@ def save(net, path):
         raise type(exc)(exc.errno, f"cannot save the network to {path!r}: {why}", path) from None
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, meta=meta_bytes, params=net._params)
+            extra = {} if net._prune_keep is None else {"prune_mask": net._prune_keep}
+            np.savez(f, meta=meta_bytes, params=net._params, **extra)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, mode)  # mkstemp creates 0o600
@@ -183,8 +187,9 @@ def _read_exactly(path, fp, info, nbytes):
 def _check_entries(path, zf, file_size):
     infos = zf.infolist()
     names = sorted(info.filename for info in infos)
-    if names != sorted(ENTRIES):
-        raise _bad(path, f"entries {_short(names)}, expected {list(ENTRIES)}")
+    if sorted(set(names) - set(OPTIONAL_ENTRIES)) != sorted(ENTRIES) or len(set(names)) != len(names):
+        raise _bad(path, f"entries {_short(names)}, expected {list(ENTRIES)} (and optionally "
+                         f"{list(OPTIONAL_ENTRIES)})")
     entries = {}
     for info in infos:
         if info.flag_bits & 0x41:
@@ -311,6 +316,20 @@ def _read_params(path, zf, info, dtype, n_params):
     return params.astype(dtype, copy=False)  # byte-swapped if need be; load copies it into the network
 
 
+def _read_prune_mask(path, zf, info, n_decay):
+    """The keep flags of a pruned network: uint8 0/1, one per weight."""
+    with _decoding(path, "cannot read its pruning mask"):
+        fp, shape, _, stored = _open_npy(path, zf, info)
+        with fp:
+            if stored != np.uint8 or tuple(shape) != (n_decay,):
+                raise _bad(path, f"the pruning mask is {stored} {_short(shape)}, expected uint8 ({n_decay},)")
+            data = _read_exactly(path, fp, info, n_decay)
+    keep = np.frombuffer(data, dtype=np.uint8).copy()
+    if keep.size and keep.max() > 1:
+        raise _bad(path, "the pruning mask holds values other than 0 and 1")
+    return keep
+
+
 def load(path, backend=None):
     """Read a network written by Network.save. Never unpickles; a truncated, corrupted or foreign file raises
     ValueError saying what is wrong (path problems raise FileNotFoundError, IsADirectoryError, ...)."""
@@ -335,7 +354,13 @@ def load(path, backend=None):
             meta = _read_meta(path, zf, entries["meta.npy"])
             args, n_params = _network_args(path, meta)
             params = _read_params(path, zf, entries["params.npy"], args["dtype"], n_params)
-    try:
-        return Network._from_parameters(params, backend=backend, **args)
-    except (TypeError, ValueError) as exc:  # e.g. an activation the loss does not allow
-        raise _bad(path, str(exc)) from None
+            try:
+                net = Network._from_parameters(params, backend=backend, **args)
+            except (TypeError, ValueError) as exc:  # e.g. an activation the loss does not allow
+                raise _bad(path, str(exc)) from None
+            if "prune_mask.npy" in entries:
+                keep = _read_prune_mask(path, zf, entries["prune_mask.npy"], net.n_decay)
+                if np.any(net._params[:net.n_decay][keep == 0] != 0):
+                    raise _bad(path, "weights the pruning mask marks as pruned are not zero")
+                net._set_prune_keep(keep)
+    return net

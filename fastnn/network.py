@@ -432,7 +432,9 @@ class Network:
         """Drop the pruning mask: the weights keep their values (zeros included), but training may now change
         the pruned ones (torch.nn.utils.prune.remove). Sparse inference stops with it."""
         self._prune_keep = None
-        self._drop_sparse()
+        self._sparse = []
+        self._sparse_stale = True
+        self._handle = self._make_handle()
 
     def _set_prune_keep(self, keep):
         """Install the keep flags (uint8, n_decay) and zero the pruned weights."""
@@ -441,7 +443,9 @@ class Network:
                              f"{keep.shape}")
         self._prune_keep = np.ascontiguousarray(keep)
         self._kernels.mask_apply(self._params[:self.n_decay], self._prune_keep, 1)
-        self._drop_sparse()
+        self._sparse = []
+        self._sparse_stale = True
+        self._handle = self._make_handle()  # the update kernels read the flags through the handle
 
     def _weights_assigned(self):
         """After set_weights / item assignment: pruned positions back to zero, sparse copies out of date."""
