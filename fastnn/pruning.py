@@ -34,10 +34,11 @@ from ._sparse import CSRRows
 
 SCOPES = ("global", "layer")
 
-# The sparsity (fraction of zero weights) of a Dense layer at and above which its CSR copy predicts faster than
-# the dense kernel, for batches up to the number of rows given (the largest measured batch for which it held);
-# chosen from asv_bench/prune_crossover.py's measurements (see the README's Pruning section).
-SPARSE_RULES = ((0.95, 1), (0.98, 1))
+# (sparsity, rows): a Dense layer with at least this fraction of zero weights predicts through its CSR copy for
+# batches of up to `rows` samples. Chosen from asv_bench/prune_crossover.py (one-layer networks of the MLP's
+# three shapes, one thread): each threshold is the lowest sparsity at which the CSR copy was faster for every
+# shape at every batch size up to `rows`; 4096 is the most rows predict runs at once (network.INFER_ROWS).
+SPARSE_RULES = ((0.93, 32), (0.95, 256), (0.97, 4096))
 
 
 def sparse_rows(sparsity):
