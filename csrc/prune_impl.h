@@ -14,8 +14,9 @@ int SFX(fastnn_mask_apply)(REAL *x, const uint8_t *keep, int64_t n, int n_thread
 }
 
 /* Outputs [o_lo, o_hi) of rows [r_lo, r_hi): y[r, o] = b[o] + sum over row o of Wt of data[k] x[r, indices[k]],
- * in storage order, four rows at a time so each stored value and index is loaded once per four samples. Each
- * output is one sum in a fixed order, so the result does not depend on how rows and outputs are split. */
+ * four rows at a time (in storage order, each stored value and index loaded once per four samples), the rows
+ * left over one at a time. Each output is summed in an order fixed by r_hi - r_lo's blocking of the batch only,
+ * never by the number of threads (they split whole blocks of four rows, or the outputs of one row). */
 static void SFX(csr_rows)(REAL *y, const REAL *x, const fastnn_csr *Wt, const REAL *b, int64_t r_lo, int64_t r_hi,
                           int64_t o_lo, int64_t o_hi)
 {
@@ -42,11 +43,20 @@ static void SFX(csr_rows)(REAL *y, const REAL *x, const fastnn_csr *Wt, const RE
         }
     }
     for (; r < r_hi; r++) {
+        /* a row on its own (one sample, or the last rows of a batch): four partial sums over the stored values
+         * (k mod 4), so the additions are not one chain of dependent latencies; combined in a fixed order */
         const REAL *xr = x + r * d_in;
         for (o = o_lo; o < o_hi; o++) {
-            REAL a = b ? b[o] : (REAL)0;
-            for (k = ptr[o]; k < ptr[o + 1]; k++) a += data[k] * xr[idx[k]];
-            y[r * d_out + o] = a;
+            REAL p0 = 0, p1 = 0, p2 = 0, p3 = 0;
+            int64_t end = ptr[o + 1];
+            for (k = ptr[o]; k + 4 <= end; k += 4) {
+                p0 += data[k] * xr[idx[k]];
+                p1 += data[k + 1] * xr[idx[k + 1]];
+                p2 += data[k + 2] * xr[idx[k + 2]];
+                p3 += data[k + 3] * xr[idx[k + 3]];
+            }
+            for (; k < end; k++) p0 += data[k] * xr[idx[k]];
+            y[r * d_out + o] = (b ? b[o] : (REAL)0) + ((p0 + p1) + (p2 + p3));
         }
     }
 }
@@ -64,7 +74,9 @@ int SFX(fastnn_sparse_dense_forward)(REAL *y, const REAL *x, const fastnn_csr *W
     if (n == 1) /* one sample: split the outputs */
         FASTNN_FOR_RANGE(d_out, work, n_threads, lo, hi, SFX(csr_rows)(y, x, Wt, b, 0, 1, lo, hi));
     else
-        FASTNN_FOR_RANGE(n, work, n_threads, lo, hi, SFX(csr_rows)(y, x, Wt, b, lo, hi, 0, d_out));
+        /* whole blocks of four rows per thread: the last n % 4 rows are summed singly whatever n_threads is */
+        FASTNN_FOR_RANGE((n + 3) / 4, work, n_threads, lo, hi,
+                         SFX(csr_rows)(y, x, Wt, b, 4 * lo, 4 * hi < n ? 4 * hi : n, 0, d_out));
     if (act == FASTNN_ACT_LINEAR) return FASTNN_OK;
     FASTNN_FOR_RANGE(n, n * d_out, n_threads, lo, hi, {
         int64_t r;

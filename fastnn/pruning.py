@@ -38,7 +38,7 @@ SCOPES = ("global", "layer")
 # batches of up to `rows` samples. Chosen from asv_bench/prune_crossover.py (one-layer networks of the MLP's
 # three shapes, one thread): each threshold is the lowest sparsity at which the CSR copy was faster for every
 # shape at every batch size up to `rows`; 4096 is the most rows predict runs at once (network.INFER_ROWS).
-SPARSE_RULES = ((0.93, 32), (0.95, 256), (0.97, 4096))
+SPARSE_RULES = ((0.90, 1), (0.93, 32), (0.95, 256), (0.97, 4096))
 
 
 def sparse_rows(sparsity):
