@@ -642,7 +642,7 @@ cdef void *_address(arr, dtype, tuple shape, str what) except NULL:
 
 LAYER_FIELDS = ("kind", "in_size", "out_size", "win", "act", "predict_act", "alpha", "rate", "W", "b", "dW", "db",
                 "a", "delta", "cols", "argmax", "mask", "steps", "seq", "Wh", "bh", "dWh", "dbh", "states", "gates",
-                "cells", "dgates", "carry", "state")
+                "cells", "dgates", "carry", "state", "sparse")
 _GATES = {0: 1, 1: 4, 2: 3}  # gate blocks of the simple, lstm and gru cells
 
 
@@ -755,7 +755,7 @@ cdef class NetHandle:
                     raise ValueError(f"NetHandle: layer {i} state must be (rows, {size})")
                 L.state = _address(state, self.dtype, (state.shape[0], size), f"layer {i} state")
                 L.state_rows = state.shape[0]
-            sparse = fields.get("sparse")
+            sparse = fields["sparse"]
             if sparse is not None:  # (CSR of W^T, the largest batch to use it for), kept alive by self._keep
                 if L.kind != 0 or L.steps != 1:
                     raise ValueError(f"NetHandle: layer {i} is not a dense layer on vectors; it cannot be sparse")

@@ -134,7 +134,7 @@ class Layer:
         d = {"kind": self.code, "in_size": self.in_size, "out_size": self.out_size, "win": self._window(),
              "act": _codes.LINEAR, "predict_act": _codes.LINEAR, "alpha": _codes.LEAKY_RELU_SLOPE, "rate": 0.0,
              "W": None, "b": None, "dW": None, "db": None, "steps": self.steps, "seq": self._sequence(),
-             "Wh": None, "bh": None, "dWh": None, "dbh": None, "state": None}
+             "Wh": None, "bh": None, "dWh": None, "dbh": None, "state": None, "sparse": None}
         for name in WORKSPACE_NAMES:
             d[name] = workspace.get(name)
         return d

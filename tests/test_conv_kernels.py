@@ -396,9 +396,11 @@ def test_layer_descriptor_fields_mirror_the_c_struct():
     from fastnn._py.network import LAYER_FIELDS
     text = _header()
     c_fields = _struct_fields(text, "fastnn_layer")
-    # state_rows is the carried state's row count, which the handles read off the state array itself
-    assert c_fields[-1] == "state_rows"
-    assert tuple(c_fields[:-1]) == LAYER_FIELDS
+    # state_rows is the carried state's row count, which the handles read off the state array itself, and
+    # sparse_rows the second item of the sparse entry
+    read_off = ("state_rows", "sparse_rows")
+    assert [f for f in c_fields if f in read_off] == list(read_off)
+    assert tuple(f for f in c_fields if f not in read_off) == LAYER_FIELDS
     assert _struct_fields(text, "fastnn_sequence") == ["cell", "act", "return_sequences", "steps", "features",
                                                        "units"]
     assert _struct_fields(text, "fastnn_window") == ["in_c", "in_h", "in_w", "out_c", "out_h", "out_w", "kh", "kw",

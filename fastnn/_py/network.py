@@ -25,7 +25,7 @@ from .sequence import embedding_backward, embedding_forward, repeat_backward, re
 
 LAYER_FIELDS = ("kind", "in_size", "out_size", "win", "act", "predict_act", "alpha", "rate", "W", "b", "dW", "db",
                 "a", "delta", "cols", "argmax", "mask", "steps", "seq", "Wh", "bh", "dWh", "dbh", "states", "gates",
-                "cells", "dgates", "carry", "state")
+                "cells", "dgates", "carry", "state", "sparse")
 
 
 class NetHandle:
@@ -42,8 +42,7 @@ class NetHandle:
             if missing:
                 raise ValueError(f"NetHandle: layer {i} lacks {sorted(missing)}")
             L = SimpleNamespace(**{k: fields[k] for k in LAYER_FIELDS})
-            # pruning: (CSR of W^T, the largest batch to use it for) or None
-            L.sparse = fields.get("sparse")
+            # L.sparse (pruning): None, or (CSR of W^T, the largest batch to use it for)
             if L.sparse is not None:
                 if L.kind != LAYER_DENSE or L.steps != 1:
                     raise ValueError(f"NetHandle: layer {i} is not a dense layer on vectors; it cannot be sparse")
