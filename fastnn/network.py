@@ -407,6 +407,12 @@ class Network:
         self._weights_assigned()
 
     # ---------------------------------------------------------------------------------------------- pruning
+    def _refuse_while_training(self, what):
+        if self._training:
+            raise RuntimeError(f"cannot {what} while fit is running (e.g. from a callback): the epoch in progress "
+                               "updates the weights with the mask it started with; do it after fit returns")
+
+    @_exclusive
     def prune(self, amount=0.9, scope="global"):
         """Magnitude pruning: set the `amount` fraction of the still-unpruned weights with the smallest |w| to
         zero and keep them there (fit and train_step re-apply the mask after every update). scope="global" ranks
@@ -414,6 +420,7 @@ class Network:
         what remains (torch.nn.utils.prune's iterative semantics: 0.5 twice leaves 25%). Weights are those of
         Dense, Conv2D, Embedding and recurrent layers; biases are never pruned. See fastnn.pruning."""
         from .pruning import prune
+        self._refuse_while_training("prune")
         prune(self, amount, scope)
         return self
 
@@ -428,9 +435,11 @@ class Network:
         """True while the network has a pruning mask (after prune(), until remove_pruning())."""
         return self._prune_keep is not None
 
+    @_exclusive
     def remove_pruning(self):
         """Drop the pruning mask: the weights keep their values (zeros included), but training may now change
         the pruned ones (torch.nn.utils.prune.remove). Sparse inference stops with it."""
+        self._refuse_while_training("remove the pruning")
         self._prune_keep = None
         self._sparse = []
         self._sparse_stale = True

@@ -282,6 +282,39 @@ def test_bad_input_leaves_network_unchanged(backend, amount, scope, error):
     np.testing.assert_array_equal(net._prune_keep, keep)
 
 
+def test_prune_refused_during_fit(backend):
+    X, y = _data()
+    net = _net(backend)
+    net.prune(0.5)
+    errors = []
+
+    def callback(epoch, history):
+        for call in (lambda: net.prune(0.5), net.remove_pruning):
+            with pytest.raises(RuntimeError, match="while fit is running"):
+                call()
+            errors.append(epoch)
+
+    keep = net._prune_keep.copy()
+    net.fit(X, y, epochs=2, optimizer="adam", callbacks=[callback])
+    assert errors == [0, 0, 1, 1]
+    np.testing.assert_array_equal(net._prune_keep, keep)
+    assert np.all(_weights(net)[keep == 0] == 0)
+    net.prune(0.5)  # after fit: fine
+    assert net.sparsity() == pytest.approx(0.75, abs=0.01)
+
+
+def test_no_prunable_weights_is_refused(backend, monkeypatch):
+    # every Network ends in a Dense layer, so there is always a weight to prune; the check is for the day a
+    # weightless layer ends one: a network that reports no weights
+    net = _net(backend)
+    params = net._params.copy()
+    monkeypatch.setattr(net, "n_decay", 0)
+    with pytest.raises(ValueError, match="no prunable weights"):
+        net.prune(0.5)
+    np.testing.assert_array_equal(net._params, params)
+    assert not net.pruned
+
+
 # ------------------------------------------------------------------------------------------ sparse inference
 def _csr_of_transpose(W):
     Wt = W.T
