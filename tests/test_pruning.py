@@ -388,3 +388,20 @@ def test_sparse_rule_only_at_high_sparsity():
     assert pruning.sparse_rows(0.5) == 0
     for threshold, rows in pruning.SPARSE_RULES:
         assert pruning.sparse_rows(threshold) >= rows
+
+
+def test_sparse_inference_after_conv_layers(backend, monkeypatch, rng):
+    """The Dense layers behind Conv2D + Flatten predict through their CSR copies; the conv layer stays dense."""
+    net = fastnn.Network([fastnn.Conv2D(3, 3, activation="relu"), fastnn.Flatten(), fastnn.Dense(16, "relu"),
+                          fastnn.Dense(4)], input_shape=(1, 6, 6), loss="cross_entropy", seed=0, backend=backend)
+    net.prune(0.9, scope="layer")
+    X = rng.normal(size=(9, 1, 6, 6))
+    monkeypatch.setattr(pruning, "SPARSE_RULES", ((2.0, 0),))  # never
+    dense, dense_one = net.predict(X), net.predict(X[0])
+    assert not net._sparse
+    monkeypatch.setattr(pruning, "SPARSE_RULES", ((0.0, 10**9),))  # always
+    net.prune(0.0)  # re-applies the mask, drops the copies: the next prediction builds them under the new rule
+    sparse, sparse_one = net.predict(X), net.predict(X[0])
+    assert [entry is not None for entry in net._sparse] == [False, False, True, True]
+    np.testing.assert_allclose(sparse, dense, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(sparse_one, dense_one, rtol=1e-6, atol=1e-6)
