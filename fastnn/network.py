@@ -895,11 +895,13 @@ class Network:
         a new (n, n_outputs) array of the network's dtype."""
         if self._stateful_layers():
             raise ValueError("a stateful network cannot give teacher logits")
-        if is_sparse(X):
-            X = X.toarray()
-        X = self._as_samples("X", X)
-        if X.ndim == 1:
-            X = X.reshape(1, -1)
+        sparse = is_sparse(X) or isinstance(X, CSRRows)
+        if sparse:  # densified one bounded chunk of rows at a time, as predict does
+            X = self._as_sparse_rows("X", X)
+        else:
+            X = self._as_samples("X", X)
+            if X.ndim == 1:
+                X = X.reshape(1, -1)
         masks = [getattr(layer, "_mask", None) for layer in self.layers]  # descriptor() resets dropout's
         descriptors = [layer.descriptor({}) for layer in self.layers]
         for layer, mask in zip(self.layers, masks):
@@ -911,11 +913,13 @@ class Network:
                              None, 0)
         n = X.shape[0]
         Y = np.empty((n, self.n_outputs), dtype=self.dtype)
-        rows = self._infer_rows(n)
+        rows = self._sparse_chunk_rows(n) if sparse else self._infer_rows(n)
         scratch = np.empty(k.net_infer_scratch_size(handle, rows), dtype=self.dtype)
+        buf = np.empty((rows, self.n_inputs), dtype=self.dtype) if sparse else None
         for start in range(0, n, rows):
             stop = min(start + rows, n)
-            k.net_predict(handle, Y[start:stop], X[start:stop], scratch, self._n_threads_now())
+            k.net_predict(handle, Y[start:stop], self._dense_rows(X, start, stop, buf), scratch,
+                          self._n_threads_now())
         return Y
 
     def _distillation(self, teacher, X, n, temperature, alpha):

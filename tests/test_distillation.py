@@ -283,3 +283,19 @@ def test_bad_teachers_and_students(backend, data):
         net.fit(X, y, teacher=net)
     for a, b in zip(before, net.get_weights()):
         assert np.array_equal(a, b)
+
+
+def test_sparse_x_with_a_teacher_network(backend, data):
+    """A sparse X reaches the teacher in bounded dense chunks and gives the dense X's logits and training."""
+    sp = pytest.importorskip("scipy.sparse")
+    X, y, _ = data
+    X = np.where(np.abs(X) > 0.8, X, 0.0)
+    teacher = fastnn.Network([6, 9, 4], activations="tanh", loss="cross_entropy", dtype="float64", seed=7,
+                             backend=backend)
+    np.testing.assert_allclose(teacher._logits(sp.csr_matrix(X)), _numpy_logits(teacher, X), rtol=1e-12,
+                               atol=1e-13)
+    a, b = _mlp(backend, seed=2), _mlp(backend, seed=2)
+    a.fit(sp.csr_matrix(X), y, epochs=2, batch_size=8, teacher=teacher)
+    b.fit(X, y, epochs=2, batch_size=8, teacher=teacher)
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_allclose(wa, wb, rtol=1e-12, atol=1e-14)
