@@ -241,6 +241,15 @@ typedef struct {
 } fastnn_metrics;
 
 
+/* Knowledge distillation in an epoch (fastnn_net_train_epoch_distill): the loss's temperature T and weight
+ * alpha of the soft term, the teacher's logits for every row of the epoch's X, and a caller-owned workspace each
+ * batch's teacher rows are gathered into (REAL of the kernel's dtype). */
+typedef struct {
+    double temperature, alpha;
+    const void *teacher;  /* (n_rows, out_size) */
+    void *teacher_batch;  /* (batch, out_size) */
+} fastnn_distill;
+
 /* Fortran BLAS gemm, as SciPy's scipy.linalg.cython_blas exports it (LP64: int dimensions). */
 typedef void (*fastnn_sgemm_fn)(char *transa, char *transb, int *m, int *n, int *k, float *alpha, float *a,
                                 int *lda, float *b, int *ldb, float *beta, float *c, int *ldc);
@@ -279,6 +288,14 @@ int fastnn_act_backward_##SFX(REAL *dz, const REAL *da, const REAL *a, int64_t n
  * the fused losses that is the gradient w.r.t. the logits. grad may alias out. */                              \
 int fastnn_loss_##SFX(double *loss, REAL *grad, const REAL *out, const REAL *target, const REAL *weights,      \
                       int64_t n, int64_t d, int loss_kind, int n_threads);                                    \
+/* Distillation loss (Hinton et al.) of a softmax output: out (n, d) the student's logits, target (n, d) as for   \
+ * cross_entropy, teacher (n, d) the teacher's logits. *loss = mean over n of w_i [(1 - alpha) CE(out_i, t_i) +  \
+ * alpha T^2 KL(softmax(teacher_i / T) || softmax(out_i / T))]; grad (n, d), if not NULL, receives its gradient \
+ * w.r.t. out: w_i [(1 - alpha) (softmax(out_i) sum(t_i) - t_i) + alpha T (softmax(out_i / T) - softmax(teacher_i \
+ * / T))] / n. FASTNN_EINVAL unless temperature T > 0 (finite) and 0 <= alpha <= 1. grad may alias out. */      \
+int fastnn_distill_loss_##SFX(double *loss, REAL *grad, const REAL *out, const REAL *target, const REAL *teacher,\
+                              const REAL *weights, int64_t n, int64_t d, double temperature, double alpha,    \
+                              int n_threads);                                                                 \
 /* Dense layer backward. dz (n, d_out) is d(loss)/d(pre-activation). Overwrites dW (d_in, d_out) = x^T dz,      \
  * db (d_out) = column sums of dz and, if dx is not NULL, dx (n, d_in) = dz W^T. */                            \
 int fastnn_dense_backward_##SFX(REAL *dx, REAL *dW, REAL *db, const REAL *dz, const REAL *x, const REAL *W,    \
@@ -390,6 +407,11 @@ int fastnn_rnn_backward_##SFX(REAL *dx, REAL *dW_ih, REAL *dW_hh, REAL *db_ih, R
  * *loss to the batch's mean loss. training != 0 turns dropout on, its masks drawn from dropout_key. */         \
 int fastnn_net_backprop_##SFX(const fastnn_net *net, double *loss, const REAL *x, const REAL *t, const REAL *w, \
                               int64_t n, int training, uint64_t dropout_key, int n_threads);                  \
+/* fastnn_net_backprop with the distillation loss (fastnn_distill_loss) in place of the network's own, which     \
+ * must be cross_entropy: teacher (n, out_size) holds the teacher's logits for the rows of x. */                 \
+int fastnn_net_backprop_distill_##SFX(const fastnn_net *net, double *loss, const REAL *x, const REAL *t,        \
+                                      const REAL *teacher, const REAL *w, int64_t n, double temperature,        \
+                                      double alpha, int training, uint64_t dropout_key, int n_threads);         \
 /* One update of net->params from net->grads; increments opt->t. */                                           \
 int fastnn_net_update_##SFX(const fastnn_net *net, fastnn_optimizer *opt, int n_threads);                      \
 /* One epoch of minibatch training: batches of `batch` rows (<= max_batch) of X (n_rows, in_size), T (n_rows,   \
@@ -405,6 +427,15 @@ int fastnn_net_train_epoch_##SFX(const fastnn_net *net, fastnn_optimizer *opt, c
                                  const fastnn_csr *Xs, const REAL *T, const REAL *W, int64_t n_rows,           \
                                  const int64_t *order, int64_t n, int64_t batch, uint64_t dropout_seed, fastnn_metrics *metrics,    \
                                  double *loss_sum, int64_t *n_done, int n_threads);                           \
+/* fastnn_net_train_epoch with the distillation loss: each batch's rows of distill->teacher (n_rows, out_size,  \
+ * the teacher's logits) are gathered by `order` into distill->teacher_batch (batch, out_size) as T's are, and   \
+ * the batch trains by fastnn_net_backprop_distill. The network's loss must be cross_entropy. */                \
+int fastnn_net_train_epoch_distill_##SFX(const fastnn_net *net, fastnn_optimizer *opt, const REAL *X,          \
+                                         const fastnn_csr *Xs, const REAL *T, const REAL *W,                   \
+                                         const fastnn_distill *distill, int64_t n_rows, const int64_t *order,  \
+                                         int64_t n, int64_t batch, uint64_t dropout_seed,                     \
+                                         fastnn_metrics *metrics, double *loss_sum, int64_t *n_done,          \
+                                         int n_threads);                                                      \
 /* Prediction for a batch: x (n, in_size) -> y (n, out_size), the output layer's predict activation applied.   \
  * Uses only `scratch` (fastnn_net_infer_scratch_size(net, n) REALs), never the network's workspaces, so any    \
  * number of threads may predict with one network at once. */                                                 \

@@ -108,3 +108,67 @@ int SFX(fastnn_loss)(double *loss, REAL *grad, const REAL *out, const REAL *targ
         return FASTNN_EINVAL;
     }
 }
+
+/* Knowledge distillation (Hinton, Vinyals & Dean 2015) for a softmax output, from the student's logits z (n, d),
+ * the targets t (n, d; one-hot or class probabilities, as cross_entropy) and the teacher's logits u (n, d):
+ *     loss_i = (1 - alpha) sum_j t_j (lse(z) - z_j) + alpha T^2 sum_j q_j (log q_j - log p_j),
+ * q = softmax(u / T), p = softmax(z / T); q_j log q_j is 0 where q_j is 0 (PyTorch's kl_div). The mean is over n,
+ * each row weighted by its sample weight. The gradient w.r.t. z:
+ *     (1 - alpha) (softmax(z)_j sum(t) - t_j) + alpha T (p_j - q_j), times w_i / n.
+ * The hard term is computed exactly as cross_entropy's, so alpha = 0 gives its values bit for bit. */
+int SFX(fastnn_distill_loss)(double *loss, REAL *grad, const REAL *out, const REAL *target, const REAL *teacher,
+                             const REAL *weights, int64_t n, int64_t d, double temperature, double alpha,
+                             int n_threads)
+{
+    int64_t i, j;
+    double total = 0.0;
+    (void)n_threads;
+    if (n < 1 || d < 1) return FASTNN_ESHAPE;
+    if (loss == NULL || out == NULL || target == NULL || teacher == NULL) return FASTNN_EINVAL;
+    if (!(temperature > 0) || !isfinite(temperature) || !(alpha >= 0 && alpha <= 1)) return FASTNN_EINVAL;
+    const REAL inv_n = (REAL)(1.0 / (double)n), inv_T = (REAL)(1.0 / temperature);
+    const REAL hard_w = (REAL)(1.0 - alpha), soft_w = (REAL)(alpha * temperature);
+    const double soft_loss_w = alpha * temperature * temperature;
+    for (i = 0; i < n; i++) {
+        const REAL *z = out + i * d, *t = target + i * d, *u = teacher + i * d;
+        REAL *g = grad ? grad + i * d : NULL;
+        REAL m = z[0], t_sum = 0, w = weights ? weights[i] : (REAL)1, w_scale = w * inv_n;
+        REAL ms, mu;
+        double s = 0.0, ss = 0.0, su = 0.0, hard = 0.0, kl = 0.0;
+        /* hard term: cross_entropy's lse(z) */
+        for (j = 1; j < d; j++) m = z[j] > m ? z[j] : m;
+        for (j = 0; j < d; j++) s += (double)R_EXP(z[j] - m);
+        REAL lse = m + (REAL)log(s);
+        for (j = 0; j < d; j++) {
+            hard += (double)(t[j] * (lse - z[j]));
+            t_sum += t[j];
+        }
+        /* soft term: log-sum-exp of z / T and u / T, each shifted by its maximum */
+        ms = z[0] * inv_T;
+        mu = u[0] * inv_T;
+        for (j = 1; j < d; j++) {
+            REAL a = z[j] * inv_T, b = u[j] * inv_T;
+            ms = a > ms ? a : ms;
+            mu = b > mu ? b : mu;
+        }
+        for (j = 0; j < d; j++) {
+            ss += (double)R_EXP(z[j] * inv_T - ms);
+            su += (double)R_EXP(u[j] * inv_T - mu);
+        }
+        REAL lse_s = ms + (REAL)log(ss), lse_u = mu + (REAL)log(su);
+        for (j = 0; j < d; j++) {
+            REAL log_q = u[j] * inv_T - lse_u, q = R_EXP(log_q);
+            if (q > 0) kl += (double)(q * (log_q - (z[j] * inv_T - lse_s)));
+        }
+        double row = (1.0 - alpha) * hard + soft_loss_w * kl;
+        total += weights ? row * (double)w : row;
+        if (g)
+            for (j = 0; j < d; j++) {
+                REAL hard_g = R_EXP(z[j] - lse) * t_sum - t[j];
+                REAL soft_g = R_EXP(z[j] * inv_T - lse_s) - R_EXP(u[j] * inv_T - lse_u);
+                g[j] = (hard_w * hard_g + soft_w * soft_g) * w_scale;
+            }
+    }
+    *loss = total / (double)n;
+    return FASTNN_OK;
+}

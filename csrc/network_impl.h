@@ -173,8 +173,11 @@ static int SFX(layer_forward)(const fastnn_layer *L, int i, REAL *out, const REA
     }
 }
 
-int SFX(fastnn_net_backprop)(const fastnn_net *net, double *loss, const REAL *x, const REAL *t, const REAL *w,
-                             int64_t n, int training, uint64_t dropout_key, int n_threads)
+/* distill: NULL for the network's own loss, else the distillation loss's T and alpha with teacher the batch's
+ * teacher logits (n, out_size). */
+static int SFX(net_backprop)(const fastnn_net *net, double *loss, const REAL *x, const REAL *t, const REAL *w,
+                             const fastnn_distill *distill, const REAL *teacher, int64_t n, int training,
+                             uint64_t dropout_key, int n_threads)
 {
     int i, rc = SFX(check_net)(net);
     if (rc != FASTNN_OK) return rc;
@@ -185,6 +188,8 @@ int SFX(fastnn_net_backprop)(const fastnn_net *net, double *loss, const REAL *x,
     const fastnn_layer *layers = net->layers, *last = &layers[net->n_layers - 1];
     /* per-sample weights weigh rows of the loss: with a sequence output they would need one per step */
     if (w != NULL && last->steps != 1) return FASTNN_EINVAL;
+    if (distill != NULL && (teacher == NULL || net->loss_kind != FASTNN_LOSS_CROSS_ENTROPY || last->steps != 1))
+        return FASTNN_EINVAL;
 
     const REAL *in = x;
     for (i = 0; i < net->n_layers; i++) {
@@ -197,8 +202,12 @@ int SFX(fastnn_net_backprop)(const fastnn_net *net, double *loss, const REAL *x,
         if (rc != FASTNN_OK) return rc;
         in = (const REAL *)L->a;
     }
-    rc = SFX(fastnn_loss)(loss, (REAL *)last->delta, (const REAL *)last->a, t, w, SFX(rows)(last, n),
-                          SFX(width_out)(last), net->loss_kind, n_threads);
+    if (distill != NULL)
+        rc = SFX(fastnn_distill_loss)(loss, (REAL *)last->delta, (const REAL *)last->a, t, teacher, w, n,
+                                      last->out_size, distill->temperature, distill->alpha, n_threads);
+    else
+        rc = SFX(fastnn_loss)(loss, (REAL *)last->delta, (const REAL *)last->a, t, w, SFX(rows)(last, n),
+                              SFX(width_out)(last), net->loss_kind, n_threads);
     if (rc != FASTNN_OK) return rc;
     /* the fused losses already gave the gradient w.r.t. the logits; mse gave it w.r.t. the activation */
     rc = SFX(fastnn_act_backward)((REAL *)last->delta, (const REAL *)last->delta, (const REAL *)last->a,
@@ -259,6 +268,21 @@ int SFX(fastnn_net_backprop)(const fastnn_net *net, double *loss, const REAL *x,
     return FASTNN_OK;
 }
 
+int SFX(fastnn_net_backprop)(const fastnn_net *net, double *loss, const REAL *x, const REAL *t, const REAL *w,
+                             int64_t n, int training, uint64_t dropout_key, int n_threads)
+{
+    return SFX(net_backprop)(net, loss, x, t, w, NULL, NULL, n, training, dropout_key, n_threads);
+}
+
+int SFX(fastnn_net_backprop_distill)(const fastnn_net *net, double *loss, const REAL *x, const REAL *t,
+                                     const REAL *teacher, const REAL *w, int64_t n, double temperature,
+                                     double alpha, int training, uint64_t dropout_key, int n_threads)
+{
+    fastnn_distill distill = {temperature, alpha, NULL, NULL};
+    if (teacher == NULL) return FASTNN_EINVAL;
+    return SFX(net_backprop)(net, loss, x, t, w, &distill, teacher, n, training, dropout_key, n_threads);
+}
+
 /* The optimizer step itself (fastnn_net_update around it applies the pruning mask). */
 static int SFX(net_step)(const fastnn_net *net, fastnn_optimizer *opt, int n_threads)
 {
@@ -307,11 +331,12 @@ int SFX(fastnn_net_update)(const fastnn_net *net, fastnn_optimizer *opt, int n_t
     return SFX(fastnn_mask_apply)((REAL *)net->params, net->keep, net->n_decay, n_threads);
 }
 
-int SFX(fastnn_net_train_epoch)(const fastnn_net *net, fastnn_optimizer *opt, const REAL *X, const fastnn_csr *Xs,
-                                const REAL *T, const REAL *W, int64_t n_rows, const int64_t *order, int64_t n,
-                                int64_t batch,
-                                uint64_t dropout_seed, fastnn_metrics *metrics, double *loss_sum, int64_t *n_done,
-                                int n_threads)
+/* distill: NULL for the network's own loss. */
+static int SFX(train_epoch)(const fastnn_net *net, fastnn_optimizer *opt, const REAL *X, const fastnn_csr *Xs,
+                            const REAL *T, const REAL *W, const fastnn_distill *distill, int64_t n_rows,
+                            const int64_t *order, int64_t n, int64_t batch,
+                            uint64_t dropout_seed, fastnn_metrics *metrics, double *loss_sum, int64_t *n_done,
+                            int n_threads)
 {
     int rc = SFX(check_net)(net);
     if (rc != FASTNN_OK) return rc;
@@ -328,6 +353,9 @@ int SFX(fastnn_net_train_epoch)(const fastnn_net *net, fastnn_optimizer *opt, co
     }
     REAL *xb = (REAL *)net->x_batch, *tb = (REAL *)net->t_batch, *wb = W ? (REAL *)net->w_batch : NULL;
     if (xb == NULL || tb == NULL || (W != NULL && wb == NULL)) return FASTNN_EINVAL;
+    const REAL *U = distill ? (const REAL *)distill->teacher : NULL;
+    REAL *ub = distill ? (REAL *)distill->teacher_batch : NULL;
+    if (distill != NULL && (U == NULL || ub == NULL)) return FASTNN_EINVAL;
     int64_t start, r, j, b;
     *loss_sum = 0.0;
     *n_done = 0;
@@ -347,9 +375,11 @@ int SFX(fastnn_net_train_epoch)(const fastnn_net *net, fastnn_optimizer *opt, co
             }
             for (j = 0; j < d_out; j++) tb[r * d_out + j] = ts[j];
             if (wb) wb[r] = W[order[start + r]];
+            if (ub)
+                for (j = 0; j < d_out; j++) ub[r * d_out + j] = U[order[start + r] * d_out + j];
         }
-        rc = SFX(fastnn_net_backprop)(net, &loss, xb, tb, wb, rows, 1, fastnn_dropout_batch_key(dropout_seed, b),
-                                      n_threads);
+        rc = SFX(net_backprop)(net, &loss, xb, tb, wb, distill, ub, rows, 1,
+                               fastnn_dropout_batch_key(dropout_seed, b), n_threads);
         if (rc != FASTNN_OK) return rc;
         if (!isfinite(loss)) return FASTNN_ENONFINITE;
         /* the batch's outputs are still in the output layer's workspace: its metrics before the update */
@@ -363,6 +393,26 @@ int SFX(fastnn_net_train_epoch)(const fastnn_net *net, fastnn_optimizer *opt, co
         *n_done += rows;
     }
     return FASTNN_OK;
+}
+
+int SFX(fastnn_net_train_epoch)(const fastnn_net *net, fastnn_optimizer *opt, const REAL *X, const fastnn_csr *Xs,
+                                const REAL *T, const REAL *W, int64_t n_rows, const int64_t *order, int64_t n,
+                                int64_t batch, uint64_t dropout_seed, fastnn_metrics *metrics, double *loss_sum,
+                                int64_t *n_done, int n_threads)
+{
+    return SFX(train_epoch)(net, opt, X, Xs, T, W, NULL, n_rows, order, n, batch, dropout_seed, metrics, loss_sum,
+                            n_done, n_threads);
+}
+
+int SFX(fastnn_net_train_epoch_distill)(const fastnn_net *net, fastnn_optimizer *opt, const REAL *X,
+                                        const fastnn_csr *Xs, const REAL *T, const REAL *W,
+                                        const fastnn_distill *distill, int64_t n_rows, const int64_t *order,
+                                        int64_t n, int64_t batch, uint64_t dropout_seed, fastnn_metrics *metrics,
+                                        double *loss_sum, int64_t *n_done, int n_threads)
+{
+    if (distill == NULL) return FASTNN_EINVAL;
+    return SFX(train_epoch)(net, opt, X, Xs, T, W, distill, n_rows, order, n, batch, dropout_seed, metrics,
+                            loss_sum, n_done, n_threads);
 }
 
 /* Inference through a pruned dense layer's CSR copy (fastnn_layer.sparse) for batches it pays for. */

@@ -79,6 +79,11 @@ cdef extern from "fastnn.h" nogil:
         void *state1
         void *state2
 
+    ctypedef struct fastnn_distill:
+        double temperature, alpha
+        const void *teacher
+        void *teacher_batch
+
     enum:
         FASTNN_MAX_METRICS
 
@@ -134,6 +139,12 @@ cdef extern from "fastnn.h" nogil:
                         int64_t n, int64_t d, int loss_kind, int n_threads) noexcept
     int fastnn_loss_f64(double *loss, double *grad, const double *out, const double *target,
                         const double *weights, int64_t n, int64_t d, int loss_kind, int n_threads) noexcept
+    int fastnn_distill_loss_f32(double *loss, float *grad, const float *out, const float *target,
+                                const float *teacher, const float *weights, int64_t n, int64_t d,
+                                double temperature, double alpha, int n_threads) noexcept
+    int fastnn_distill_loss_f64(double *loss, double *grad, const double *out, const double *target,
+                                const double *teacher, const double *weights, int64_t n, int64_t d,
+                                double temperature, double alpha, int n_threads) noexcept
     int fastnn_dense_backward_f32(float *dx, float *dW, float *db, const float *dz, const float *x,
                                   const float *W, int64_t n, int64_t d_in, int64_t d_out, int n_threads) noexcept
     int fastnn_dense_backward_f64(double *dx, double *dW, double *db, const double *dz, const double *x,
@@ -217,6 +228,24 @@ cdef extern from "fastnn.h" nogil:
     int fastnn_net_backprop_f64(const fastnn_net *net, double *loss, const double *x, const double *t,
                                 const double *w, int64_t n, int training, uint64_t dropout_key,
                                 int n_threads) noexcept
+    int fastnn_net_backprop_distill_f32(const fastnn_net *net, double *loss, const float *x, const float *t,
+                                        const float *teacher, const float *w, int64_t n, double temperature,
+                                        double alpha, int training, uint64_t dropout_key, int n_threads) noexcept
+    int fastnn_net_backprop_distill_f64(const fastnn_net *net, double *loss, const double *x, const double *t,
+                                        const double *teacher, const double *w, int64_t n, double temperature,
+                                        double alpha, int training, uint64_t dropout_key, int n_threads) noexcept
+    int fastnn_net_train_epoch_distill_f32(const fastnn_net *net, fastnn_optimizer *opt, const float *X,
+                                           const fastnn_csr *Xs, const float *T, const float *W,
+                                           const fastnn_distill *distill, int64_t n_rows, const int64_t *order,
+                                           int64_t n, int64_t batch, uint64_t dropout_seed,
+                                           fastnn_metrics *metrics, double *loss_sum, int64_t *n_done,
+                                           int n_threads) noexcept
+    int fastnn_net_train_epoch_distill_f64(const fastnn_net *net, fastnn_optimizer *opt, const double *X,
+                                           const fastnn_csr *Xs, const double *T, const double *W,
+                                           const fastnn_distill *distill, int64_t n_rows, const int64_t *order,
+                                           int64_t n, int64_t batch, uint64_t dropout_seed,
+                                           fastnn_metrics *metrics, double *loss_sum, int64_t *n_done,
+                                           int n_threads) noexcept
     int fastnn_net_update_f32(const fastnn_net *net, fastnn_optimizer *opt, int n_threads) noexcept
     int fastnn_net_update_f64(const fastnn_net *net, fastnn_optimizer *opt, int n_threads) noexcept
     int fastnn_net_train_epoch_f32(const fastnn_net *net, fastnn_optimizer *opt, const float *X,

@@ -215,6 +215,52 @@ cdef double _loss(floating[:, ::1] grad, const floating[:, ::1] out, const float
     return value
 
 
+def distill_loss(grad, out, target, teacher, double temperature, double alpha, int n_threads, weights=None):
+    """Distillation loss of a softmax output (see fastnn_distill_loss): the mean over samples of (1 - alpha)
+    cross-entropy(out, target) + alpha T^2 KL(softmax(teacher / T) || softmax(out / T)), out and teacher logits;
+    if grad is not None it receives the gradient w.r.t. out. weights (n), if given, multiplies each sample's
+    loss."""
+    if _is_float32(out):
+        return _distill_loss[float](grad, out, target, teacher, weights, temperature, alpha, n_threads)
+    return _distill_loss[double](grad, out, target, teacher, weights, temperature, alpha, n_threads)
+
+
+cdef double _distill_loss(floating[:, ::1] grad, const floating[:, ::1] out, const floating[:, ::1] target,
+                          const floating[:, ::1] teacher, const floating[::1] weights, double temperature,
+                          double alpha, int n_threads) except? -1:
+    cdef int64_t n = out.shape[0], d = out.shape[1]
+    cdef double value = 0.0
+    cdef int rc
+    cdef floating *grad_ptr = NULL
+    cdef const floating *w_ptr = NULL
+    _same("distill_loss", "target.shape[0]", target.shape[0], n)
+    _same("distill_loss", "target.shape[1]", target.shape[1], d)
+    _same("distill_loss", "teacher.shape[0]", teacher.shape[0], n)
+    _same("distill_loss", "teacher.shape[1]", teacher.shape[1], d)
+    if weights is not None:
+        _same("distill_loss", "weights.shape[0]", weights.shape[0], n)
+        if n > 0:
+            w_ptr = &weights[0]
+    if grad is not None:
+        _same("distill_loss", "grad.shape[0]", grad.shape[0], n)
+        _same("distill_loss", "grad.shape[1]", grad.shape[1], d)
+        if n > 0:
+            grad_ptr = &grad[0, 0]
+    if n == 0:
+        raise ValueError("distill_loss: empty batch")
+    if not (temperature > 0 and temperature < float("inf")) or not 0 <= alpha <= 1:
+        raise ValueError(f"distill_loss: temperature must be > 0 and alpha in [0, 1], got {temperature}, {alpha}")
+    with nogil:
+        if floating is float:
+            rc = fastnn_distill_loss_f32(&value, grad_ptr, &out[0, 0], &target[0, 0], &teacher[0, 0], w_ptr, n,
+                                         d, temperature, alpha, n_threads)
+        else:
+            rc = fastnn_distill_loss_f64(&value, grad_ptr, &out[0, 0], &target[0, 0], &teacher[0, 0], w_ptr, n,
+                                         d, temperature, alpha, n_threads)
+    _check(rc, "distill_loss")
+    return value
+
+
 def dense_backward(dx, dW, db, dz, x, W, int n_threads):
     """dW = x^T dz, db = sum of dz over samples and, unless dx is None, dx = dz W^T (all overwritten)."""
     # dx may be None, so the dtype is picked from dW
@@ -821,22 +867,38 @@ cdef int _load_optimizer(fastnn_optimizer *opt, state, NetHandle h) except -1:
     return 0
 
 
-def net_backprop(NetHandle h, x, t, int n_threads, w=None, bint training=False, uint64_t dropout_key=0):
+def net_backprop(NetHandle h, x, t, int n_threads, w=None, bint training=False, uint64_t dropout_key=0,
+                 distill=None):
     """Forward and backward pass over one batch (x: (n, in_size), t: (n, out_size), n <= max_batch, sample
     weights w: (n,) or None): fills the workspaces and the gradient buffer, returns the batch's mean loss.
-    training turns dropout on, its masks drawn from dropout_key."""
+    training turns dropout on, its masks drawn from dropout_key. distill: None, or (teacher logits (n, out_size),
+    temperature, alpha) to train a cross_entropy network by the distillation loss (fastnn_distill_loss)."""
     cdef Py_ssize_t n = x.shape[0]
-    cdef double value = 0.0
+    cdef double value = 0.0, temperature = 1.0, alpha = 0.0
     cdef int rc
-    cdef size_t pw = 0
+    cdef size_t pw = 0, pu = 0
     if x.shape != (n, h.d_in) or t.shape != (n, h.d_out) or not 0 < n <= h.max_batch:
         raise ValueError(f"net_backprop: x {x.shape} / t {t.shape} do not fit the network or its workspace")
     cdef size_t px = _data(x, h.dtype, n, h.d_in, "net_backprop: x", False)
     cdef size_t pt = _data(t, h.dtype, n, h.d_out, "net_backprop: t", False)
     if w is not None:
         pw = _data(w.reshape(n, 1), h.dtype, n, 1, "net_backprop: w", False)
+    if distill is not None:
+        teacher, temperature, alpha = distill
+        if teacher.shape != (n, h.d_out):
+            raise ValueError(f"net_backprop: teacher logits {teacher.shape} do not fit t {t.shape}")
+        pu = _data(teacher, h.dtype, n, h.d_out, "net_backprop: teacher", False)
     with nogil:
-        if h.is_f32:
+        if pu != 0:
+            if h.is_f32:
+                rc = fastnn_net_backprop_distill_f32(&h.net, &value, <const float *>px, <const float *>pt,
+                                                     <const float *>pu, <const float *>pw, n, temperature, alpha,
+                                                     training, dropout_key, n_threads)
+            else:
+                rc = fastnn_net_backprop_distill_f64(&h.net, &value, <const double *>px, <const double *>pt,
+                                                     <const double *>pu, <const double *>pw, n, temperature, alpha,
+                                                     training, dropout_key, n_threads)
+        elif h.is_f32:
             rc = fastnn_net_backprop_f32(&h.net, &value, <const float *>px, <const float *>pt, <const float *>pw,
                                          n, training, dropout_key, n_threads)
         else:
@@ -967,15 +1029,18 @@ def csr_gather(x, X, const int64_t[::1] rows, int n_threads):
 
 
 def net_train_epoch(NetHandle h, state, X, T, const int64_t[::1] order, Py_ssize_t batch, int n_threads,
-                    W=None, uint64_t dropout_seed=0, metrics=None):
+                    W=None, uint64_t dropout_seed=0, metrics=None, distill=None):
     """One epoch of minibatch training in C with the GIL released throughout, over the rows of X, T (and W, sample
     weights, or None) that `order` lists, in its order (a permutation, or a subset).
     X is a dense (n, in_size) array or a scipy.sparse CSR matrix (data of the network's dtype, int64 indices and
     indptr), whose batches are gathered into the dense batch workspace one at a time. metrics: None or an
     accumulator (fastnn.training.MetricAccumulator) to which each batch adds the metrics of its outputs.
     Returns (loss_sum, n_done, finite): finite is False when a batch loss was not finite (training stopped
-    before that batch's update)."""
+    before that batch's update). distill: None, or (teacher logits (n_rows, out_size), temperature, alpha) to
+    train a cross_entropy network by the distillation loss, each batch's teacher rows gathered as T's."""
     cdef fastnn_optimizer opt
+    cdef fastnn_distill dist
+    cdef const fastnn_distill *pd = NULL
     cdef fastnn_csr A
     cdef const fastnn_csr *pA = NULL
     cdef fastnn_metrics m
@@ -1000,12 +1065,30 @@ def net_train_epoch(NetHandle h, state, X, T, const int64_t[::1] order, Py_ssize
     cdef size_t pt = _data(T, h.dtype, n_rows, h.d_out, "net_train_epoch: T", False)
     if W is not None:
         pw = _data(W.reshape(n_rows, 1), h.dtype, n_rows, 1, "net_train_epoch: W", False)
+    if distill is not None:
+        teacher, dist.temperature, dist.alpha = distill
+        if teacher.shape != (n_rows, h.d_out):
+            raise ValueError(f"net_train_epoch: teacher logits {teacher.shape} do not fit T {T.shape}")
+        dist.teacher = <const void *>_data(teacher, h.dtype, n_rows, h.d_out, "net_train_epoch: teacher", False)
+        import numpy as np
+        teacher_batch = np.empty((batch, h.d_out), dtype=h.dtype)
+        dist.teacher_batch = <void *>_data(teacher_batch, h.dtype, batch, h.d_out, "net_train_epoch: teacher batch")
+        pd = &dist
     if metrics is not None:
         _load_metrics(&m, metrics)
         pm = &m
     _load_optimizer(&opt, state, h)
     with nogil:
-        if h.is_f32:
+        if pd != NULL:
+            if h.is_f32:
+                rc = fastnn_net_train_epoch_distill_f32(&h.net, &opt, <const float *>px, pA, <const float *>pt,
+                                                        <const float *>pw, pd, n_rows, &order[0], n, batch,
+                                                        dropout_seed, pm, &loss_sum, &n_done, n_threads)
+            else:
+                rc = fastnn_net_train_epoch_distill_f64(&h.net, &opt, <const double *>px, pA, <const double *>pt,
+                                                        <const double *>pw, pd, n_rows, &order[0], n, batch,
+                                                        dropout_seed, pm, &loss_sum, &n_done, n_threads)
+        elif h.is_f32:
             rc = fastnn_net_train_epoch_f32(&h.net, &opt, <const float *>px, pA, <const float *>pt,
                                             <const float *>pw, n_rows, &order[0], n, batch, dropout_seed, pm, &loss_sum,
                                             &n_done, n_threads)

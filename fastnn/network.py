@@ -976,6 +976,80 @@ class Network:
         for layer in self._dropout_layers():
             layer._mask_rows = rows
 
+    # ------------------------------------------------------------------------------------------ distillation
+    def _logits(self, X):
+        """The output layer's values before its activation (for a softmax output, the logits) for a batch X, as
+        a new (n, n_outputs) array of the network's dtype."""
+        if self._stateful_layers():
+            raise ValueError("a stateful network cannot give teacher logits")
+        sparse = is_sparse(X) or isinstance(X, CSRRows)
+        if sparse:  # densified one bounded chunk of rows at a time, as predict does
+            X = self._as_sparse_rows("X", X)
+        else:
+            X = self._as_samples("X", X)
+            if X.ndim == 1:
+                X = X.reshape(1, -1)
+        masks = [getattr(layer, "_mask", None) for layer in self.layers]  # descriptor() resets dropout's
+        descriptors = [layer.descriptor({}) for layer in self.layers]
+        for layer, mask in zip(self.layers, masks):
+            if hasattr(layer, "_mask"):
+                layer._mask = mask
+        descriptors[-1] = dict(descriptors[-1], predict_act=descriptors[-1]["act"])
+        k = self._kernels
+        handle = k.NetHandle(descriptors, self._loss_code, self._params, self._grads, self.n_decay, None, None,
+                             None, 0)
+        n = X.shape[0]
+        Y = np.empty((n, self.n_outputs), dtype=self.dtype)
+        rows = self._sparse_chunk_rows(n) if sparse else self._infer_rows(n)
+        scratch = np.empty(k.net_infer_scratch_size(handle, rows), dtype=self.dtype)
+        buf = np.empty((rows, self.n_inputs), dtype=self.dtype) if sparse else None
+        for start in range(0, n, rows):
+            stop = min(start + rows, n)
+            k.net_predict(handle, Y[start:stop], self._dense_rows(X, start, stop, buf), scratch,
+                          self._n_threads_now())
+        return Y
+
+    def _distillation(self, teacher, X, n, temperature, alpha):
+        """None without a teacher, else (teacher logits (n, n_outputs) of this network's dtype, temperature,
+        alpha), every argument checked: X is the input as the caller gave it (the teacher network's input)."""
+        if teacher is None:
+            if temperature is not None or alpha is not None:
+                raise ValueError("temperature and alpha apply to distillation: give a teacher too")
+            return None
+        temperature = 4.0 if temperature is None else temperature
+        alpha = 0.9 if alpha is None else alpha
+        temperature = check.check_float("temperature", temperature, 0.0, include_minimum=False)
+        alpha = check.check_float("alpha", alpha, 0.0, 1.0, include_maximum=True)
+        if not math.isfinite(temperature):
+            raise ValueError(f"temperature must be finite, got {temperature}")
+        if (self.loss != "cross_entropy" or self.ignore_index is not None or self.layers[-1].steps != 1
+                or self.layers[-1].activation != "softmax"):
+            raise ValueError("distillation trains a softmax classifier (loss='cross_entropy', no ignore_index, "
+                             f"one output row per sample); this network has loss={self.loss!r} and output "
+                             f"activation {self.layers[-1].activation!r}")
+        if isinstance(teacher, Network):
+            if teacher is self:
+                raise ValueError("teacher must be another network")
+            if teacher.layers[-1].activation != "softmax" or teacher.layers[-1].steps != 1:
+                raise ValueError("teacher must be a network with a softmax output (its logits are the soft "
+                                 f"targets); its output activation is {teacher.layers[-1].activation!r}")
+            if teacher.n_outputs != self.n_outputs:
+                raise ValueError(f"teacher has {teacher.n_outputs} outputs, this network {self.n_outputs}")
+            logits = teacher._logits(X)
+            if logits.shape[0] != n:
+                raise ValueError(f"teacher took {logits.shape[0]} samples from X, this network {n}")
+            what = "the teacher network's logits"
+        else:
+            logits = check.as_array("teacher", teacher)
+            if logits.ndim != 2 or logits.shape != (n, self.n_outputs):
+                raise ValueError(f"teacher logits must be a network or an array (n_samples, n_classes) = ({n}, "
+                                 f"{self.n_outputs}), got shape {logits.shape}")
+            what = "teacher logits"
+        logits = np.ascontiguousarray(logits, dtype=self.dtype)
+        if not np.all(np.isfinite(logits)):
+            raise ValueError(f"{what} hold NaN or infinite values")
+        return logits, temperature, alpha
+
     # --------------------------------------------------------------------------------------------- training
     def _reset_optimizer(self):
         self._opt = None
@@ -996,23 +1070,27 @@ class Network:
 
     @_exclusive
     def train_step(self, X, y, optimizer="sgd", learning_rate=0.01, momentum=0.0, nesterov=False,
-                   weight_decay=0.0, *, sample_weight=None, clip_norm=None, **options):
+                   weight_decay=0.0, *, sample_weight=None, clip_norm=None, teacher=None, temperature=None,
+                   alpha=None, **options):
         """One update on one batch; returns the batch's mean loss before the update.
 
         Optimizer state (momentum velocity, Adam moments and step count, RPROP steps) carries over between calls
         while the optimizer stays the same. clip_norm: clip the gradients to this global norm first (see fit).
         `options`: beta1, beta2, epsilon, epsilon_placement, rho, eta_plus, eta_minus, step_init, step_min,
-        step_max (see fastnn.training). X may be a scipy.sparse matrix (the batch is densified)."""
+        step_max (see fastnn.training). X may be a scipy.sparse matrix (the batch is densified).
+        teacher, temperature, alpha: distillation, as in fit (the returned loss is the combined one)."""
         opts = training.check_optimizer(optimizer, learning_rate, momentum, nesterov, weight_decay, options)
         clip_norm = training.check_clip_norm(clip_norm)
+        X_given = X
         X, T = self._check_xy(X, y)
         w = self._sample_weights(y, X.shape[0], None, sample_weight)
+        distill = self._distillation(teacher, X_given, X.shape[0], temperature, alpha)
         self._drop_sparse()
         if isinstance(X, CSRRows):  # one batch: densified, as every batch is
             X = self._dense_rows(X, 0, X.shape[0], np.empty(X.shape, dtype=self.dtype))
         n_threads = self._n_threads_now()
         value = self._kernels.net_backprop(self._workspace(X.shape[0]), X, T, n_threads, w, True,
-                                           self._dropout_seed())
+                                           self._dropout_seed(), distill)
         self._note_mask_rows(X.shape[0])
         if not math.isfinite(value):
             raise FloatingPointError(f"the loss is {value}; the step was not applied")
@@ -1025,7 +1103,8 @@ class Network:
     def fit(self, X, y, epochs=1, batch_size=32, optimizer="sgd", learning_rate=0.01, momentum=0.0,
             nesterov=False, weight_decay=0.0, shuffle=True, validation_data=None, verbose=False, *,
             validation_split=0.0, early_stopping=False, callbacks=None, lr_schedule=None, class_weight=None,
-            sample_weight=None, reset_optimizer=True, clip_norm=None, metrics=None, _order=None, **options):
+            sample_weight=None, reset_optimizer=True, clip_norm=None, metrics=None, teacher=None,
+            temperature=None, alpha=None, _order=None, **options):
         """Train by minibatch gradient descent; returns a History with per-epoch "loss" (the mean of the
         epoch's batch losses, weighted by batch size), "val_loss" with validation data, and "lr".
 
@@ -1060,7 +1139,18 @@ class Network:
         the validation value from the validation pass. Padding tokens (ignore_index) are not counted.
 
         If the loss stops being finite, training stops, the weights from the end of the last finite epoch are
-        restored and a RuntimeWarning says so."""
+        restored and a RuntimeWarning says so.
+
+        teacher: knowledge distillation (Hinton, Vinyals & Dean 2015) of a softmax classifier (cross_entropy).
+        Either a fastnn Network with a softmax output, whose logits (its output layer's values before the
+        softmax) are computed for X once, before training, with its own dtype and backend (X must then be an
+        input the teacher takes too), or an array of teacher logits (n_samples, n_classes). Each sample's loss
+        becomes
+            alpha T^2 KL(softmax(z_teacher / T) || softmax(z / T)) + (1 - alpha) cross_entropy(z, y),
+        averaged over the samples (times their sample weights, as without a teacher); temperature T > 0
+        (default 4.0), alpha in [0, 1] (default 0.9). history["loss"] is this combined loss; "val_loss" stays the
+        plain cross-entropy of the validation data (the teacher gives no logits for it). y still holds the hard
+        labels (with alpha = 1 they are not used by the loss, only by the metrics)."""
         opts = training.check_optimizer(optimizer, learning_rate, momentum, nesterov, weight_decay, options)
         epochs = check.check_int("epochs", epochs, 0)
         batch_size = check.check_int("batch_size", batch_size, 1)
@@ -1073,8 +1163,10 @@ class Network:
         callbacks = training.check_callbacks(callbacks)
         schedule = training.check_schedule(lr_schedule)
         metric_specs = training.parse_metrics(metrics, self.layers[-1].activation)
+        X_given = X
         X, T = self._check_xy(X, y)
         W = self._sample_weights(y, X.shape[0], class_weight, sample_weight)
+        distill = self._distillation(teacher, X_given, X.shape[0], temperature, alpha)
         if validation_data is not None and validation_split:
             raise ValueError("give validation_data or validation_split, not both")
         if validation_data is not None:
@@ -1093,6 +1185,8 @@ class Network:
                 X, X_val = X[:-n_val], X[-n_val:]
             T, T_val = T[:-n_val], T[-n_val:]
             W = None if W is None else np.ascontiguousarray(W[:-n_val])
+            if distill is not None:
+                distill = (distill[0][:-n_val],) + distill[1:]
         has_validation = validation_data is not None or bool(validation_split)
         n = X.shape[0]
         if _order is not None:  # fastnn.sklearn's own shuffle: each epoch trains on these rows of X, in this order
@@ -1139,7 +1233,8 @@ class Network:
                     order = (self._rng.permutation(n) if shuffle else np.arange(n)).astype(np.int64, copy=False)
                 seen = training.MetricAccumulator(metric_specs) if metric_specs else None
                 loss_sum, n_done, finite = self._kernels.net_train_epoch(handle, state, X, T, order, batch,
-                                                                         n_threads, W, self._dropout_seed(), seen)
+                                                                         n_threads, W, self._dropout_seed(), seen,
+                                                                         distill)
                 self._note_mask_rows(min(batch, n - n_done) if not finite else (n - 1) % batch + 1)
                 epoch_loss = loss_sum / n if finite else math.nan
                 if not (finite and math.isfinite(epoch_loss) and check._all_finite(self._params)):

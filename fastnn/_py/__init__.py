@@ -8,7 +8,7 @@ from .checks import all_finite
 from .conv import col2im, conv2d_backward, conv2d_forward, im2col
 from .dense import dense_backward, dense_forward, dense_forward_single
 from .dropout import dropout_backward, dropout_batch_key, dropout_forward, dropout_layer_key, dropout_uniform
-from .losses import loss
+from .losses import distill_loss, loss
 from .metrics import metrics_accumulate
 from .network import (NetHandle, net_backprop, net_evaluate, net_forward_single, net_infer_scratch_size,
                       net_predict, net_train_epoch, net_update)
@@ -36,7 +36,7 @@ __all__ = ["NAME", "NetHandle", "act_backward", "act_forward", "adam_step", "ada
            "avgpool2d_backward", "avgpool2d_forward", "clip_grad_norm", "col2im", "conv2d_backward", "conv2d_forward", "csr_gather",
            "dense_backward", "dense_forward", "dense_forward_single", "dropout_backward", "dropout_batch_key",
            "dropout_forward", "dropout_layer_key", "dropout_uniform", "embedding_backward", "embedding_forward",
-           "im2col", "irprop_minus_step", "loss", "max_threads", "maxpool2d_backward", "maxpool2d_forward", "mask_apply", "metrics_accumulate",
+           "distill_loss", "im2col", "irprop_minus_step", "loss", "max_threads", "maxpool2d_backward", "maxpool2d_forward", "mask_apply", "metrics_accumulate",
            "net_backprop", "net_evaluate", "net_forward_single", "net_infer_scratch_size", "net_predict",
            "net_train_epoch", "net_update", "openmp_enabled", "repeat_backward", "repeat_forward", "rmsprop_step",
            "rnn_backward", "rnn_forward", "rnn_scratch_size", "sgd_step", "sparse_dense_forward"]

@@ -6,6 +6,8 @@ binary_cross_entropy over all n*d elements, computed from the logits z; poisson 
 Poisson deviance) summed over the d outputs and averaged over the n samples, computed from z = log(mu):
 y (log y - z) - y + exp(z), 0 log 0 = 0.
 """
+import math
+
 import numpy as np
 
 from .._codes import BINARY_CROSS_ENTROPY, CROSS_ENTROPY, CROSS_ENTROPY_IGNORE, MSE, POISSON
@@ -61,3 +63,40 @@ def loss(grad, out, target, loss_kind, n_threads, weights=None):
     if grad is not None:
         grad[...] = grad_value
     return float(value)
+
+
+def _log_softmax(z):
+    """Rows of z minus their log-sum-exp (shifted by the row maximum, the sum taken in float64)."""
+    m = z.max(axis=1, keepdims=True)
+    s = np.exp(z - m).sum(axis=1, keepdims=True, dtype=np.float64)
+    return z - (m + np.log(s).astype(z.dtype))
+
+
+def distill_loss(grad, out, target, teacher, temperature, alpha, n_threads, weights=None):
+    """Distillation loss (Hinton et al.) of a softmax output, the mean over samples of
+    (1 - alpha) cross_entropy(out, target) + alpha T^2 KL(softmax(teacher / T) || softmax(out / T)), out and
+    teacher logits (n, d); q log q is 0 where q is 0. If grad is not None it receives the gradient w.r.t. out:
+    (1 - alpha) (softmax(out) sum(t) - t) / n + alpha T (softmax(out / T) - softmax(teacher / T)) / n, each row
+    times its sample weight."""
+    n, d = out.shape
+    if n == 0:
+        raise ValueError("distill_loss: empty batch")
+    if target.shape != out.shape or teacher.shape != out.shape:
+        raise ValueError(f"distill_loss: target {target.shape} / teacher {teacher.shape} differ from {out.shape}")
+    if not (0 < temperature < math.inf) or not 0 <= alpha <= 1:
+        raise ValueError(f"distill_loss: temperature must be > 0 and alpha in [0, 1], got {temperature}, {alpha}")
+    real = out.dtype.type
+    inv_T = real(1.0 / temperature)
+    hard_grad = np.zeros_like(out) if grad is not None else None
+    hard = loss(hard_grad, out, target, CROSS_ENTROPY, n_threads, weights)  # the mean cross-entropy
+    log_p = _log_softmax(out * inv_T)
+    log_q = _log_softmax(teacher * inv_T)
+    q = np.exp(log_q)
+    terms = np.where(q > 0, q * (log_q - log_p), real(0))
+    rows = terms.sum(axis=1, dtype=np.float64)
+    soft = (rows.sum() if weights is None else np.dot(rows, weights.astype(np.float64))) / n
+    if grad is not None:
+        scale = real(1.0 / n) if weights is None else weights.reshape(-1, 1) * real(1.0 / n)
+        # the hard gradient already carries w / n; the soft one gets it here
+        grad[...] = real(1.0 - alpha) * hard_grad + real(alpha * temperature) * (np.exp(log_p) - q) * scale
+    return float((1.0 - alpha) * hard + alpha * temperature * temperature * soft)

@@ -6,14 +6,14 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from .._codes import (CROSS_ENTROPY_IGNORE, LAYER_AVGPOOL2D, LAYER_CONV2D, LAYER_DENSE, LAYER_DROPOUT, LAYER_EMBEDDING, LAYER_FLATTEN,
+from .._codes import (CROSS_ENTROPY, CROSS_ENTROPY_IGNORE, LAYER_AVGPOOL2D, LAYER_CONV2D, LAYER_DENSE, LAYER_DROPOUT, LAYER_EMBEDDING, LAYER_FLATTEN,
                       LAYER_MAXPOOL2D, LAYER_RECURRENT, LAYER_REPEAT, OPT_ADAM, OPT_ADAMW, OPT_IRPROP_MINUS,
                       OPT_RMSPROP)
 from .activations import act_backward
 from .conv import conv2d_backward, conv2d_forward
 from .dense import dense_backward, dense_forward, dense_forward_single
 from .dropout import dropout_backward, dropout_batch_key, dropout_forward, dropout_layer_key
-from .losses import loss as loss_kernel
+from .losses import distill_loss, loss as loss_kernel
 from .metrics import check_metrics, metrics_accumulate
 from .optimizers import adam_step, adamw_step, irprop_minus_step, rmsprop_step, sgd_step
 from .optimizers import clip_grad_norm
@@ -126,12 +126,18 @@ def _layer_forward(L, i, out, inp, act, ws, dropout_key, n_threads):
         raise ValueError(f"unknown layer kind {L.kind}")
 
 
-def net_backprop(h, x, t, n_threads, w=None, training=False, dropout_key=0):
+def net_backprop(h, x, t, n_threads, w=None, training=False, dropout_key=0, distill=None):
     """Forward and backward pass over one batch: fills the workspaces and gradients, returns the mean loss.
-    training=True turns dropout on, its masks drawn from dropout_key."""
+    training=True turns dropout on, its masks drawn from dropout_key. distill: None, or (teacher logits (n,
+    out_size), temperature, alpha) to train a cross_entropy network by the distillation loss."""
     n = x.shape[0]
     if x.shape != (n, h.d_in) or t.shape != (n, h.d_out) or not 0 < n <= h.max_batch:
         raise ValueError(f"net_backprop: x {x.shape} / t {t.shape} do not fit the network or its workspace")
+    if distill is not None:
+        if distill[0].shape != (n, h.d_out):
+            raise ValueError(f"net_backprop: teacher logits {distill[0].shape} do not fit t {t.shape}")
+        if h.loss_kind != CROSS_ENTROPY or h.layers[-1].steps != 1:
+            raise ValueError("net_backprop: distillation needs a cross_entropy network with one output row per sample")
     inp = x
     for i, L in enumerate(h.layers):
         if _passes_through(L, training):
@@ -142,7 +148,11 @@ def net_backprop(h, x, t, n_threads, w=None, training=False, dropout_key=0):
         inp = L.a[:n]
     last = h.layers[-1]
     out, delta = _rows(last, last.a[:n], n), _rows(last, last.delta[:n], n)
-    value = loss_kernel(delta, out, _rows(last, t, n), h.loss_kind, n_threads, w)
+    if distill is not None:
+        teacher, temperature, alpha = distill
+        value = distill_loss(delta, out, t, teacher, temperature, alpha, n_threads, w)
+    else:
+        value = loss_kernel(delta, out, _rows(last, t, n), h.loss_kind, n_threads, w)
     act_backward(delta, delta, out, last.act, last.alpha, n_threads)
     for i in range(len(h.layers) - 1, -1, -1):
         L = h.layers[i]
@@ -216,10 +226,11 @@ def _accumulate(h, metrics, out, t, w):
                        last.act != last.predict_act, h.loss_kind == CROSS_ENTROPY_IGNORE)
 
 
-def net_train_epoch(h, state, X, T, order, batch, n_threads, W=None, dropout_seed=0, metrics=None):
+def net_train_epoch(h, state, X, T, order, batch, n_threads, W=None, dropout_seed=0, metrics=None, distill=None):
     """One epoch of minibatch training. Returns (loss_sum, n_done, finite), as the C twin does. X is dense or a
     scipy.sparse CSR matrix, whose batches are densified one at a time; `order` lists the rows to train on, in
-    its order (a permutation of X's rows, or a subset)."""
+    its order (a permutation of X's rows, or a subset). distill: None, or (teacher logits (n_rows, out_size),
+    temperature, alpha): each batch's teacher rows are gathered as T's and it trains by the distillation loss."""
     n = order.shape[0]
     if n == 0 or np.any(order < 0) or np.any(order >= X.shape[0]):
         raise ValueError("net_train_epoch: order must list rows of X")
@@ -232,6 +243,10 @@ def net_train_epoch(h, state, X, T, order, batch, n_threads, W=None, dropout_see
         check_csr(X, h.d_in, "net_train_epoch: X")
         if not hasattr(X, "toarray"):  # fastnn's CSRRows: the same arrays as a scipy matrix
             X = X.scipy()
+    if distill is not None:
+        if distill[0].shape != (X.shape[0], h.d_out):
+            raise ValueError(f"net_train_epoch: teacher logits {distill[0].shape} do not fit T {T.shape}")
+        teacher_batch = np.empty((batch, h.d_out), dtype=h.dtype)
     loss_sum, n_done = 0.0, 0
     for b, start in enumerate(range(0, n, batch)):
         idx = order[start:start + batch]
@@ -246,7 +261,11 @@ def net_train_epoch(h, state, X, T, order, batch, n_threads, W=None, dropout_see
         if W is not None:
             wb = h.w_batch[:rows]
             np.take(W, idx, out=wb)
-        value = net_backprop(h, xb, tb, n_threads, wb, True, dropout_batch_key(dropout_seed, b))
+        batch_distill = None
+        if distill is not None:
+            np.take(distill[0], idx, axis=0, out=teacher_batch[:rows])
+            batch_distill = (teacher_batch[:rows], distill[1], distill[2])
+        value = net_backprop(h, xb, tb, n_threads, wb, True, dropout_batch_key(dropout_seed, b), batch_distill)
         if not math.isfinite(value):
             return loss_sum, n_done, False
         if metrics is not None:  # the batch's outputs, before its update
