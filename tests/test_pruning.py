@@ -405,3 +405,17 @@ def test_sparse_inference_after_conv_layers(backend, monkeypatch, rng):
     assert [entry is not None for entry in net._sparse] == [False, False, True, True]
     np.testing.assert_allclose(sparse, dense, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(sparse_one, dense_one, rtol=1e-6, atol=1e-6)
+
+
+def test_distillation_keeps_pruned_weights_zero(backend):
+    """Fine-tuning a pruned student by distillation goes through the same masked update."""
+    X, y = _data()
+    teacher = _net(backend, seed=5)
+    teacher.fit(X, y, epochs=2, optimizer="adam", learning_rate=0.01)
+    net = _net(backend)
+    net.prune(0.8)
+    keep = net._prune_keep.copy()
+    net.fit(X, y, epochs=2, optimizer="adam", learning_rate=0.01, teacher=teacher, temperature=4.0, alpha=0.9)
+    net.train_step(X[:8], y[:8], optimizer="adam", learning_rate=0.01, teacher=teacher, temperature=4.0, alpha=0.9)
+    assert np.all(_weights(net)[keep == 0] == 0)
+    assert net.sparsity() == pytest.approx(0.8, abs=0.01)
