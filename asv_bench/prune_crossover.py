@@ -8,8 +8,15 @@ sample never threads; batches use n_threads=1 so the comparison is kernel agains
 overhead is in both, so it shifts no crossover.
 A ratio dense/sparse above 1 means the sparse kernel is faster. fastnn.pruning.SPARSE_RULES is chosen from this.
 
+One sample through the dense kernels takes one of two times depending on the allocation of the network (stable
+within a process), so `--processes N` repeats the single-sample comparison of the whole network (every layer at
+the same sparsity) in N fresh processes, one line each.
+
     PYTHONPATH=. python asv_bench/prune_crossover.py
+    PYTHONPATH=. python asv_bench/prune_crossover.py --processes 5
 """
+import argparse
+import subprocess
 import statistics
 import sys
 import timeit
@@ -83,9 +90,46 @@ def network_table(rng):
         sys.stdout.flush()
 
 
+def single_sample_line():
+    """Whole network, one sample, every layer pruned to the same sparsity: 'sparsity: dense/sparse=ratio'."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2000, SIZES[0])).astype(np.float32)
+    cells = []
+    for s in (0.88, 0.90, 0.92, 0.93, 0.95):
+        net = fastnn.Network(SIZES, activations="relu", loss="cross_entropy", seed=0, backend="c")
+        net.n_threads = 1
+        net.prune(s, scope="layer")
+        times = []
+        saved = pruning.SPARSE_RULES
+        try:
+            for rules in (((2.0, 0),), ((0.0, 10**9),)):
+                pruning.SPARSE_RULES = rules
+                net._drop_sparse()
+                net.predict(X[0])
+                k = iter(range(10**9))
+                times.append(median_us(lambda: net.predict(X[next(k) % len(X)]), 2000))
+        finally:
+            pruning.SPARSE_RULES = saved
+        cells.append(f"{s:.2f}: {times[0]:.1f}/{times[1]:.1f}={times[0] / times[1]:.2f}")
+    print("  ".join(cells))
+
+
 def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--processes", type=int, default=0)
+    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
     if not _backend.c_available():
         raise SystemExit("needs the C extension")
+    if args.one:
+        single_sample_line()
+        return
+    if args.processes:
+        print("one sample, whole network, every layer at the sparsity given: dense us / CSR us = ratio, per "
+              "fresh process")
+        for _ in range(args.processes):
+            subprocess.run([sys.executable, __file__, "--one"], check=True)
+        return
     rng = np.random.default_rng(0)
     print(f"fastnn {fastnn.__file__}; rule in use: SPARSE_RULES = {pruning.SPARSE_RULES}")
     layer_table(rng)
