@@ -65,8 +65,7 @@ def test_masks_equal_numpy_reference(backend, scope, amounts):
     np.testing.assert_array_equal(net._prune_keep.astype(bool), keep)
     np.testing.assert_array_equal(_weights(net), np.where(keep, w0, 0.0))
     assert net.sparsity() == pytest.approx(1 - keep.mean())
-    expected = {i: 1 - keep[g].mean() for i, g in zip(range(len(net.layers)), groups)} if scope == "layer" else \
-        {i: 1 - keep[g].mean() for i, g in zip(range(len(net.layers)), _layer_groups(net))}
+    expected = {i: 1 - keep[g].mean() for i, g in enumerate(_layer_groups(net))}  # Dense layers 0, 1, 2
     assert net.sparsity(per_layer=True) == pytest.approx(expected)
 
 
