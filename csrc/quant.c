@@ -299,28 +299,108 @@ int fastnn_q8_gemm(int32_t *c, const uint8_t *a, const int8_t *bp, int64_t m, in
 /* One row: scale = (hi - lo) / 255 over [lo, hi] = [min(x, 0), max(x, 0)] (so 0 is exact), zero point
  * round(-lo / scale), q = clamp(round(x / scale) + zero point, 0, 255), rounding half to even (onnxruntime's
  * DynamicQuantizeLinear). An all-zero row gets scale 1. Returns 0, or -1 when the row is not finite. */
-static int q8_quantize_row(uint8_t *q, float *scale, int32_t *zero_point, const float *x, int64_t k, int64_t ldq)
+static inline __attribute__((always_inline)) int q8_finish_row(uint8_t *q, float *scale, int32_t *zero_point,
+                                                               const float *x, int64_t k, int64_t ldq, float lo,
+                                                               float hi);
+
+static inline __attribute__((always_inline)) int q8_quantize_row_body(uint8_t *q, float *scale,
+                                                                     int32_t *zero_point, const float *x,
+                                                                     int64_t k, int64_t ldq)
 {
-    float lo = 0.0f, hi = 0.0f;
-    for (int64_t j = 0; j < k; j++) {
+    /* 8 independent lanes so the compiler can keep them in one vector register (min/max/sum reductions are
+     * not reassociated without -ffast-math); `v < lo ? v : lo` is exactly minps. x * 0 is NaN for NaN or
+     * infinity. */
+    float lo8[8] = {0}, hi8[8] = {0}, bad8[8] = {0};
+    int64_t j = 0;
+    for (; j + 8 <= k; j += 8)
+        for (int l = 0; l < 8; l++) {
+            float v = x[j + l];
+            lo8[l] = v < lo8[l] ? v : lo8[l];
+            hi8[l] = v > hi8[l] ? v : hi8[l];
+            bad8[l] += v * 0.0f;
+        }
+    for (; j < k; j++) {
         float v = x[j];
-        lo = v < lo ? v : lo;
-        hi = v > hi ? v : hi;
-        if (v != v) return -1;
+        lo8[0] = v < lo8[0] ? v : lo8[0];
+        hi8[0] = v > hi8[0] ? v : hi8[0];
+        bad8[0] += v * 0.0f;
     }
-    if (!isfinite(lo) || !isfinite(hi)) return -1;
+    float lo = 0.0f, hi = 0.0f;
+    for (int l = 0; l < 8; l++) {
+        if (bad8[l] != 0.0f) return -1;
+        lo = lo8[l] < lo ? lo8[l] : lo;
+        hi = hi8[l] > hi ? hi8[l] : hi;
+    }
+    return q8_finish_row(q, scale, zero_point, x, k, ldq, lo, hi);
+}
+
+/* The quantization of a row given lo = min(x, 0) and hi = max(x, 0) (finite). */
+static inline __attribute__((always_inline)) int q8_finish_row(uint8_t *q, float *scale, int32_t *zero_point,
+                                                               const float *x, int64_t k, int64_t ldq, float lo,
+                                                               float hi)
+{
+    int64_t j;
     float s = (hi - lo) / 255.0f;
     if (!(s > 0.0f) || !isfinite(s)) s = 1.0f;
     float zf = nearbyintf(-lo / s);
     int32_t zp = (int32_t)(zf < 0.0f ? 0.0f : zf > 255.0f ? 255.0f : zf);
-    for (int64_t j = 0; j < k; j++) {
-        float v = nearbyintf(x[j] / s) + (float)zp;
-        q[j] = (uint8_t)(v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v);
+    /* |x / s| <= 255.x, so adding and subtracting 1.5 * 2^23 rounds to nearest, ties to even (as nearbyintf in
+     * the default rounding mode, without a libm call per element) */
+    const float magic = 12582912.0f, zpf = (float)zp;
+    for (j = 0; j < k; j++) {
+        float v = ((x[j] / s + magic) - magic) + zpf;
+        v = v < 0.0f ? 0.0f : v;
+        v = v > 255.0f ? 255.0f : v;
+        q[j] = (uint8_t)(int32_t)v;
     }
-    for (int64_t j = k; j < ldq; j++) q[j] = 0;
+    for (j = k; j < ldq; j++) q[j] = 0;
     *scale = s;
     *zero_point = zp;
     return 0;
+}
+
+/* The same body compiled for wider vectors where the CPU has them: only IEEE division, addition and
+ * comparisons, so every variant gives the same bytes. */
+#if Q8_X86
+__attribute__((target("avx2"))) static int q8_quantize_row_avx2(uint8_t *q, float *scale, int32_t *zero_point,
+                                                                 const float *x, int64_t k, int64_t ldq)
+{
+    __m256 lo8 = _mm256_setzero_ps(), hi8 = _mm256_setzero_ps(), bad8 = _mm256_setzero_ps();
+    const __m256 zero = _mm256_setzero_ps();
+    int64_t j = 0;
+    for (; j + 8 <= k; j += 8) {
+        __m256 v = _mm256_loadu_ps(x + j);
+        lo8 = _mm256_min_ps(v, lo8);
+        hi8 = _mm256_max_ps(v, hi8);
+        bad8 = _mm256_add_ps(bad8, _mm256_mul_ps(v, zero));
+    }
+    float lo_l[8], hi_l[8], bad_l[8];
+    _mm256_storeu_ps(lo_l, lo8);
+    _mm256_storeu_ps(hi_l, hi8);
+    _mm256_storeu_ps(bad_l, bad8);
+    float lo = 0.0f, hi = 0.0f, bad = 0.0f;
+    for (int l = 0; l < 8; l++) {
+        lo = lo_l[l] < lo ? lo_l[l] : lo;
+        hi = hi_l[l] > hi ? hi_l[l] : hi;
+        bad += bad_l[l];
+    }
+    for (; j < k; j++) {
+        float v = x[j];
+        lo = v < lo ? v : lo;
+        hi = v > hi ? v : hi;
+        bad += v * 0.0f;
+    }
+    if (bad != 0.0f) return -1;
+    return q8_finish_row(q, scale, zero_point, x, k, ldq, lo, hi);
+}
+#endif
+
+static int q8_quantize_row(uint8_t *q, float *scale, int32_t *zero_point, const float *x, int64_t k, int64_t ldq)
+{
+#if Q8_X86
+    if (__builtin_cpu_supports("avx2")) return q8_quantize_row_avx2(q, scale, zero_point, x, k, ldq);
+#endif
+    return q8_quantize_row_body(q, scale, zero_point, x, k, ldq);
 }
 
 int fastnn_q8_quantize_rows(uint8_t *q, float *scale, int32_t *zero_point, const float *x, int64_t m, int64_t k,
