@@ -478,6 +478,20 @@ int fastnn_q8_dense_forward(float *y, const float *x, const int8_t *bp, const fl
                             const int32_t *w_colsum, const float *bias, int64_t m, int64_t k, int64_t n, int act,
                             double alpha, uint8_t *qa, int64_t lda, int32_t *acc, float *a_scale, int32_t *a_zp,
                             int path, int n_threads);
+/* A stack of quantized dense layers in one call (one sample's latency is mostly call overhead otherwise). */
+typedef struct {
+    const int8_t *packed;
+    const float *w_scale, *bias;
+    const int32_t *colsum;
+    int64_t k, n;
+    int act;
+    double alpha;
+} fastnn_q8_layer;
+/* Scratch bytes fastnn_q8_mlp_forward needs for m rows. */
+int64_t fastnn_q8_mlp_scratch_bytes(const fastnn_q8_layer *layers, int n_layers, int64_t m);
+/* y (m, layers[n_layers-1].n) from x (m, layers[0].k); layer i's n is layer i+1's k. */
+int fastnn_q8_mlp_forward(float *y, const float *x, int64_t m, const fastnn_q8_layer *layers, int n_layers,
+                          void *scratch, int64_t scratch_bytes, int path, int n_threads);
 
 #ifdef __cplusplus
 }

@@ -439,9 +439,11 @@ static void q8_epilogue_rows(float *y, const int32_t *c, const float *a_scale, c
         float *yi = y + i * n;
         const int32_t *ci = c + i * n;
         float s = a_scale[i];
-        int64_t zp = a_zp[i];
+        uint32_t zp = (uint32_t)a_zp[i];
         for (int64_t j = 0; j < n; j++) {
-            float v = (float)((int64_t)ci[j] - zp * (int64_t)w_colsum[j]);
+            /* c - zp colsum = sum_k (q_a - zp) w, at most 255 * 128 * k < 2^31 in magnitude (k <= MAX_K): exact
+             * in 32-bit wrap-around arithmetic, which vectorizes (an int64 product would not) */
+            float v = (float)(int32_t)((uint32_t)ci[j] - zp * (uint32_t)w_colsum[j]);
             yi[j] = v * (s * w_scale[j]) + bias[j];
         }
         switch (act) {
@@ -529,4 +531,57 @@ int fastnn_q8_dense_forward(float *y, const float *x, const int8_t *bp, const fl
         q8_epilogue_rows(y, acc, a_scale, a_zp, w_scale, w_colsum, bias, i0, i1, n, act, (float)alpha);
     }
     return bad ? FASTNN_ENONFINITE : FASTNN_OK;
+}
+
+/* ----------------------------------------------------------------------------------- a stack of dense layers */
+static int64_t q8_align(int64_t bytes) { return (bytes + 63) / 64 * 64; }
+
+int64_t fastnn_q8_mlp_scratch_bytes(const fastnn_q8_layer *layers, int n_layers, int64_t m)
+{
+    int64_t max_n = 1, max_lda = 4;
+    for (int l = 0; l < n_layers; l++) {
+        max_n = layers[l].n > max_n ? layers[l].n : max_n;
+        int64_t lda = Q8_GROUP * q8_groups(layers[l].k);
+        max_lda = lda > max_lda ? lda : max_lda;
+    }
+    /* two activation buffers, the uint8 rows, the accumulators, scales and zero points */
+    return 2 * q8_align(m * max_n * 4) + q8_align(m * max_lda) + q8_align(m * max_n * 4) + 2 * q8_align(m * 4);
+}
+
+int fastnn_q8_mlp_forward(float *y, const float *x, int64_t m, const fastnn_q8_layer *layers, int n_layers,
+                          void *scratch, int64_t scratch_bytes, int path, int n_threads)
+{
+    if (m < 0 || n_layers < 1 || !layers) return FASTNN_EINVAL;
+    if (m == 0) return FASTNN_OK;
+    for (int l = 0; l < n_layers; l++)
+        if (layers[l].k < 1 || layers[l].n < 1 || (l > 0 && layers[l].k != layers[l - 1].n))
+            return FASTNN_ESHAPE;
+    if (!y || !x || !scratch || scratch_bytes < fastnn_q8_mlp_scratch_bytes(layers, n_layers, m))
+        return FASTNN_EINVAL;
+    int64_t max_n = 1;
+    for (int l = 0; l < n_layers; l++) max_n = layers[l].n > max_n ? layers[l].n : max_n;
+    char *p = (char *)scratch;
+    float *buf[2];
+    buf[0] = (float *)p;
+    p += q8_align(m * max_n * 4);
+    buf[1] = (float *)p;
+    p += q8_align(m * max_n * 4);
+    int32_t *acc = (int32_t *)p;
+    p += q8_align(m * max_n * 4);
+    float *a_scale = (float *)p;
+    p += q8_align(m * 4);
+    int32_t *a_zp = (int32_t *)p;
+    p += q8_align(m * 4);
+    uint8_t *qa = (uint8_t *)p;
+    const float *in = x;
+    for (int l = 0; l < n_layers; l++) {
+        const fastnn_q8_layer *L = layers + l;
+        float *out = l == n_layers - 1 ? y : buf[l % 2];
+        int rc = fastnn_q8_dense_forward(out, in, L->packed, L->w_scale, L->colsum, L->bias, m, L->k, L->n,
+                                         L->act, L->alpha, qa, Q8_GROUP * q8_groups(L->k), acc, a_scale, a_zp,
+                                         path, n_threads);
+        if (rc != FASTNN_OK) return rc;
+        in = out;
+    }
+    return FASTNN_OK;
 }

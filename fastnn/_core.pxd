@@ -297,3 +297,14 @@ cdef extern from "fastnn.h" nogil:
                                 const int32_t *w_colsum, const float *bias, int64_t m, int64_t k, int64_t n,
                                 int act, double alpha, uint8_t *qa, int64_t lda, int32_t *acc, float *a_scale,
                                 int32_t *a_zp, int path, int n_threads) noexcept
+    ctypedef struct fastnn_q8_layer:
+        const int8_t *packed
+        const float *w_scale
+        const float *bias
+        const int32_t *colsum
+        int64_t k, n
+        int act
+        double alpha
+    int64_t fastnn_q8_mlp_scratch_bytes(const fastnn_q8_layer *layers, int n_layers, int64_t m) noexcept
+    int fastnn_q8_mlp_forward(float *y, const float *x, int64_t m, const fastnn_q8_layer *layers, int n_layers,
+                              void *scratch, int64_t scratch_bytes, int path, int n_threads) noexcept

@@ -5,6 +5,7 @@ csrc/ and turns its status code into an exception. The twin of every function is
 Arrays are C-contiguous memoryviews of one dtype (float32 or float64) per call; Network does the argument
 validation and conversion before it gets here.
 """
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
 from cython cimport floating
@@ -1468,3 +1469,79 @@ def q8_dense_forward(float[:, ::1] y, const float[:, ::1] x, const int8_t[::1] b
     if rc == FASTNN_ENONFINITE:
         raise ValueError("q8_dense_forward: a layer's input holds NaN or infinity")
     _check(rc, "q8_dense_forward")
+
+
+cdef class Q8Plan:
+    """A stack of quantized dense layers for fastnn_q8_mlp_forward: pointers into the arrays it keeps alive.
+    layers: a list of (packed int8, w_scale float32, colsum int32, bias float32, k, n, act, alpha)."""
+    cdef fastnn_q8_layer *layers
+    cdef int n_layers
+    cdef list keep
+    cdef readonly int64_t n_inputs, n_outputs
+
+    def __cinit__(self, layers):
+        self.layers = NULL
+        self.n_layers = 0
+
+    def __init__(self, layers):
+        cdef int i
+        cdef const int8_t[::1] packed
+        cdef const float[::1] w_scale, bias
+        cdef const int32_t[::1] colsum
+        self.keep = []
+        n = len(layers)
+        if n < 1:
+            raise ValueError("Q8Plan: no layers")
+        self.layers = <fastnn_q8_layer *>PyMem_Malloc(n * sizeof(fastnn_q8_layer))
+        if self.layers == NULL:
+            raise MemoryError("Q8Plan: out of memory")
+        for i, (p, ws, cs, b, k, nn, act, alpha) in enumerate(layers):
+            packed, w_scale, colsum, bias = p, ws, cs, b
+            _q8_shapes("Q8Plan", 1, nn, k, (k + 3) // 4 * 4, packed.shape[0], 0)
+            _same("Q8Plan", "w_scale.shape[0]", w_scale.shape[0], nn)
+            _same("Q8Plan", "colsum.shape[0]", colsum.shape[0], nn)
+            _same("Q8Plan", "bias.shape[0]", bias.shape[0], nn)
+            if i > 0:
+                _same("Q8Plan", f"layer {i}'s k", k, self.layers[i - 1].n)
+            self.layers[i].packed = &packed[0]
+            self.layers[i].w_scale = &w_scale[0]
+            self.layers[i].colsum = &colsum[0]
+            self.layers[i].bias = &bias[0]
+            self.layers[i].k = k
+            self.layers[i].n = nn
+            self.layers[i].act = act
+            self.layers[i].alpha = alpha
+            self.keep.append((p, ws, cs, b))
+            self.n_layers = i + 1
+        self.n_inputs = self.layers[0].k
+        self.n_outputs = self.layers[self.n_layers - 1].n
+
+    def __dealloc__(self):
+        PyMem_Free(self.layers)
+
+    def forward(self, float[:, ::1] y, const float[:, ::1] x, int path, int n_threads):
+        """y (m, n_outputs) from x (m, n_inputs) through every layer."""
+        cdef int64_t m = x.shape[0], nbytes
+        cdef int rc
+        cdef void *scratch
+        _same("Q8Plan.forward", "x.shape[1]", x.shape[1], self.n_inputs)
+        _same("Q8Plan.forward", "y.shape[0]", y.shape[0], m)
+        _same("Q8Plan.forward", "y.shape[1]", y.shape[1], self.n_outputs)
+        if not fastnn_q8_path_supported(path):
+            raise ValueError(f"Q8Plan.forward: int8 path {path} is not supported by this CPU or build")
+        if m == 0:
+            return
+        nbytes = fastnn_q8_mlp_scratch_bytes(self.layers, self.n_layers, m)
+        # the wrapper owns the scratch (the kernel allocates nothing); uninitialised: every byte is written first
+        scratch = PyMem_Malloc(<size_t>nbytes)
+        if scratch == NULL:
+            raise MemoryError(f"Q8Plan.forward: cannot allocate {nbytes} bytes of scratch")
+        try:
+            with nogil:
+                rc = fastnn_q8_mlp_forward(&y[0, 0], &x[0, 0], m, self.layers, self.n_layers, scratch, nbytes,
+                                           path, n_threads)
+        finally:
+            PyMem_Free(scratch)
+        if rc == FASTNN_ENONFINITE:
+            raise ValueError("Q8Plan.forward: a layer's input holds NaN or infinity")
+        _check(rc, "Q8Plan.forward")

@@ -138,6 +138,11 @@ class QuantizedNetwork:
         self._qlayers = qlayers
         it = iter(qlayers)
         self._plan = [(layer, next(it) if isinstance(layer, _QUANTIZED_LAYERS) else None) for layer in self.layers]
+        # a stack of Dense layers runs through the kernels in one call (fastnn_q8_mlp_forward)
+        self._mlp = None
+        if all(isinstance(layer, Dense) for layer in self.layers):
+            self._mlp = self._kernels.Q8Plan([(ql.packed, ql.scale, ql.colsum, ql.bias, ql.k, ql.n, layer.act_code,
+                                               layer.alpha) for layer, ql in self._plan])
         self.n_threads = n_threads
         self._path = resolve_path(self._kernels, path)
         return self
@@ -227,6 +232,10 @@ class QuantizedNetwork:
         it (rows of features, or images for a convolutional network)."""
         X = self._as_samples("X", X)
         if X.ndim == 1:
+            if self._mlp is not None:
+                y = np.empty((1, self.n_outputs), np.float32)
+                self._mlp.forward(y, X.reshape(1, -1), self._path, 1)
+                return y[0]
             return self._forward(X.reshape(1, -1), 1)[0].reshape(self.output_shape)
         n = X.shape[0]
         Y = np.empty((n, self.n_outputs), dtype=np.float32)
@@ -241,6 +250,10 @@ class QuantizedNetwork:
     def _forward(self, x, n_threads):
         k = self._kernels
         m = x.shape[0]
+        if self._mlp is not None:
+            y = np.empty((m, self.n_outputs), np.float32)
+            self._mlp.forward(y, x, self._path, n_threads)
+            return y
         for layer, ql in self._plan:
             if isinstance(layer, Dense):
                 y = np.empty((m, ql.n), dtype=np.float32)

@@ -109,3 +109,24 @@ def q8_dense_forward(y, x, bp, w_scale, w_colsum, bias, k, act, alpha, qa, acc, 
     q8_quantize_rows(qa[:m], a_scale[:m], a_zp[:m], x, n_threads)
     q8_gemm(acc[:m], qa[:m], bp, k, path, n_threads)
     q8_epilogue(y, acc[:m], a_scale[:m], a_zp[:m], w_scale, w_colsum, bias, act, alpha, n_threads)
+
+
+class Q8Plan:
+    """A stack of quantized dense layers (twin of _core.Q8Plan / fastnn_q8_mlp_forward)."""
+
+    def __init__(self, layers):
+        if not layers:
+            raise ValueError("Q8Plan: no layers")
+        self.layers = [tuple(layer) for layer in layers]
+        self.n_inputs, self.n_outputs = self.layers[0][4], self.layers[-1][5]
+
+    def forward(self, y, x, path, n_threads):
+        m = x.shape[0]
+        if x.shape[1] != self.n_inputs or y.shape != (m, self.n_outputs):
+            raise ValueError("Q8Plan.forward: shapes do not fit the layers")
+        for i, (packed, w_scale, colsum, bias, k, n, act, alpha) in enumerate(self.layers):
+            out = y if i == len(self.layers) - 1 else np.empty((m, n), np.float32)
+            q8_dense_forward(out, x, packed, w_scale, colsum, bias, k, act, alpha,
+                             np.empty((m, lda_for(k)), np.uint8), np.empty((m, n), np.int32),
+                             np.empty(m, np.float32), np.empty(m, np.int32), path, n_threads)
+            x = out
