@@ -28,8 +28,8 @@ def main(argv=None):
     print(f"MNIST 784-256-128-10 ReLU, Adam lr 1e-3, batch 128, {args.epochs} epochs; fastnn {fastnn.__version__}, "
           f"int8 path {fastnn.show_config(file=open('/dev/null', 'w'))['int8']}")
     print("| seed | float32 acc | int8 per-channel acc | Δ points | int8 per-tensor acc | Δ points | "
-          "changed predictions |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+          "changed predictions | training |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     deltas = []
     for seed in map(int, args.seeds.split(",")):
         net = fastnn.Network([784, 256, 128, 10], activations="relu", loss="cross_entropy", seed=seed)
@@ -42,7 +42,7 @@ def main(argv=None):
         acc = [100 * np.mean(p == y_test) for p in (pred_f, pred_c, pred_t)]
         deltas.append(acc[0] - acc[1])
         print(f"| {seed} | {acc[0]:.2f}% | {acc[1]:.2f}% | {acc[0] - acc[1]:+.2f} | {acc[2]:.2f}% | "
-              f"{acc[0] - acc[2]:+.2f} | {100 * np.mean(pred_c != pred_f):.2f}% |  (trained in {train_s:.0f} s)")
+              f"{acc[0] - acc[2]:+.2f} | {100 * np.mean(pred_c != pred_f):.2f}% | {train_s:.0f} s |")
     print(f"largest loss (float32 - int8 per channel): {max(deltas):+.2f} points; target <= 0.30")
 
 

@@ -27,12 +27,13 @@
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
 #include <immintrin.h>
 #define Q8_X86 1
-/* target("avx512vnni") needs gcc >= 8 / clang >= 6; target("avxvnni") gcc >= 11 / clang >= 12 */
+/* target("avx512vnni") and its cpu_supports name need gcc >= 9 / clang >= 6; target("avxvnni") gcc >= 11 / clang >= 12, and clang knows
+ * __builtin_cpu_supports("avxvnni") from 16 */
 #if defined(__clang__)
 #define Q8_HAVE_AVX512VNNI (__clang_major__ >= 6)
-#define Q8_HAVE_AVXVNNI (__clang_major__ >= 12)
+#define Q8_HAVE_AVXVNNI (__clang_major__ >= 16) /* __builtin_cpu_supports("avxvnni") */
 #else
-#define Q8_HAVE_AVX512VNNI (__GNUC__ >= 8)
+#define Q8_HAVE_AVX512VNNI (__GNUC__ >= 9)
 #define Q8_HAVE_AVXVNNI (__GNUC__ >= 11)
 #endif
 #else
