@@ -376,3 +376,12 @@ def test_int8_path_selection(c_kernels, monkeypatch):
             _mlp("c").quantize()
     monkeypatch.delenv("FASTNN_INT8_PATH")
     assert qnet.int8_path in C_PATHS
+
+
+def test_header_mirrors():
+    """The path codes and the k limit of csrc/fastnn.h are the ones fastnn/_py/quant.py uses."""
+    import re
+    header = open(os.path.join(os.path.dirname(__file__), os.pardir, "csrc", "fastnn.h")).read()
+    codes = dict(re.findall(r"FASTNN_Q8_(\w+) = (\d+)", header))
+    assert {name.lower(): int(code) for name, code in codes.items()} == pq.PATHS
+    assert int(re.search(r"#define FASTNN_Q8_MAX_K (\d+)", header).group(1)) == pq.MAX_K == (2**31 - 1) // (255 * 128)
