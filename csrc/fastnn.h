@@ -487,7 +487,8 @@ typedef struct {
     int act;
     double alpha;
 } fastnn_q8_layer;
-/* Scratch bytes fastnn_q8_mlp_forward needs for m rows. */
+/* Scratch bytes fastnn_q8_mlp_forward needs for m rows (it runs the rows through the layers in chunks of 256,
+ * so this stops growing at 256 rows). */
 int64_t fastnn_q8_mlp_scratch_bytes(const fastnn_q8_layer *layers, int n_layers, int64_t m);
 /* y (m, layers[n_layers-1].n) from x (m, layers[0].k); layer i's n is layer i+1's k. */
 int fastnn_q8_mlp_forward(float *y, const float *x, int64_t m, const fastnn_q8_layer *layers, int n_layers,

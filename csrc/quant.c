@@ -537,9 +537,13 @@ int fastnn_q8_dense_forward(float *y, const float *x, const int8_t *bp, const fl
 /* ----------------------------------------------------------------------------------- a stack of dense layers */
 static int64_t q8_align(int64_t bytes) { return (bytes + 63) / 64 * 64; }
 
+/* Rows per pass through the layers: one chunk's activations stay in cache, and the scratch stays small. */
+#define Q8_CHUNK_ROWS 256
+
 int64_t fastnn_q8_mlp_scratch_bytes(const fastnn_q8_layer *layers, int n_layers, int64_t m)
 {
     int64_t max_n = 1, max_lda = 4;
+    m = m < Q8_CHUNK_ROWS ? m : Q8_CHUNK_ROWS;
     for (int l = 0; l < n_layers; l++) {
         max_n = layers[l].n > max_n ? layers[l].n : max_n;
         int64_t lda = Q8_GROUP * q8_groups(layers[l].k);
@@ -559,30 +563,34 @@ int fastnn_q8_mlp_forward(float *y, const float *x, int64_t m, const fastnn_q8_l
             return FASTNN_ESHAPE;
     if (!y || !x || !scratch || scratch_bytes < fastnn_q8_mlp_scratch_bytes(layers, n_layers, m))
         return FASTNN_EINVAL;
-    int64_t max_n = 1;
+    int64_t max_n = 1, n_out = layers[n_layers - 1].n, n_in = layers[0].k;
     for (int l = 0; l < n_layers; l++) max_n = layers[l].n > max_n ? layers[l].n : max_n;
+    int64_t rows = m < Q8_CHUNK_ROWS ? m : Q8_CHUNK_ROWS;
     char *p = (char *)scratch;
     float *buf[2];
     buf[0] = (float *)p;
-    p += q8_align(m * max_n * 4);
+    p += q8_align(rows * max_n * 4);
     buf[1] = (float *)p;
-    p += q8_align(m * max_n * 4);
+    p += q8_align(rows * max_n * 4);
     int32_t *acc = (int32_t *)p;
-    p += q8_align(m * max_n * 4);
+    p += q8_align(rows * max_n * 4);
     float *a_scale = (float *)p;
-    p += q8_align(m * 4);
+    p += q8_align(rows * 4);
     int32_t *a_zp = (int32_t *)p;
-    p += q8_align(m * 4);
+    p += q8_align(rows * 4);
     uint8_t *qa = (uint8_t *)p;
-    const float *in = x;
-    for (int l = 0; l < n_layers; l++) {
-        const fastnn_q8_layer *L = layers + l;
-        float *out = l == n_layers - 1 ? y : buf[l % 2];
-        int rc = fastnn_q8_dense_forward(out, in, L->packed, L->w_scale, L->colsum, L->bias, m, L->k, L->n,
-                                         L->act, L->alpha, qa, Q8_GROUP * q8_groups(L->k), acc, a_scale, a_zp,
-                                         path, n_threads);
-        if (rc != FASTNN_OK) return rc;
-        in = out;
+    for (int64_t start = 0; start < m; start += rows) {
+        int64_t mc = m - start < rows ? m - start : rows;
+        const float *in = x + start * n_in;
+        for (int l = 0; l < n_layers; l++) {
+            const fastnn_q8_layer *L = layers + l;
+            float *out = l == n_layers - 1 ? y + start * n_out : buf[l % 2];
+            int rc = fastnn_q8_dense_forward(out, in, L->packed, L->w_scale, L->colsum, L->bias, mc, L->k, L->n,
+                                             L->act, L->alpha, qa, Q8_GROUP * q8_groups(L->k), acc, a_scale,
+                                             a_zp, path, n_threads);
+            if (rc != FASTNN_OK) return rc;
+            in = out;
+        }
     }
     return FASTNN_OK;
 }

@@ -240,9 +240,12 @@ class QuantizedNetwork:
         n = X.shape[0]
         Y = np.empty((n, self.n_outputs), dtype=np.float32)
         n_threads = get_num_threads() if self._n_threads is None else self._n_threads
-        for start in range(0, n, CHUNK_ROWS):
-            stop = min(start + CHUNK_ROWS, n)
-            Y[start:stop] = self._forward(X[start:stop], n_threads)
+        if self._mlp is not None:  # one call; C runs chunks of rows through the layers
+            self._mlp.forward(Y, X, self._path, n_threads)
+        else:
+            for start in range(0, n, CHUNK_ROWS):
+                stop = min(start + CHUNK_ROWS, n)
+                Y[start:stop] = self._forward(X[start:stop], n_threads)
         return Y.reshape(n, *self.output_shape) if len(self.output_shape) > 1 else Y
 
     forward = predict
