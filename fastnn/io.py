@@ -324,7 +324,8 @@ def _read_params(path, zf, info, dtype, n_params):
 
 
 def load(path, backend=None):
-    """Read a network written by Network.save. Never unpickles; a truncated, corrupted or foreign file raises
+    """Read a network written by Network.save (a Network) or QuantizedNetwork.save (a QuantizedNetwork, format
+    version 3). Never unpickles; a truncated, corrupted or foreign file raises
     ValueError saying what is wrong (path problems raise FileNotFoundError, IsADirectoryError, ...)."""
     from .network import Network
 

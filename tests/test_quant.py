@@ -341,6 +341,21 @@ def test_bad_quantize_arguments():
         net.quantize()
 
 
+def test_quantize_refused_while_another_thread_trains():
+    import threading
+    net = _mlp("python")
+    net._busy.acquire()  # what fit holds for the whole of its run
+    try:
+        errors = []
+        worker = threading.Thread(target=lambda: errors.append(pytest.raises(RuntimeError, net.quantize)))
+        worker.start()
+        worker.join()
+        assert errors and "in use by another thread" in str(errors[0].value)
+    finally:
+        net._busy.release()
+    assert isinstance(net.quantize(), fastnn.QuantizedNetwork)
+
+
 def test_quantized_network_cannot_train():
     qnet = _mlp("python").quantize()
     with pytest.raises(TypeError, match="inference-only"):
