@@ -37,6 +37,14 @@ Workloads (float32 everywhere):
   lstm_batch     lstm_char with LSTM(256) and batches of 32 sequences: tokens per second
   lstm_generate1 the lstm_char model, stateful, fed one token per call carrying (h, c) from call to call
                  (probabilities out): median microseconds per token
+  infer_latency_int8, infer_batch_int8
+                 infer_latency / infer_batch with int8 weights: fastnn-c (and fastnn-python) run
+                 net.quantize(weights="int8", per_channel=True); torch runs torch.ao.quantization.quantize_dynamic
+                 (qint8 Linear); onnxruntime runs quantize_dynamic(QInt8, per_channel=True) of net.to_onnx();
+                 fastnn-c-f32 is fastnn's float32 network on the same data, for reference. Only these two
+                 workloads run onnxruntime and fastnn-c-f32, e.g.
+                 python asv_bench/compare.py --workloads infer_latency_int8,infer_batch_int8 \
+                     --libs fastnn-c,fastnn-c-f32,onnxruntime,torch --threads 1 --repeats 5
 The convolutional and recurrent workloads compare fastnn with PyTorch only (scikit-learn, the NumPy MLP and FANN have
 no convolution or recurrent layers: their rows say n/a); the NumPy backend of fastnn trains on fewer images or
 sequences there (throughput is per image or token). The recurrent workloads start both libraries from the same
@@ -58,9 +66,12 @@ import subprocess
 import sys
 import time
 
-LIBS = ["fastnn-c", "fastnn-python", "torch", "sklearn", "numpy", "fann"]
+LIBS = ["fastnn-c", "fastnn-python", "torch", "sklearn", "numpy", "fann", "onnxruntime", "fastnn-c-f32"]
 WORKLOADS = ["tiny_online", "mnist_mlp", "wide_mlp", "infer_latency", "infer_batch", "lenet5_mnist", "cnn_mnist",
-             "lenet5_infer1", "rnn_char", "lstm_char", "lstm_batch", "lstm_generate1"]
+             "lenet5_infer1", "rnn_char", "lstm_char", "lstm_batch", "lstm_generate1", "infer_latency_int8",
+             "infer_batch_int8"]
+INT8_WORKLOADS = ("infer_latency_int8", "infer_batch_int8")
+INT8_ONLY_LIBS = ("onnxruntime", "fastnn-c-f32")  # peers that run only the int8 workloads
 RESULT = "@@RESULT "
 
 # sizes, samples (full, quick) and what each workload measures
@@ -70,6 +81,8 @@ SPECS = {
     "wide_mlp": dict(sizes=[1024, 2048, 2048, 10], n=(2048, 512), batch=256, unit="samples/s"),
     "infer_latency": dict(sizes=[784, 256, 128, 10], n=(3000, 300), batch=1, unit="µs/call"),
     "infer_batch": dict(sizes=[784, 256, 128, 10], n=(10000, 2000), batch=10000, unit="samples/s"),
+    "infer_latency_int8": dict(sizes=[784, 256, 128, 10], n=(3000, 300), batch=1, unit="µs/call"),
+    "infer_batch_int8": dict(sizes=[784, 256, 128, 10], n=(10000, 2000), batch=10000, unit="samples/s"),
 }
 
 # Convolutional networks, written once and built from these lists for every library, so that all train the same
@@ -116,6 +129,8 @@ UNSUPPORTED = {
 NOT_APPLICABLE = {(lib, w): "n/a (no convolution)" for lib in ("sklearn", "numpy", "fann") for w in CONV_SPECS}
 NOT_APPLICABLE.update({(lib, w): "n/a (no recurrent layers)" for lib in ("sklearn", "numpy", "fann")
                        for w in RNN_SPECS})
+NOT_APPLICABLE.update({(lib, w): "n/a (no int8 inference)" for lib in ("sklearn", "numpy", "fann")
+                       for w in INT8_WORKLOADS})
 # --before DIR adds this library: fastnn's C backend imported from DIR (a checkout of an earlier commit, built in
 # place), so a change is measured before and after side by side in one run; it runs the dense and recurrent
 # workloads (a checkout older than the recurrent layers fails those, and the notes say so)
@@ -336,6 +351,66 @@ def run_torch(workload, n, threads):
 
     epoch = torch_epoch(lambda xb, yb: loss_fn(model(xb), yb), opt, bs)
     return {**info, **time_training(epoch, X, y)}
+
+
+# ------------------------------------------------------------------------------------------- int8 inference
+def run_int8(lib, workload, n, threads):
+    """infer_latency_int8 / infer_batch_int8: the 784-256-128-10 ReLU MLP (fastnn's seed-0 weights for fastnn
+    and onnxruntime; PyTorch's own initialisation, which does not change the speed), probabilities out."""
+    import numpy as np
+    sizes = SPECS[workload]["sizes"]
+    X, _ = make_data(workload, n)
+    timer = time_latency if workload == "infer_latency_int8" else time_batch
+    if lib.startswith("fastnn") or lib == "onnxruntime":
+        import fastnn
+        fastnn.set_num_threads(threads)
+        backend = "python" if lib == "fastnn-python" else "c"
+        net = fastnn.Network(sizes, activations="relu", loss="cross_entropy", seed=0, backend=backend)
+        if lib == "fastnn-c-f32":
+            return {"version": fastnn.__version__, **timer(net.predict, X)}
+        if lib != "onnxruntime":
+            qnet = net.quantize(weights="int8", per_channel=True)
+            return {"version": fastnn.__version__, "int8_path": qnet.int8_path, **timer(qnet.predict, X)}
+        import tempfile
+        import onnxruntime as ort
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+        with tempfile.TemporaryDirectory() as tmp:
+            src, dst = os.path.join(tmp, "mlp.onnx"), os.path.join(tmp, "mlp.int8.onnx")
+            net.to_onnx(src)
+            quantize_dynamic(src, dst, weight_type=QuantType.QInt8, per_channel=True)
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            options.log_severity_level = 3
+            session = ort.InferenceSession(dst, options, providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+
+        def predict(x):
+            return session.run(None, {name: x[None] if x.ndim == 1 else x})[0]
+
+        return {"version": ort.__version__, **timer(predict, X)}
+    if lib == "torch":
+        import torch
+        from torch import nn
+        torch.set_num_threads(threads)
+        torch.manual_seed(0)
+        layers = []
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            layers.append(nn.Linear(a, b))
+            if i < len(sizes) - 2:
+                layers.append(nn.ReLU())
+        model = torch.ao.quantization.quantize_dynamic(nn.Sequential(*layers).eval(), {nn.Linear},
+                                                       dtype=torch.qint8)
+
+        def predict(x):
+            with torch.inference_mode():
+                xt = torch.from_numpy(x)
+                if xt.ndim == 1:
+                    return torch.softmax(model(xt.unsqueeze(0)), dim=1)[0].numpy()
+                return torch.softmax(model(xt), dim=1).numpy()
+
+        return {"version": torch.__version__, "engine": torch.backends.quantized.engine, **timer(predict, X)}
+    raise ValueError(f"{lib} has no int8 inference ({workload})")
 
 
 # ---------------------------------------------------------------------------------- convolutional networks
@@ -865,6 +940,10 @@ def probe(lib):
         if lib == "torch":
             import torch
             return {"ok": True, "version": torch.__version__}
+        if lib == "onnxruntime":
+            import onnxruntime
+            import onnx  # noqa: F401 (fastnn's export)
+            return {"ok": True, "version": onnxruntime.__version__}
         if lib == "sklearn":
             import sklearn
             return {"ok": True, "version": sklearn.__version__}
@@ -885,6 +964,10 @@ def worker(lib, workload, threads, quick):
     if workload == "peak":
         return run_peak(threads, quick)
     n = SPECS[workload]["n"][1 if quick else 0]
+    if workload in INT8_WORKLOADS:
+        out = run_int8(lib, workload, n, threads)
+        out["n"] = n
+        return out
     if workload in RNN_SPECS:
         if lib == "fastnn-python" and "n_python" in RNN_SPECS[workload]:
             n = RNN_SPECS[workload]["n_python"][1 if quick else 0]
@@ -1037,6 +1120,9 @@ def render(args, libs, workloads, results, peaks, notes, versions, started, elap
     if peak:
         lines.append(f"- sgemm peak (NumPy float32 2048³ matmul, {args.threads} thread(s)): {peak / 1e9:,.1f} "
                      f"GFLOP/s (median of {len(peaks)}; range {min(peaks) / 1e9:,.1f}–{max(peaks) / 1e9:,.1f})")
+    if any(w in INT8_WORKLOADS for w in workloads):
+        lines.append("- int8 workloads: fastnn-c is the int8 QuantizedNetwork; fastnn-c-f32 fastnn's float32 "
+                     "network; torch quantize_dynamic (qint8); onnxruntime quantize_dynamic (QInt8, per channel)")
     lines.append("- ×: fastnn-C speed ÷ that library's speed (> 1: fastnn-C is faster); for the latency workloads "
                  "(infer_latency, lenet5_infer1, lstm_generate1) that is the library's µs ÷ fastnn-C's µs")
     units = sorted({SPECS[w]["unit"] for w in workloads})
@@ -1190,7 +1276,8 @@ def main(argv=None):
         raw.append({"round": r, "lib": "numpy", "workload": "peak", **out})
         print(f"[round {r + 1}/{args.repeats}] sgemm peak {out.get('value', 0) / 1e9:.1f} GFLOP/s", file=sys.stderr)
         for w in workloads:
-            order = [lib for lib in usable if (lib, w) not in UNSUPPORTED and (lib, w) not in NOT_APPLICABLE]
+            order = [lib for lib in usable if (lib, w) not in UNSUPPORTED and (lib, w) not in NOT_APPLICABLE
+                     and (lib not in INT8_ONLY_LIBS or w in INT8_WORKLOADS)]
             shift = r % max(1, len(order))
             order = order[shift:] + order[:shift]
             for lib in order:

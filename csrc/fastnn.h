@@ -499,6 +499,51 @@ FASTNN_DECLARE_PRUNE(float, f32)
 FASTNN_DECLARE_PRUNE(double, f64)
 #undef FASTNN_DECLARE_PRUNE
 
+/* ---- int8 inference (quant.c) ----------------------------------------------------------------------------------
+ * Integer GEMM c (m, n) int32 = a (m, lda) uint8 [first k columns] x w (k, n) int8, w given packed (see quant.c:
+ * blocks of 16 columns, 4 consecutive k per 32-bit lane, ceil(n/16) * ceil(k/4) * 64 bytes), lda >= 4 ceil(k/4).
+ * Exact on every path for k <= FASTNN_Q8_MAX_K (the int32 sum cannot overflow). A path the CPU lacks: EINVAL. */
+typedef enum {
+    FASTNN_Q8_PORTABLE = 0,
+    FASTNN_Q8_AVX2 = 1,
+    FASTNN_Q8_AVX_VNNI = 2,
+    FASTNN_Q8_AVX512_VNNI = 3
+} fastnn_q8_path;
+#define FASTNN_Q8_MAX_K 65793 /* floor((2^31 - 1) / (255 * 128)) */
+int fastnn_q8_path_supported(int path);
+int fastnn_q8_best_path(void);
+int fastnn_q8_gemm(int32_t *c, const uint8_t *a, const int8_t *bp, int64_t m, int64_t n, int64_t k, int64_t lda,
+                   int path, int n_threads);
+/* Per row i of x (m, k): scale_i, zero_point_i and q (m, ldq) uint8 (columns k..ldq-1 set to 0); ENONFINITE when a
+ * row holds NaN or infinity. */
+int fastnn_q8_quantize_rows(uint8_t *q, float *scale, int32_t *zero_point, const float *x, int64_t m, int64_t k,
+                            int64_t ldq, int n_threads);
+/* y (m, n) = act((c - zp_i colsum_j) * (a_scale_i w_scale_j) + bias_j), colsum_j = sum_k w[k, j] */
+int fastnn_q8_epilogue(float *y, const int32_t *c, const float *a_scale, const int32_t *a_zp,
+                       const float *w_scale, const int32_t *w_colsum, const float *bias, int64_t m, int64_t n,
+                       int act, double alpha, int n_threads);
+/* The three above fused per block of rows: y (m, n) from float rows x (m, k); qa (m, lda), acc (m, n), a_scale (m),
+ * a_zp (m) are the caller's scratch. */
+int fastnn_q8_dense_forward(float *y, const float *x, const int8_t *bp, const float *w_scale,
+                            const int32_t *w_colsum, const float *bias, int64_t m, int64_t k, int64_t n, int act,
+                            double alpha, uint8_t *qa, int64_t lda, int32_t *acc, float *a_scale, int32_t *a_zp,
+                            int path, int n_threads);
+/* A stack of quantized dense layers in one call (one sample's latency is mostly call overhead otherwise). */
+typedef struct {
+    const int8_t *packed;
+    const float *w_scale, *bias;
+    const int32_t *colsum;
+    int64_t k, n;
+    int act;
+    double alpha;
+} fastnn_q8_layer;
+/* Scratch bytes fastnn_q8_mlp_forward needs for m rows (it runs the rows through the layers in chunks of 256,
+ * so this stops growing at 256 rows). */
+int64_t fastnn_q8_mlp_scratch_bytes(const fastnn_q8_layer *layers, int n_layers, int64_t m);
+/* y (m, layers[n_layers-1].n) from x (m, layers[0].k); layer i's n is layer i+1's k. */
+int fastnn_q8_mlp_forward(float *y, const float *x, int64_t m, const fastnn_q8_layer *layers, int n_layers,
+                          void *scratch, int64_t scratch_bytes, int path, int n_threads);
+
 #ifdef __cplusplus
 }
 #endif

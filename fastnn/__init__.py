@@ -10,6 +10,7 @@ from .io import load
 from .layers import (GRU, LSTM, AvgPool2D, Conv2D, Dense, Dropout, Embedding, Flatten, MaxPool2D, RepeatVector,
                      SimpleRNN)
 from .network import Network
+from .quantized import QuantizedNetwork
 from .training import (CosineDecay, EarlyStopping, ExponentialDecay, History, ReduceLROnPlateau,
                        StepDecay)
 
@@ -28,6 +29,18 @@ def _blas_source():
     return f"scipy (cython_blas sgemm/dgemm; {how})"
 
 
+def _int8_path(kernels):
+    """The int8 GEMM path QuantizedNetwork uses (FASTNN_INT8_PATH or the best this CPU has)."""
+    from . import quantized
+    if BACKEND == "python":
+        return "numpy (int64 matmul)"
+    try:
+        path = quantized.PATH_NAMES[quantized.resolve_path(kernels)]
+    except (ValueError, RuntimeError) as exc:
+        return f"error: {exc}"
+    return f"{path} (available: {', '.join(quantized.available_paths(kernels))})"
+
+
 def show_config(file=None):
     """Print (and return as a dict) the backend, OpenMP, threads and BLAS in use."""
     kernels = _backend.get(None)
@@ -40,6 +53,7 @@ def show_config(file=None):
         "omp_wait_policy": __import__("os").environ.get("OMP_WAIT_POLICY"),
         "blas_threads": _threads.blas_num_threads() if BACKEND == "c" else None,
         "blas": _blas_source(),
+        "int8": _int8_path(kernels),
     }
     import numpy
     config["numpy"] = numpy.__version__
@@ -86,5 +100,5 @@ def __dir__():  # what dir() lists by default, plus the estimators __getattr__ i
 
 __all__ = ["AvgPool2D", "BACKEND", "Conv2D", "CosineDecay", "Dense", "Dropout", "EarlyStopping", "Embedding",
            "ExponentialDecay", "Flatten", "from_onnx", "from_sklearn", "from_state_dict", "GRU", "History", "LSTM", "MLPClassifier", "MLPRegressor", "MaxPool2D",
-           "Network", "ReduceLROnPlateau", "RepeatVector", "SimpleRNN", "StepDecay", "datasets", "get_num_threads",
+           "Network", "QuantizedNetwork", "ReduceLROnPlateau", "RepeatVector", "SimpleRNN", "StepDecay", "datasets", "get_num_threads",
            "load", "set_num_threads", "show_config"]

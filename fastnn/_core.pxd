@@ -1,5 +1,5 @@
 # Declarations of csrc/fastnn.h for the Cython layer. The C functions never set Python errors, hence noexcept.
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint64_t
 
 cdef extern from "fastnn.h" nogil:
     enum:
@@ -321,3 +321,29 @@ cdef extern from "fastnn.h" nogil:
                                         int act, double alpha, int n_threads) noexcept
     int fastnn_sparse_dense_forward_f64(double *y, const double *x, const fastnn_csr *Wt, const double *b,
                                         int64_t n, int act, double alpha, int n_threads) noexcept
+    # int8 inference (csrc/quant.c)
+    int FASTNN_Q8_MAX_K
+    int fastnn_q8_path_supported(int path) noexcept
+    int fastnn_q8_best_path() noexcept
+    int fastnn_q8_gemm(int32_t *c, const uint8_t *a, const int8_t *bp, int64_t m, int64_t n, int64_t k,
+                       int64_t lda, int path, int n_threads) noexcept
+    int fastnn_q8_quantize_rows(uint8_t *q, float *scale, int32_t *zero_point, const float *x, int64_t m,
+                                int64_t k, int64_t ldq, int n_threads) noexcept
+    int fastnn_q8_epilogue(float *y, const int32_t *c, const float *a_scale, const int32_t *a_zp,
+                           const float *w_scale, const int32_t *w_colsum, const float *bias, int64_t m, int64_t n,
+                           int act, double alpha, int n_threads) noexcept
+    int fastnn_q8_dense_forward(float *y, const float *x, const int8_t *bp, const float *w_scale,
+                                const int32_t *w_colsum, const float *bias, int64_t m, int64_t k, int64_t n,
+                                int act, double alpha, uint8_t *qa, int64_t lda, int32_t *acc, float *a_scale,
+                                int32_t *a_zp, int path, int n_threads) noexcept
+    ctypedef struct fastnn_q8_layer:
+        const int8_t *packed
+        const float *w_scale
+        const float *bias
+        const int32_t *colsum
+        int64_t k, n
+        int act
+        double alpha
+    int64_t fastnn_q8_mlp_scratch_bytes(const fastnn_q8_layer *layers, int n_layers, int64_t m) noexcept
+    int fastnn_q8_mlp_forward(float *y, const float *x, int64_t m, const fastnn_q8_layer *layers, int n_layers,
+                              void *scratch, int64_t scratch_bytes, int path, int n_threads) noexcept

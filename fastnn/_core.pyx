@@ -5,10 +5,11 @@ csrc/ and turns its status code into an exception. The twin of every function is
 Arrays are C-contiguous memoryviews of one dtype (float32 or float64) per call; Network does the argument
 validation and conversion before it gets here.
 """
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
 from cython cimport floating
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint64_t
 
 from fastnn._core cimport *
 
@@ -1506,3 +1507,183 @@ def sparse_dense_forward(y, x, Wt, b, int act, double alpha, int n_threads):
             rc = fastnn_sparse_dense_forward_f64(<double *>py, <const double *>px, &A, <const double *>pb, n,
                                                  act, alpha, n_threads)
     _check(rc, "sparse_dense_forward")
+# ------------------------------------------------------------------------------------------- int8 inference
+def q8_path_supported(int path):
+    """Whether this CPU (and this build) has the int8 GEMM path (0 portable, 1 avx2, 2 avx_vnni, 3 avx512_vnni)."""
+    return bool(fastnn_q8_path_supported(path))
+
+
+def q8_best_path():
+    return fastnn_q8_best_path()
+
+
+cdef int _q8_shapes(str where, Py_ssize_t m, Py_ssize_t n, int64_t k, Py_ssize_t lda, Py_ssize_t packed,
+                    int path) except -1:
+    if k < 1 or k > FASTNN_Q8_MAX_K or n < 1:
+        raise ValueError(f"{where}: k must be in [1, {FASTNN_Q8_MAX_K}] and n >= 1, got k={k}, n={n}")
+    if lda < (k + 3) // 4 * 4:
+        raise ValueError(f"{where}: the activations have {lda} columns, expected at least {(k + 3) // 4 * 4}")
+    if packed != (n + 15) // 16 * ((k + 3) // 4) * 64:
+        raise ValueError(f"{where}: packed weights hold {packed} bytes, expected "
+                         f"{(n + 15) // 16 * ((k + 3) // 4) * 64}")
+    if not fastnn_q8_path_supported(path):
+        raise ValueError(f"{where}: int8 path {path} is not supported by this CPU or build")
+    return 0
+
+
+def q8_gemm(int32_t[:, ::1] c, const uint8_t[:, ::1] a, const int8_t[::1] bp, int64_t k, int path,
+            int n_threads):
+    """c (m, n) int32 = a[:, :k] x w (k, n), w packed (fastnn/_py/quant.py q8_pack); exact."""
+    cdef int64_t m = c.shape[0], n = c.shape[1], lda = a.shape[1]
+    cdef int rc
+    _same("q8_gemm", "a.shape[0]", a.shape[0], m)
+    _q8_shapes("q8_gemm", m, n, k, lda, bp.shape[0], path)
+    if m == 0:
+        return
+    with nogil:
+        rc = fastnn_q8_gemm(&c[0, 0], &a[0, 0], &bp[0], m, n, k, lda, path, n_threads)
+    _check(rc, "q8_gemm")
+
+
+def q8_quantize_rows(uint8_t[:, ::1] q, float[::1] scale, int32_t[::1] zero_point, const float[:, ::1] x,
+                     int n_threads):
+    """Per row of x (m, k): uint8 q (m, ldq >= k), scale and zero point (dynamic, asymmetric)."""
+    cdef int64_t m = x.shape[0], k = x.shape[1], ldq = q.shape[1]
+    cdef int rc
+    _same("q8_quantize_rows", "q.shape[0]", q.shape[0], m)
+    _same("q8_quantize_rows", "scale.shape[0]", scale.shape[0], m)
+    _same("q8_quantize_rows", "zero_point.shape[0]", zero_point.shape[0], m)
+    if ldq < k or k < 1:
+        raise ValueError(f"q8_quantize_rows: q has {ldq} columns for rows of {k}")
+    if m == 0:
+        return
+    with nogil:
+        rc = fastnn_q8_quantize_rows(&q[0, 0], &scale[0], &zero_point[0], &x[0, 0], m, k, ldq, n_threads)
+    if rc == FASTNN_ENONFINITE:
+        raise ValueError("q8_quantize_rows: the rows hold NaN or infinity")
+    _check(rc, "q8_quantize_rows")
+
+
+def q8_epilogue(float[:, ::1] y, const int32_t[:, ::1] c, const float[::1] a_scale, const int32_t[::1] a_zp,
+                const float[::1] w_scale, const int32_t[::1] w_colsum, const float[::1] bias, int act,
+                double alpha, int n_threads):
+    """y = act((c - zp_i colsum_j) * (a_scale_i w_scale_j) + bias_j)."""
+    cdef int64_t m = c.shape[0], n = c.shape[1]
+    cdef int rc
+    _same("q8_epilogue", "y.shape[0]", y.shape[0], m)
+    _same("q8_epilogue", "y.shape[1]", y.shape[1], n)
+    _same("q8_epilogue", "a_scale.shape[0]", a_scale.shape[0], m)
+    _same("q8_epilogue", "a_zp.shape[0]", a_zp.shape[0], m)
+    _same("q8_epilogue", "w_scale.shape[0]", w_scale.shape[0], n)
+    _same("q8_epilogue", "w_colsum.shape[0]", w_colsum.shape[0], n)
+    _same("q8_epilogue", "bias.shape[0]", bias.shape[0], n)
+    if m == 0:
+        return
+    with nogil:
+        rc = fastnn_q8_epilogue(&y[0, 0], &c[0, 0], &a_scale[0], &a_zp[0], &w_scale[0], &w_colsum[0], &bias[0],
+                                m, n, act, alpha, n_threads)
+    _check(rc, "q8_epilogue")
+
+
+def q8_dense_forward(float[:, ::1] y, const float[:, ::1] x, const int8_t[::1] bp, const float[::1] w_scale,
+                     const int32_t[::1] w_colsum, const float[::1] bias, int64_t k, int act, double alpha,
+                     uint8_t[:, ::1] qa, int32_t[:, ::1] acc, float[::1] a_scale, int32_t[::1] a_zp, int path,
+                     int n_threads):
+    """y (m, n) = one quantized dense layer on float rows x (m, k); qa, acc, a_scale, a_zp: scratch of at least
+    m rows."""
+    cdef int64_t m = x.shape[0], n = y.shape[1], lda = qa.shape[1]
+    cdef int rc
+    _same("q8_dense_forward", "y.shape[0]", y.shape[0], m)
+    _same("q8_dense_forward", "x.shape[1]", x.shape[1], k)
+    _same("q8_dense_forward", "w_scale.shape[0]", w_scale.shape[0], n)
+    _same("q8_dense_forward", "w_colsum.shape[0]", w_colsum.shape[0], n)
+    _same("q8_dense_forward", "bias.shape[0]", bias.shape[0], n)
+    _same("q8_dense_forward", "acc.shape[1]", acc.shape[1], n)
+    if qa.shape[0] < m or acc.shape[0] < m or a_scale.shape[0] < m or a_zp.shape[0] < m:
+        raise ValueError(f"q8_dense_forward: scratch for fewer than {m} rows")
+    _q8_shapes("q8_dense_forward", m, n, k, lda, bp.shape[0], path)
+    if m == 0:
+        return
+    with nogil:
+        rc = fastnn_q8_dense_forward(&y[0, 0], &x[0, 0], &bp[0], &w_scale[0], &w_colsum[0], &bias[0], m, k, n,
+                                     act, alpha, &qa[0, 0], lda, &acc[0, 0], &a_scale[0], &a_zp[0], path,
+                                     n_threads)
+    if rc == FASTNN_ENONFINITE:
+        raise ValueError("q8_dense_forward: a layer's input holds NaN or infinity")
+    _check(rc, "q8_dense_forward")
+
+
+cdef class Q8Plan:
+    """A stack of quantized dense layers for fastnn_q8_mlp_forward: pointers into the arrays it keeps alive.
+    layers: a list of (packed int8, w_scale float32, colsum int32, bias float32, k, n, act, alpha)."""
+    cdef fastnn_q8_layer *layers
+    cdef int n_layers
+    cdef list keep
+    cdef readonly int64_t n_inputs, n_outputs
+
+    def __cinit__(self, layers):
+        self.layers = NULL
+        self.n_layers = 0
+
+    def __init__(self, layers):
+        cdef int i
+        cdef const int8_t[::1] packed
+        cdef const float[::1] w_scale, bias
+        cdef const int32_t[::1] colsum
+        self.keep = []
+        n = len(layers)
+        if n < 1:
+            raise ValueError("Q8Plan: no layers")
+        self.layers = <fastnn_q8_layer *>PyMem_Malloc(n * sizeof(fastnn_q8_layer))
+        if self.layers == NULL:
+            raise MemoryError("Q8Plan: out of memory")
+        for i, (p, ws, cs, b, k, nn, act, alpha) in enumerate(layers):
+            packed, w_scale, colsum, bias = p, ws, cs, b
+            _q8_shapes("Q8Plan", 1, nn, k, (k + 3) // 4 * 4, packed.shape[0], 0)
+            _same("Q8Plan", "w_scale.shape[0]", w_scale.shape[0], nn)
+            _same("Q8Plan", "colsum.shape[0]", colsum.shape[0], nn)
+            _same("Q8Plan", "bias.shape[0]", bias.shape[0], nn)
+            if i > 0:
+                _same("Q8Plan", f"layer {i}'s k", k, self.layers[i - 1].n)
+            self.layers[i].packed = &packed[0]
+            self.layers[i].w_scale = &w_scale[0]
+            self.layers[i].colsum = &colsum[0]
+            self.layers[i].bias = &bias[0]
+            self.layers[i].k = k
+            self.layers[i].n = nn
+            self.layers[i].act = act
+            self.layers[i].alpha = alpha
+            self.keep.append((p, ws, cs, b))
+            self.n_layers = i + 1
+        self.n_inputs = self.layers[0].k
+        self.n_outputs = self.layers[self.n_layers - 1].n
+
+    def __dealloc__(self):
+        PyMem_Free(self.layers)
+
+    def forward(self, float[:, ::1] y, const float[:, ::1] x, int path, int n_threads):
+        """y (m, n_outputs) from x (m, n_inputs) through every layer."""
+        cdef int64_t m = x.shape[0], nbytes
+        cdef int rc
+        cdef void *scratch
+        _same("Q8Plan.forward", "x.shape[1]", x.shape[1], self.n_inputs)
+        _same("Q8Plan.forward", "y.shape[0]", y.shape[0], m)
+        _same("Q8Plan.forward", "y.shape[1]", y.shape[1], self.n_outputs)
+        if not fastnn_q8_path_supported(path):
+            raise ValueError(f"Q8Plan.forward: int8 path {path} is not supported by this CPU or build")
+        if m == 0:
+            return
+        nbytes = fastnn_q8_mlp_scratch_bytes(self.layers, self.n_layers, m)
+        # the wrapper owns the scratch (the kernel allocates nothing); uninitialised: every byte is written first
+        scratch = PyMem_Malloc(<size_t>nbytes)
+        if scratch == NULL:
+            raise MemoryError(f"Q8Plan.forward: cannot allocate {nbytes} bytes of scratch")
+        try:
+            with nogil:
+                rc = fastnn_q8_mlp_forward(&y[0, 0], &x[0, 0], m, self.layers, self.n_layers, scratch, nbytes,
+                                           path, n_threads)
+        finally:
+            PyMem_Free(scratch)
+        if rc == FASTNN_ENONFINITE:
+            raise ValueError("Q8Plan.forward: a layer's input holds NaN or infinity")
+        _check(rc, "Q8Plan.forward")

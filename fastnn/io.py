@@ -30,7 +30,14 @@ from .layers import Dense, layer_from_config
 
 FORMAT = "fastnn"
 VERSION = 2
-READABLE_VERSIONS = (1, 2)
+READABLE_VERSIONS = (1, 2, 3)
+# Version 3: a QuantizedNetwork (Network.quantize): the version 2 metadata plus "quantized" (how) and
+# "n_qweights"; "params.npy" holds the float32 biases of the quantized layers ("n_params" of them), and two more
+# entries: "qweights.npy", their int8 weights (each layer's (k, n) GEMM matrix, row-major, one after the other),
+# and "qscales.npy", their float32 per-output-channel scales (one per bias). Float networks are still written as
+# version 2, so older fastnn versions keep reading them.
+QUANTIZED_VERSION = 3
+QUANTIZED_ENTRIES = ("qweights.npy", "qscales.npy")
 _MAX_LAYERS = 100000
 ENTRIES = ("meta.npy", "params.npy")
 # Optional entries (a file without them still loads): "prune_mask.npy", a pruned network's keep flags (uint8, one
@@ -51,7 +58,13 @@ def save(net, path):
     The archive goes to a temporary file in the same directory, is flushed to disk, then renamed over `path`.
     The file gets the mode a plain open(path, "w") would give it: an existing file's mode, else 0o666 & ~umask."""
     path = os.fspath(path)
-    meta = {"format": FORMAT, "version": VERSION, **net.get_config(), "n_params": net.n_params}
+    if hasattr(net, "_file_meta"):  # a QuantizedNetwork: version 3 and its extra entries
+        meta, arrays = {"format": FORMAT, **net._file_meta()}, net._file_arrays()
+    else:
+        meta = {"format": FORMAT, "version": VERSION, **net.get_config(), "n_params": net.n_params}
+        arrays = {"params": net._params}
+        if net._prune_keep is not None:
+            arrays["prune_mask"] = net._prune_keep
     meta_bytes = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
     directory = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
@@ -69,8 +82,7 @@ def save(net, path):
         raise type(exc)(exc.errno, f"cannot save the network to {path!r}: {why}", path) from None
     try:
         with os.fdopen(fd, "wb") as f:
-            extra = {} if net._prune_keep is None else {"prune_mask": net._prune_keep}
-            np.savez(f, meta=meta_bytes, params=net._params, **extra)
+            np.savez(f, meta=meta_bytes, **arrays)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, mode)  # mkstemp creates 0o600
@@ -187,9 +199,12 @@ def _read_exactly(path, fp, info, nbytes):
 def _check_entries(path, zf, file_size):
     infos = zf.infolist()
     names = sorted(info.filename for info in infos)
-    if sorted(set(names) - set(OPTIONAL_ENTRIES)) != sorted(ENTRIES) or len(set(names)) != len(names):
+    present, quantized = set(names), set(QUANTIZED_ENTRIES)
+    extra = present - set(ENTRIES) - set(OPTIONAL_ENTRIES)
+    if (len(present) != len(names) or not set(ENTRIES) <= present or extra not in (set(), quantized)
+            or (extra and present & set(OPTIONAL_ENTRIES))):
         raise _bad(path, f"entries {_short(names)}, expected {list(ENTRIES)} (and optionally "
-                         f"{list(OPTIONAL_ENTRIES)})")
+                         f"{list(OPTIONAL_ENTRIES)}; or with {list(QUANTIZED_ENTRIES)} for a quantized network)")
     entries = {}
     for info in infos:
         if info.flag_bits & 0x41:
@@ -331,7 +346,8 @@ def _read_prune_mask(path, zf, info, n_decay):
 
 
 def load(path, backend=None):
-    """Read a network written by Network.save. Never unpickles; a truncated, corrupted or foreign file raises
+    """Read a network written by Network.save (a Network) or QuantizedNetwork.save (a QuantizedNetwork, format
+    version 3). Never unpickles; a truncated, corrupted or foreign file raises
     ValueError saying what is wrong (path problems raise FileNotFoundError, IsADirectoryError, ...)."""
     from .network import Network
 
@@ -352,6 +368,10 @@ def load(path, backend=None):
         with zf:
             entries = _check_entries(path, zf, st.st_size)
             meta = _read_meta(path, zf, entries["meta.npy"])
+            if (meta["version"] == QUANTIZED_VERSION) != ("qweights.npy" in entries):
+                raise _bad(path, f"format version {meta['version']} with entries {_short(sorted(entries))}")
+            if meta["version"] == QUANTIZED_VERSION:
+                return _load_quantized(path, zf, entries, meta, backend)
             args, n_params = _network_args(path, meta)
             params = _read_params(path, zf, entries["params.npy"], args["dtype"], n_params)
             try:
@@ -364,3 +384,50 @@ def load(path, backend=None):
                     raise _bad(path, "weights the pruning mask marks as pruned are not zero")
                 net._set_prune_keep(keep)
     return net
+
+
+def _read_typed(path, zf, info, dtype, count, what):
+    """A 1-D array of exactly `count` values of `dtype` (either byte order) from an entry, checked first."""
+    dtype = np.dtype(dtype)
+    with _decoding(path, f"cannot read its {what}"):
+        fp, shape, _, stored = _open_npy(path, zf, info)
+        with fp:
+            if stored.kind != dtype.kind or stored.itemsize != dtype.itemsize or stored.names:
+                raise _bad(path, f"{what} are {stored}, expected {dtype.name}")
+            if tuple(shape) != (count,):
+                raise _bad(path, f"{what} have shape {_short(shape)}, expected ({count},) for the layers in the "
+                                 "metadata")
+            data = _read_exactly(path, fp, info, count * dtype.itemsize)
+    return np.frombuffer(data, dtype=stored).astype(dtype)
+
+
+def _load_quantized(path, zf, entries, meta, backend):
+    """Version 3: a QuantizedNetwork."""
+    from .quantized import QuantizedNetwork, expected_sizes
+
+    how = meta.get("quantized")
+    if not (isinstance(how, dict) and how.get("weights") == "int8" and type(how.get("per_channel")) is bool):
+        raise _bad(path, f"bad 'quantized' {_short(how)}: expected weights 'int8' and per_channel true/false")
+    args = _network_args_v2(path, meta)
+    try:
+        QuantizedNetwork._check_layers(args["layers"])
+    except NotImplementedError as exc:
+        raise _bad(path, str(exc)) from None
+    n_b, n_w = expected_sizes(args["layers"])
+    for key, want in (("n_params", n_b), ("n_qweights", n_w)):
+        if type(meta.get(key)) is not int or meta[key] != want:
+            raise _bad(path, f"{key} {_short(meta.get(key))} does not match the layers (expected {want})")
+    biases = _read_typed(path, zf, entries["params.npy"], np.float32, n_b, "biases")
+    qweights = _read_typed(path, zf, entries["qweights.npy"], np.int8, n_w, "int8 weights")
+    qscales = _read_typed(path, zf, entries["qscales.npy"], np.float32, n_b, "scales")
+    if not np.isfinite(biases).all():
+        raise _bad(path, "biases contain NaN or infinity")
+    if not (np.isfinite(qscales).all() and (qscales > 0).all()):
+        raise _bad(path, "scales must be finite and positive")
+    if (qweights == -128).any():
+        raise _bad(path, "int8 weights must be in [-127, 127]")
+    try:
+        return QuantizedNetwork._from_flat(args["layers"], args["input_shape"], args["loss"], args["dtype"],
+                                           how["per_channel"], biases, qweights, qscales, backend)
+    except (TypeError, ValueError) as exc:
+        raise _bad(path, str(exc)) from None

@@ -1273,6 +1273,15 @@ class Network:
         return history
 
     # ------------------------------------------------------------------------------------------ persistence
+    @_exclusive
+    def quantize(self, weights="int8", per_channel=True):
+        """An inference-only copy with int8 weights (symmetric, per output channel or per tensor) and uint8
+        activations quantized per row as they arrive: a fastnn.QuantizedNetwork (see fastnn/quantized.py).
+        Refused (RuntimeError) while another thread trains the network; from a fit callback it quantizes the
+        weights as they are at that point."""
+        from .quantized import QuantizedNetwork
+        return QuantizedNetwork.from_network(self, weights=weights, per_channel=per_channel)
+
     def save(self, path):
         """Write the network to exactly `path` (see fastnn.io for the format)."""
         from .io import save
