@@ -22,7 +22,7 @@ import os
 
 import numpy as np
 
-from . import _backend, _codes
+from . import _backend
 from ._py import quant as _q
 from ._threads import get_num_threads
 from . import _validation as check

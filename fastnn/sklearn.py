@@ -376,7 +376,6 @@ class _BaseMLP(BaseEstimator):
 
     # ------------------------------------------------------------------------------- sgd / adam (fit)
     def _fit_stochastic(self, X, T, y, sample_weight, incremental, random_state):
-        network = self._network
         c, r = self._loss_scales()
         new_optimizer = not incremental or self._optimizer_lr is None
         if new_optimizer:  # scikit-learn's optimizer: its learning rate and step count

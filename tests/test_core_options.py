@@ -1,7 +1,6 @@
 """Poisson loss with log link, Adam's epsilon placement, sparse input and training metrics (issue 11, the C-core
 items), each against an independent computation: scikit-learn's functions, a NumPy transcription of
 scikit-learn's optimizer, central differences, dense input, sklearn.metrics on an independent forward pass."""
-import math
 import os
 import tempfile
 
