@@ -579,6 +579,89 @@ static void q8_sparse_rows(int32_t *c, const uint8_t *a, const int8_t *data, con
     }
 }
 
+/* Blocks of up to Q8_SPARSE_BLOCK rows with their activations transposed (at[kk * Q8_SPARSE_BLOCK + r] = row
+ * i0 + r's byte kk, rows past the block zero): one weight multiplies a vector of the block's rows, so the
+ * products vectorize over rows. */
+#define Q8_SPARSE_BLOCK 16
+#define Q8_SPARSE_BLOCK_BODY                                                                                 \
+    for (int64_t o = 0; o < n; o++) {                                                                        \
+        int32_t s[Q8_SPARSE_BLOCK] = {0};                                                                    \
+        for (int64_t p = indptr[o]; p < indptr[o + 1]; p++) {                                                \
+            int32_t w = data[p];                                                                             \
+            const uint8_t *ar = at + (int64_t)indices[p] * Q8_SPARSE_BLOCK;                                  \
+            for (int r = 0; r < Q8_SPARSE_BLOCK; r++) s[r] += (int32_t)ar[r] * w;                           \
+        }                                                                                                    \
+        for (int64_t r = 0; r < rows; r++) c[(i0 + r) * n + o] = s[r];                                      \
+    }
+
+static void q8_sparse_block_c(int32_t *c, const uint8_t *at, const int8_t *data, const int32_t *indices,
+                              const int64_t *indptr, int64_t i0, int64_t rows, int64_t n)
+{
+    Q8_SPARSE_BLOCK_BODY
+}
+
+#if Q8_X86
+/* the same integers, compiled for wider vectors */
+__attribute__((target("avx2"))) static void q8_sparse_block_avx2(int32_t *c, const uint8_t *at,
+                                                                  const int8_t *data, const int32_t *indices,
+                                                                  const int64_t *indptr, int64_t i0,
+                                                                  int64_t rows, int64_t n)
+{
+    Q8_SPARSE_BLOCK_BODY
+}
+#if Q8_HAVE_AVX512VNNI
+__attribute__((target("avx512f,avx512bw"))) static void q8_sparse_block_512(int32_t *c, const uint8_t *at,
+                                                                             const int8_t *data,
+                                                                             const int32_t *indices,
+                                                                             const int64_t *indptr, int64_t i0,
+                                                                             int64_t rows, int64_t n)
+{
+    Q8_SPARSE_BLOCK_BODY
+}
+#endif
+#endif
+
+/* Rows [i0, i0 + rows) of a (row stride lda) transposed into at, then their sums. */
+static void q8_sparse_block(int32_t *c, const uint8_t *a, uint8_t *at, const int8_t *data,
+                            const int32_t *indices, const int64_t *indptr, int64_t i0, int64_t rows, int64_t n,
+                            int64_t k, int64_t lda)
+{
+    for (int64_t kk = 0; kk < k; kk++) {
+        uint8_t *dst = at + kk * Q8_SPARSE_BLOCK;
+        int64_t r = 0;
+        for (; r < rows; r++) dst[r] = a[(i0 + r) * lda + kk];
+        for (; r < Q8_SPARSE_BLOCK; r++) dst[r] = 0;
+    }
+#if Q8_X86
+#if Q8_HAVE_AVX512VNNI
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")) {
+        q8_sparse_block_512(c, at, data, indices, indptr, i0, rows, n);
+        return;
+    }
+#endif
+    if (__builtin_cpu_supports("avx2")) {
+        q8_sparse_block_avx2(c, at, data, indices, indptr, i0, rows, n);
+        return;
+    }
+#endif
+    q8_sparse_block_c(c, at, data, indices, indptr, i0, rows, n);
+}
+
+/* Rows [i0, i1) (i0 a multiple of Q8_TASK_ROWS) of one task: blocks through the transposed copy when there is
+ * scratch for it (at: Q8_SPARSE_BLOCK bytes per row and input, row i0's block at i0 * k) and enough rows. */
+static void q8_sparse_task(int32_t *c, const uint8_t *a, uint8_t *at, const int8_t *data, const int32_t *indices,
+                           const int64_t *indptr, int64_t i0, int64_t i1, int64_t n, int64_t k, int64_t lda)
+{
+    if (!at || i1 - i0 < 4) {
+        q8_sparse_rows(c, a, data, indices, indptr, i0, i1, 0, n, n, lda);
+        return;
+    }
+    for (int64_t i = i0; i < i1; i += Q8_SPARSE_BLOCK) {
+        int64_t rows = i1 - i < Q8_SPARSE_BLOCK ? i1 - i : Q8_SPARSE_BLOCK;
+        q8_sparse_block(c, a, at + i * k, data, indices, indptr, i, rows, n, k, lda);
+    }
+}
+
 /* Checks the CSR's row pointers (monotone, from 0) and that every index is in [0, k): O(nnz), cheap next to the
  * products, and it keeps a bad copy from reading outside the activations. */
 static int q8_check_csr(const int8_t *data, const int32_t *indices, const int64_t *indptr, int64_t n, int64_t k)
@@ -602,7 +685,8 @@ static int q8_sparse_threads(int64_t m, int64_t nnz, int64_t n, int n_threads)
 }
 
 int fastnn_q8_sparse_gemm(int32_t *c, const uint8_t *a, const int8_t *data, const int32_t *indices,
-                          const int64_t *indptr, int64_t m, int64_t n, int64_t k, int64_t lda, int n_threads)
+                          const int64_t *indptr, int64_t m, int64_t n, int64_t k, int64_t lda, uint8_t *at,
+                          int n_threads)
 {
     if (m < 0 || n < 1 || k < 1 || k > FASTNN_Q8_MAX_K) return FASTNN_EINVAL;
     if (lda < k) return FASTNN_ESHAPE;
@@ -621,7 +705,7 @@ int fastnn_q8_sparse_gemm(int32_t *c, const uint8_t *a, const int8_t *data, cons
         FASTNN_PRAGMA(omp parallel for schedule(static) num_threads(nt) if(nt > 1))
         for (int64_t t = 0; t < tasks; t++) {
             int64_t i0 = t * Q8_TASK_ROWS, i1 = i0 + Q8_TASK_ROWS < m ? i0 + Q8_TASK_ROWS : m;
-            q8_sparse_rows(c, a, data, indices, indptr, i0, i1, 0, n, n, lda);
+            q8_sparse_task(c, a, at, data, indices, indptr, i0, i1, n, k, lda);
         }
     }
     return FASTNN_OK;
@@ -632,7 +716,8 @@ int fastnn_q8_sparse_gemm(int32_t *c, const uint8_t *a, const int8_t *data, cons
 static int q8_sparse_forward(float *y, const float *x, const int8_t *data, const int32_t *indices,
                              const int64_t *indptr, const float *w_scale, const int32_t *w_colsum,
                              const float *bias, int64_t m, int64_t k, int64_t n, int act, double alpha,
-                             uint8_t *qa, int64_t lda, int32_t *acc, float *a_scale, int32_t *a_zp, int n_threads)
+                             uint8_t *qa, int64_t lda, uint8_t *at, int32_t *acc, float *a_scale, int32_t *a_zp,
+                             int n_threads)
 {
     int nt = q8_sparse_threads(m, indptr[n], n, n_threads);
     if (m < 4 * (int64_t)nt) {
@@ -658,7 +743,7 @@ static int q8_sparse_forward(float *y, const float *x, const int8_t *data, const
             bad = 1;
             continue;
         }
-        q8_sparse_rows(acc, qa, data, indices, indptr, i0, i1, 0, n, n, lda);
+        q8_sparse_task(acc, qa, at, data, indices, indptr, i0, i1, n, k, lda);
         q8_epilogue_rows(y, acc, a_scale, a_zp, w_scale, w_colsum, bias, i0, i1, n, act, (float)alpha);
     }
     return bad ? FASTNN_ENONFINITE : FASTNN_OK;
@@ -667,8 +752,8 @@ static int q8_sparse_forward(float *y, const float *x, const int8_t *data, const
 int fastnn_q8_sparse_dense_forward(float *y, const float *x, const int8_t *data, const int32_t *indices,
                                    const int64_t *indptr, const float *w_scale, const int32_t *w_colsum,
                                    const float *bias, int64_t m, int64_t k, int64_t n, int act, double alpha,
-                                   uint8_t *qa, int64_t lda, int32_t *acc, float *a_scale, int32_t *a_zp,
-                                   int n_threads)
+                                   uint8_t *qa, int64_t lda, uint8_t *at, int32_t *acc, float *a_scale,
+                                   int32_t *a_zp, int n_threads)
 {
     if (m < 0 || n < 1 || k < 1 || k > FASTNN_Q8_MAX_K || !q8_act_ok(act)) return FASTNN_EINVAL;
     if (lda < k) return FASTNN_ESHAPE;
@@ -677,7 +762,7 @@ int fastnn_q8_sparse_dense_forward(float *y, const float *x, const int8_t *data,
     if (m == 0) return FASTNN_OK;
     if (!y || !x || !w_scale || !w_colsum || !bias || !qa || !acc || !a_scale || !a_zp) return FASTNN_EINVAL;
     return q8_sparse_forward(y, x, data, indices, indptr, w_scale, w_colsum, bias, m, k, n, act, alpha, qa, lda,
-                             acc, a_scale, a_zp, n_threads);
+                             at, acc, a_scale, a_zp, n_threads);
 }
 
 /* ----------------------------------------------------------------------------------- a stack of dense layers */
@@ -685,6 +770,20 @@ static int64_t q8_align(int64_t bytes) { return (bytes + 63) / 64 * 64; }
 
 /* Rows per pass through the layers: one chunk's activations stay in cache, and the scratch stays small. */
 #define Q8_CHUNK_ROWS 256
+
+/* Bytes of transposed blocks for m rows of the plan's sparse layers (0 when none is sparse). */
+static int64_t q8_sparse_scratch(const fastnn_q8_layer *layers, int n_layers, int64_t m)
+{
+    int64_t max_k = 0;
+    for (int l = 0; l < n_layers; l++)
+        if (layers[l].sp_indptr && layers[l].sparse_rows > 0 && layers[l].k > max_k) max_k = layers[l].k;
+    return fastnn_q8_sparse_scratch_bytes(m, max_k);
+}
+
+int64_t fastnn_q8_sparse_scratch_bytes(int64_t m, int64_t k)
+{
+    return (m + Q8_SPARSE_BLOCK - 1) / Q8_SPARSE_BLOCK * Q8_SPARSE_BLOCK * k;
+}
 
 int64_t fastnn_q8_mlp_scratch_bytes(const fastnn_q8_layer *layers, int n_layers, int64_t m)
 {
@@ -695,8 +794,10 @@ int64_t fastnn_q8_mlp_scratch_bytes(const fastnn_q8_layer *layers, int n_layers,
         int64_t lda = Q8_GROUP * q8_groups(layers[l].k);
         max_lda = lda > max_lda ? lda : max_lda;
     }
-    /* two activation buffers, the uint8 rows, the accumulators, scales and zero points */
-    return 2 * q8_align(m * max_n * 4) + q8_align(m * max_lda) + q8_align(m * max_n * 4) + 2 * q8_align(m * 4);
+    /* two activation buffers, the uint8 rows, the accumulators, scales and zero points, and the sparse layers'
+     * transposed blocks */
+    return 2 * q8_align(m * max_n * 4) + q8_align(m * max_lda) + q8_align(m * max_n * 4) + 2 * q8_align(m * 4) +
+           q8_align(q8_sparse_scratch(layers, n_layers, m));
 }
 
 int fastnn_q8_mlp_forward(float *y, const float *x, int64_t m, const fastnn_q8_layer *layers, int n_layers,
@@ -711,8 +812,11 @@ int fastnn_q8_mlp_forward(float *y, const float *x, int64_t m, const fastnn_q8_l
             return FASTNN_EINVAL;
     if (!y || !x || !scratch || scratch_bytes < fastnn_q8_mlp_scratch_bytes(layers, n_layers, m))
         return FASTNN_EINVAL;
-    int64_t max_n = 1, n_out = layers[n_layers - 1].n, n_in = layers[0].k;
-    for (int l = 0; l < n_layers; l++) max_n = layers[l].n > max_n ? layers[l].n : max_n;
+    int64_t max_n = 1, max_lda = 4, n_out = layers[n_layers - 1].n, n_in = layers[0].k;
+    for (int l = 0; l < n_layers; l++) {
+        max_n = layers[l].n > max_n ? layers[l].n : max_n;
+        max_lda = Q8_GROUP * q8_groups(layers[l].k) > max_lda ? Q8_GROUP * q8_groups(layers[l].k) : max_lda;
+    }
     int64_t rows = m < Q8_CHUNK_ROWS ? m : Q8_CHUNK_ROWS;
     char *p = (char *)scratch;
     float *buf[2];
@@ -727,6 +831,8 @@ int fastnn_q8_mlp_forward(float *y, const float *x, int64_t m, const fastnn_q8_l
     int32_t *a_zp = (int32_t *)p;
     p += q8_align(rows * 4);
     uint8_t *qa = (uint8_t *)p;
+    p += q8_align(rows * max_lda);
+    uint8_t *at = q8_sparse_scratch(layers, n_layers, rows) > 0 ? (uint8_t *)p : NULL;
     for (int64_t start = 0; start < m; start += rows) {
         int64_t mc = m - start < rows ? m - start : rows;
         const float *in = x + start * n_in;
@@ -737,7 +843,7 @@ int fastnn_q8_mlp_forward(float *y, const float *x, int64_t m, const fastnn_q8_l
             if (L->sp_indptr && mc <= L->sparse_rows)
                 rc = q8_sparse_forward(out, in, L->sp_data, L->sp_indices, L->sp_indptr, L->w_scale, L->colsum,
                                        L->bias, mc, L->k, L->n, L->act, L->alpha, qa, Q8_GROUP * q8_groups(L->k),
-                                       acc, a_scale, a_zp, n_threads);
+                                       at, acc, a_scale, a_zp, n_threads);
             else
                 rc = fastnn_q8_dense_forward(out, in, L->packed, L->w_scale, L->colsum, L->bias, mc, L->k, L->n,
                                              L->act, L->alpha, qa, Q8_GROUP * q8_groups(L->k), acc, a_scale,

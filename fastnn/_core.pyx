@@ -1622,21 +1622,30 @@ cdef int _q8_csr(str where, Py_ssize_t n, Py_ssize_t indices, Py_ssize_t data, P
     return 0
 
 
+def q8_sparse_scratch_bytes(int64_t m, int64_t k):
+    """Bytes of the transposed blocks the sparse kernels may use for m rows of k inputs."""
+    return fastnn_q8_sparse_scratch_bytes(m, k)
+
+
 def q8_sparse_gemm(int32_t[:, ::1] c, const uint8_t[:, ::1] a, const int8_t[::1] data, const int32_t[::1] indices,
-                   const int64_t[::1] indptr, int64_t k, int n_threads):
+                   const int64_t[::1] indptr, int64_t k, int n_threads, uint8_t[::1] at=None):
     """c (m, n) int32 = a[:, :k] x w (k, n) from w^T's nonzeros as CSR (fastnn/_py/quant.py q8_csr); the same
-    integers as q8_gemm."""
+    integers as q8_gemm. at: None, or q8_sparse_scratch_bytes(m, k) bytes of scratch (blocks of rows vectorize)."""
     cdef int64_t m = c.shape[0], n = c.shape[1], lda = a.shape[1]
     cdef int rc
     _same("q8_sparse_gemm", "a.shape[0]", a.shape[0], m)
     _q8_csr("q8_sparse_gemm", n, indices.shape[0], data.shape[0], indptr.shape[0])
     if k < 1 or k > FASTNN_Q8_MAX_K or n < 1 or lda < k:
         raise ValueError(f"q8_sparse_gemm: invalid sizes k={k}, n={n}, lda={lda}")
+    if at is not None and at.shape[0] < fastnn_q8_sparse_scratch_bytes(m, k):
+        raise ValueError(f"q8_sparse_gemm: at holds {at.shape[0]} bytes, expected "
+                         f"{fastnn_q8_sparse_scratch_bytes(m, k)}")
     if m == 0:
         return
+    cdef uint8_t *pat = NULL if at is None else &at[0]
     with nogil:
         rc = fastnn_q8_sparse_gemm(&c[0, 0], &a[0, 0], &data[0] if data.shape[0] else NULL,
-                                   &indices[0] if indices.shape[0] else NULL, &indptr[0], m, n, k, lda,
+                                   &indices[0] if indices.shape[0] else NULL, &indptr[0], m, n, k, lda, pat,
                                    n_threads)
     _check(rc, "q8_sparse_gemm")
 
@@ -1645,8 +1654,8 @@ def q8_sparse_dense_forward(float[:, ::1] y, const float[:, ::1] x, const int8_t
                             const int32_t[::1] indices, const int64_t[::1] indptr, const float[::1] w_scale,
                             const int32_t[::1] w_colsum, const float[::1] bias, int act, double alpha,
                             uint8_t[:, ::1] qa, int32_t[:, ::1] acc, float[::1] a_scale, int32_t[::1] a_zp,
-                            int n_threads):
-    """q8_dense_forward through the sparse product: the same y, bit for bit."""
+                            int n_threads, uint8_t[::1] at=None):
+    """q8_dense_forward through the sparse product: the same y, bit for bit (at: as for q8_sparse_gemm)."""
     cdef int64_t m = x.shape[0], k = x.shape[1], n = y.shape[1], lda = qa.shape[1]
     cdef int rc
     _same("q8_sparse_dense_forward", "y.shape[0]", y.shape[0], m)
@@ -1659,12 +1668,16 @@ def q8_sparse_dense_forward(float[:, ::1] y, const float[:, ::1] x, const int8_t
         raise ValueError(f"q8_sparse_dense_forward: scratch for fewer than {m} rows")
     if k < 1 or k > FASTNN_Q8_MAX_K or n < 1 or lda < k:
         raise ValueError(f"q8_sparse_dense_forward: invalid sizes k={k}, n={n}, lda={lda}")
+    if at is not None and at.shape[0] < fastnn_q8_sparse_scratch_bytes(m, k):
+        raise ValueError(f"q8_sparse_dense_forward: at holds {at.shape[0]} bytes, expected "
+                         f"{fastnn_q8_sparse_scratch_bytes(m, k)}")
     if m == 0:
         return
+    cdef uint8_t *pat = NULL if at is None else &at[0]
     with nogil:
         rc = fastnn_q8_sparse_dense_forward(&y[0, 0], &x[0, 0], &data[0] if data.shape[0] else NULL,
                                             &indices[0] if indices.shape[0] else NULL, &indptr[0], &w_scale[0],
-                                            &w_colsum[0], &bias[0], m, k, n, act, alpha, &qa[0, 0], lda,
+                                            &w_colsum[0], &bias[0], m, k, n, act, alpha, &qa[0, 0], lda, pat,
                                             &acc[0, 0], &a_scale[0], &a_zp[0], n_threads)
     if rc == FASTNN_ENONFINITE:
         raise ValueError("q8_sparse_dense_forward: a layer's input holds NaN or infinity")

@@ -328,7 +328,8 @@ class QuantizedNetwork:
                            np.empty(m, np.int32))
                 if m <= ql.sparse_rows(self._sparse_mode):
                     k.q8_sparse_dense_forward(y, x, *ql.csr, ql.scale, ql.colsum, ql.bias, layer.act_code,
-                                              layer.alpha, *scratch, n_threads)
+                                              layer.alpha, *scratch, n_threads,
+                                              np.empty(k.q8_sparse_scratch_bytes(m, ql.k), np.uint8))
                 else:
                     k.q8_dense_forward(y, x, ql.packed, ql.scale, ql.colsum, ql.bias, ql.k, layer.act_code,
                                        layer.alpha, *scratch, self._path, n_threads)

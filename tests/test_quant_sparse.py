@@ -58,9 +58,10 @@ def test_sparse_gemm_equals_dense(kernels, backend, rng, m, k, n):
         want = _reference(a, q)
         csr = pq.q8_csr(q)
         for threads in (1, 2, 3):
-            c = np.full((m, n), -12345, dtype=np.int32)
-            kernels.q8_sparse_gemm(c, a, *csr, k, threads)
-            np.testing.assert_array_equal(c, want, err_msg=f"sparsity {s}, {threads} threads")
+            for at in (None, np.full(kernels.q8_sparse_scratch_bytes(m, k), 77, np.uint8)):
+                c = np.full((m, n), -12345, dtype=np.int32)
+                kernels.q8_sparse_gemm(c, a, *csr, k, threads, at)
+                np.testing.assert_array_equal(c, want, err_msg=f"sparsity {s}, {threads} threads, at {at is None}")
         packed, _ = pq.q8_pack(q)
         for name in C_PATHS if backend == "c" else ["portable"]:
             dense = np.full((m, n), -1, dtype=np.int32)
@@ -74,10 +75,11 @@ def test_sparse_gemm_extremes(kernels):
     q = np.empty((k, 2), np.int8)
     q[:, 0], q[:, 1] = 127, -127
     q[::7, 0] = 0
-    a = np.full((5, pq.lda_for(k)), 255, np.uint8)
-    c = np.zeros((5, 2), np.int32)
-    kernels.q8_sparse_gemm(c, a, *pq.q8_csr(q), k, 2)
-    np.testing.assert_array_equal(c, _reference(a, q))
+    for m in (5, 17):
+        a = np.full((m, pq.lda_for(k)), 255, np.uint8)
+        c = np.zeros((m, 2), np.int32)
+        kernels.q8_sparse_gemm(c, a, *pq.q8_csr(q), k, 2, np.empty(kernels.q8_sparse_scratch_bytes(m, k), np.uint8))
+        np.testing.assert_array_equal(c, _reference(a, q))
 
 
 def test_sparse_gemm_refuses_bad_csr(kernels, rng):
@@ -107,7 +109,8 @@ def test_sparse_dense_forward_equals_dense(kernels, backend, rng):
                 scratch = (np.empty((m, pq.lda_for(k)), np.uint8), np.empty((m, n), np.int32),
                            np.empty(m, np.float32), np.empty(m, np.int32))
                 if sparse:
-                    kernels.q8_sparse_dense_forward(y, x, *pq.q8_csr(q), scale, colsum, bias, act, 0.1, *scratch, 2)
+                    kernels.q8_sparse_dense_forward(y, x, *pq.q8_csr(q), scale, colsum, bias, act, 0.1, *scratch, 2,
+                                                    np.empty(kernels.q8_sparse_scratch_bytes(m, k), np.uint8))
                 else:
                     kernels.q8_dense_forward(y, x, packed, scale, colsum, bias, k, act, 0.1, *scratch,
                                              kernels.q8_best_path(), 2)

@@ -93,7 +93,12 @@ def _check_csr(n, k, lda, data, indices, indptr):
         raise ValueError("q8_sparse: the CSR does not fit the sizes")
 
 
-def q8_sparse_gemm(c, a, data, indices, indptr, k, n_threads):
+def q8_sparse_scratch_bytes(m, k):
+    """Bytes of transposed blocks of 16 rows the C kernels may use (the twin needs none)."""
+    return -(-m // 16) * 16 * k
+
+
+def q8_sparse_gemm(c, a, data, indices, indptr, k, n_threads, at=None):
     """c (m, n) int32 = a[:, :k] x w (k, n), w^T's nonzeros given as CSR (q8_csr), exactly: the integers of
     q8_gemm (row o of c's columns is a sum over output o's stored weights only)."""
     m, n = c.shape
@@ -108,7 +113,7 @@ def q8_sparse_gemm(c, a, data, indices, indptr, k, n_threads):
 
 
 def q8_sparse_dense_forward(y, x, data, indices, indptr, w_scale, w_colsum, bias, act, alpha, qa, acc, a_scale,
-                            a_zp, n_threads):
+                            a_zp, n_threads, at=None):
     """q8_dense_forward through the sparse product: the same y."""
     m, k = x.shape
     _check_csr(y.shape[1], k, qa.shape[1], data, indices, indptr)
