@@ -44,7 +44,7 @@ _ALWAYS_ROWS = 1 << 62
 # chunks of up to `rows` samples (predict runs at most CHUNK_ROWS rows at once). Chosen from
 # asv_bench/q8_sparse_crossover.py (the 784-256-128-10 MLP's three layer shapes, one thread): each threshold is
 # the lowest sparsity at which the sparse kernel was faster for every shape at every batch up to `rows`.
-Q8_SPARSE_RULES = ((0.99, 256),)
+Q8_SPARSE_RULES = ((0.98, 32), (0.99, 256))
 
 
 def q8_sparse_rows(sparsity):
