@@ -805,11 +805,10 @@ int fastnn_q8_mlp_forward(float *y, const float *x, int64_t m, const fastnn_q8_l
 {
     if (m < 0 || n_layers < 1 || !layers) return FASTNN_EINVAL;
     if (m == 0) return FASTNN_OK;
-    for (int l = 0; l < n_layers; l++)
-        if (layers[l].k < 1 || layers[l].n < 1 || (l > 0 && layers[l].k != layers[l - 1].n))
-            return FASTNN_ESHAPE;
-        else if (layers[l].k > FASTNN_Q8_MAX_K || !q8_act_ok(layers[l].act))
-            return FASTNN_EINVAL;
+    for (int l = 0; l < n_layers; l++) {
+        if (layers[l].k < 1 || layers[l].n < 1 || (l > 0 && layers[l].k != layers[l - 1].n)) return FASTNN_ESHAPE;
+        if (layers[l].k > FASTNN_Q8_MAX_K || !q8_act_ok(layers[l].act)) return FASTNN_EINVAL;
+    }
     if (!y || !x || !scratch || scratch_bytes < fastnn_q8_mlp_scratch_bytes(layers, n_layers, m))
         return FASTNN_EINVAL;
     int64_t max_n = 1, max_lda = 4, n_out = layers[n_layers - 1].n, n_in = layers[0].k;

@@ -266,7 +266,8 @@ class QuantizedNetwork:
         sparse = self.sparse_layers()
         for i, (layer, ql) in enumerate(self._plan):
             params = "" if ql is None else f"{ql.q.size + ql.bias.size:,}"
-            kind = ("int8 x uint8" + (f" (sparse, {ql.sparsity:.0%} zero)" if i in sparse else "")
+            when = "" if i not in sparse else "any batch" if sparse[i] >= CHUNK_ROWS else f"batches <= {sparse[i]}"
+            kind = ("int8 x uint8" + (f" (sparse for {when}: {ql.sparsity:.1%} zero)" if when else "")
                     if ql is not None else
                 "float32" if isinstance(layer, (MaxPool2D, AvgPool2D)) else "pass-through")
             rows.append((f"{i}: {layer!r}", str(layer.output_shape), params, kind))
