@@ -43,7 +43,8 @@ _ALWAYS_ROWS = 1 << 62
 # (sparsity, rows): a Dense layer with at least this fraction of zero int8 weights runs through its CSR copy for
 # chunks of up to `rows` samples (predict runs at most CHUNK_ROWS rows at once). Chosen from
 # asv_bench/q8_sparse_crossover.py (the 784-256-128-10 MLP's three layer shapes, one thread): each threshold is
-# the lowest sparsity at which the sparse kernel was faster for every shape at every batch up to `rows`.
+# the lowest sparsity at which the sparse kernel was faster for every shape at every batch up to `rows` (the
+# 128x10 layer is so small that the two kernels tie at batch 256; the README has the table).
 Q8_SPARSE_RULES = ((0.98, 32), (0.99, 256))
 
 
