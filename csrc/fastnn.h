@@ -552,11 +552,11 @@ typedef struct {
     int act;
     double alpha;
     /* optional sparse copy of the weights (NULL sp_indptr: none), see fastnn_q8_sparse_gemm; used for chunks of
-     * at most sparse_rows rows */
+     * sparse_min_rows .. sparse_rows rows */
     const int8_t *sp_data;
     const int32_t *sp_indices;
     const int64_t *sp_indptr;
-    int64_t sparse_rows;
+    int64_t sparse_rows, sparse_min_rows;
 } fastnn_q8_layer;
 /* Scratch bytes fastnn_q8_mlp_forward needs for m rows (it runs the rows through the layers in chunks of 256,
  * so this stops growing at 256 rows). */

@@ -839,7 +839,7 @@ int fastnn_q8_mlp_forward(float *y, const float *x, int64_t m, const fastnn_q8_l
             const fastnn_q8_layer *L = layers + l;
             float *out = l == n_layers - 1 ? y + start * n_out : buf[l % 2];
             int rc;
-            if (L->sp_indptr && mc <= L->sparse_rows)
+            if (L->sp_indptr && mc >= L->sparse_min_rows && mc <= L->sparse_rows)
                 rc = q8_sparse_forward(out, in, L->sp_data, L->sp_indices, L->sp_indptr, L->w_scale, L->colsum,
                                        L->bias, mc, L->k, L->n, L->act, L->alpha, qa, Q8_GROUP * q8_groups(L->k),
                                        at, acc, a_scale, a_zp, n_threads);

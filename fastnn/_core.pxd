@@ -347,7 +347,7 @@ cdef extern from "fastnn.h" nogil:
         const int8_t *sp_data
         const int32_t *sp_indices
         const int64_t *sp_indptr
-        int64_t sparse_rows
+        int64_t sparse_rows, sparse_min_rows
     int fastnn_q8_sparse_gemm(int32_t *c, const uint8_t *a, const int8_t *data, const int32_t *indices,
                               const int64_t *indptr, int64_t m, int64_t n, int64_t k, int64_t lda,
                               uint8_t *at, int n_threads) noexcept

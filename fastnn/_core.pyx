@@ -1687,8 +1687,8 @@ def q8_sparse_dense_forward(float[:, ::1] y, const float[:, ::1] x, const int8_t
 cdef class Q8Plan:
     """A stack of quantized dense layers for fastnn_q8_mlp_forward: pointers into the arrays it keeps alive.
     layers: a list of (packed int8, w_scale float32, colsum int32, bias float32, k, n, act, alpha[, sparse]),
-    sparse None or (data int8, indices int32, indptr int64, rows): W^T's nonzeros, used for chunks of at most
-    `rows` rows."""
+    sparse None or (data int8, indices int32, indptr int64, min_rows, max_rows): W^T's nonzeros, used for chunks
+    of min_rows to max_rows rows."""
     cdef fastnn_q8_layer *layers
     cdef int n_layers
     cdef list keep
@@ -1721,8 +1721,9 @@ cdef class Q8Plan:
             self.layers[i].sp_indices = NULL
             self.layers[i].sp_indptr = NULL
             self.layers[i].sparse_rows = 0
+            self.layers[i].sparse_min_rows = 0
             if sparse is not None:
-                sd, si, sp, rows = sparse
+                sd, si, sp, min_rows, rows = sparse
                 sp_data, sp_indices, sp_indptr = sd, si, sp
                 _q8_csr("Q8Plan", nn, sp_indices.shape[0], sp_data.shape[0], sp_indptr.shape[0])
                 if sp_indptr[0] != 0 or sp_indptr[nn] != sp_data.shape[0]:
@@ -1734,6 +1735,7 @@ cdef class Q8Plan:
                 self.layers[i].sp_indices = &sp_indices[0] if sp_indices.shape[0] else NULL
                 self.layers[i].sp_indptr = &sp_indptr[0]
                 self.layers[i].sparse_rows = rows
+                self.layers[i].sparse_min_rows = min_rows
                 self.keep.append((sd, si, sp))
             _q8_shapes("Q8Plan", 1, nn, k, (k + 3) // 4 * 4, packed.shape[0], 0)
             _same("Q8Plan", "w_scale.shape[0]", w_scale.shape[0], nn)

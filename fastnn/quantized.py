@@ -40,22 +40,22 @@ _QUANTIZED_LAYERS = (Dense, Conv2D)
 SPARSE_MODES = ("auto", "always", "never")
 _ALWAYS_ROWS = 1 << 62
 
-# (sparsity, rows): a Dense layer with at least this fraction of zero int8 weights runs through its CSR copy for
-# chunks of up to `rows` samples (predict runs at most CHUNK_ROWS rows at once). Chosen from
+# (sparsity, min_rows, max_rows): a Dense layer with at least this fraction of zero int8 weights runs through its
+# CSR copy for chunks of min_rows to max_rows samples (predict runs at most CHUNK_ROWS rows at once). Chosen from
 # asv_bench/q8_sparse_crossover.py (the 784-256-128-10 MLP's three layer shapes, one thread): each threshold is
-# the lowest sparsity at which the sparse kernel was faster for every shape at every batch up to `rows` (the
-# 128x10 layer is so small that the two kernels tie at batch 256; the README has the table).
-Q8_SPARSE_RULES = ((0.98, 32), (0.99, 256))
+# the lowest sparsity at which the sparse kernel was faster for every shape at the batches of its range (the
+# 128x10 layer is so small that the two kernels tie at batch 256; the README has the table). One sample needs
+# more zeros than a batch: the dense GEMM of one row is the cheapest case for the dense kernel.
+Q8_SPARSE_RULES = ((0.99, 1, CHUNK_ROWS), (0.97, 4, CHUNK_ROWS))
 
 
-def q8_sparse_rows(sparsity):
-    """The largest chunk of rows for which a Dense layer with this fraction of zero int8 weights runs through
-    its sparse copy (0: never)."""
-    rows = 0
-    for threshold, batch in Q8_SPARSE_RULES:
-        if sparsity >= threshold:
-            rows = max(rows, batch)
-    return rows
+def q8_sparse_batches(sparsity):
+    """(fewest, most) rows of a chunk for which a Dense layer with this fraction of zero int8 weights runs
+    through its sparse copy, or None (never)."""
+    ranges = [(lo, hi) for threshold, lo, hi in Q8_SPARSE_RULES if sparsity >= threshold]
+    if not ranges:
+        return None
+    return min(lo for lo, _ in ranges), max(hi for _, hi in ranges)
 _FLOAT_LAYERS = (MaxPool2D, AvgPool2D, Flatten, Dropout)
 
 
@@ -110,9 +110,9 @@ class _QLayer:
             self._csr = _q.q8_csr(self.q)
         return self._csr
 
-    def sparse_rows(self, mode):
-        """Largest chunk of rows run through the sparse kernel under `mode` (0: never)."""
-        return {"auto": q8_sparse_rows(self.sparsity), "always": _ALWAYS_ROWS, "never": 0}[mode]
+    def sparse_batches(self, mode):
+        """(fewest, most) rows of a chunk run through the sparse kernel under `mode`, or None (never)."""
+        return {"auto": q8_sparse_batches(self.sparsity), "always": (1, _ALWAYS_ROWS), "never": None}[mode]
 
 
 class QuantizedNetwork:
@@ -188,9 +188,9 @@ class QuantizedNetwork:
         if all(isinstance(layer, Dense) for layer in self.layers):
             entries = []
             for layer, ql in self._plan:
-                rows = ql.sparse_rows(self._sparse_mode)
+                rows = ql.sparse_batches(self._sparse_mode)
                 entries.append((ql.packed, ql.scale, ql.colsum, ql.bias, ql.k, ql.n, layer.act_code, layer.alpha,
-                                (*ql.csr, rows) if rows else None))
+                                (*ql.csr, *rows) if rows else None))
             self._mlp = self._kernels.Q8Plan(entries)
 
     # ------------------------------------------------------------------------------------------ properties
@@ -207,9 +207,10 @@ class QuantizedNetwork:
         self._build_mlp()
 
     def sparse_layers(self):
-        """{index in layers: largest chunk of rows} of the Dense layers that run through the sparse kernel."""
-        return {i: ql.sparse_rows(self._sparse_mode) for i, (layer, ql) in enumerate(self._plan)
-                if isinstance(layer, Dense) and ql.sparse_rows(self._sparse_mode)}
+        """{index in layers: (fewest, most) rows of a chunk} of the Dense layers that run through the sparse
+        kernel."""
+        return {i: ql.sparse_batches(self._sparse_mode) for i, (layer, ql) in enumerate(self._plan)
+                if isinstance(layer, Dense) and ql.sparse_batches(self._sparse_mode)}
 
     @property
     def n_threads(self):
@@ -267,7 +268,9 @@ class QuantizedNetwork:
         sparse = self.sparse_layers()
         for i, (layer, ql) in enumerate(self._plan):
             params = "" if ql is None else f"{ql.q.size + ql.bias.size:,}"
-            when = "" if i not in sparse else "any batch" if sparse[i] >= CHUNK_ROWS else f"batches <= {sparse[i]}"
+            lo, hi = sparse.get(i, (0, 0))
+            when = "" if not hi else "any batch" if lo == 1 and hi >= CHUNK_ROWS else (
+                f"batches of {lo} to {min(hi, CHUNK_ROWS)}" + (" and more" if hi >= CHUNK_ROWS else ""))
             kind = ("int8 x uint8" + (f" (sparse for {when}: {ql.sparsity:.1%} zero)" if when else "")
                     if ql is not None else
                 "float32" if isinstance(layer, (MaxPool2D, AvgPool2D)) else "pass-through")
@@ -328,7 +331,8 @@ class QuantizedNetwork:
                 y = np.empty((m, ql.n), dtype=np.float32)
                 scratch = (np.empty((m, ql.lda), np.uint8), np.empty((m, ql.n), np.int32), np.empty(m, np.float32),
                            np.empty(m, np.int32))
-                if m <= ql.sparse_rows(self._sparse_mode):
+                rows = ql.sparse_batches(self._sparse_mode)
+                if rows and rows[0] <= m <= rows[1]:
                     k.q8_sparse_dense_forward(y, x, *ql.csr, ql.scale, ql.colsum, ql.bias, layer.act_code,
                                               layer.alpha, *scratch, n_threads,
                                               np.empty(k.q8_sparse_scratch_bytes(m, ql.k), np.uint8))

@@ -143,7 +143,7 @@ def test_sparse_and_dense_predict_the_same_bits(backend, rng):
     for mode in ("never", "always", "auto"):
         qnet.sparse_kernel = mode
         results[mode] = _outputs(qnet, inputs)
-    assert qnet.sparse_layers() == {0: 256, 1: 256, 2: 256}  # 99.5% zero: the rule picks every layer
+    assert qnet.sparse_layers() == {0: (1, 256), 1: (1, 256), 2: (1, 256)}  # 99.5% zero: every layer, any batch
     qnet.sparse_kernel = "never"
     assert qnet.sparse_layers() == {}
     for mode in ("always", "auto"):
@@ -158,8 +158,23 @@ def test_sparse_and_dense_predict_the_same_bits(backend, rng):
 
 def test_rule_leaves_dense_networks_dense(backend):
     assert fastnn.Network([20, 8, 3], loss="mse", seed=0, backend=backend).quantize().sparse_layers() == {}
-    assert quantized.q8_sparse_rows(0.5) == 0
-    assert quantized.q8_sparse_rows(1.0) == max(rows for _, rows in quantized.Q8_SPARSE_RULES)
+    assert quantized.q8_sparse_batches(0.5) is None
+    assert quantized.q8_sparse_batches(1.0) == (1, quantized.CHUNK_ROWS)
+    # a rule that leaves one sample dense but takes batches: predict's batches of either kind give the same bits
+    low = min(t for t, _, _ in quantized.Q8_SPARSE_RULES)
+    lo, hi = quantized.q8_sparse_batches(low)
+    assert lo > 1 and quantized.q8_sparse_batches(low - 0.01) is None
+
+
+def test_batch_only_rule_predicts_the_same_bits(backend, rng):
+    low = min(t for t, _, _ in quantized.Q8_SPARSE_RULES)
+    qnet = _pruned(backend, amount=low + 0.002).quantize()
+    assert set(qnet.sparse_layers()) == {0, 1, 2}
+    inputs = [rng.random(784).astype(np.float32)] + [rng.random((m, 784)).astype(np.float32) for m in (1, 3, 4, 40)]
+    auto = _outputs(qnet, inputs)
+    qnet.sparse_kernel = "never"
+    for got, want in zip(auto, _outputs(qnet, inputs)):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_conv_network_dense_tail(backend, rng):

@@ -176,7 +176,7 @@ class Q8Plan:
         m = x.shape[0]
         if x.shape[1] != self.n_inputs or y.shape != (m, self.n_outputs):
             raise ValueError("Q8Plan.forward: shapes do not fit the layers")
-        chunk = 256  # as fastnn_q8_mlp_forward: a layer's sparse copy is used for chunks of at most its rows
+        chunk = 256  # as fastnn_q8_mlp_forward: a layer's sparse copy is used for chunks of its range of rows
         for start in range(0, m, chunk):
             xc = x[start:start + chunk]
             mc = xc.shape[0]
@@ -184,7 +184,7 @@ class Q8Plan:
                 out = y[start:start + mc] if i == len(self.layers) - 1 else np.empty((mc, n), np.float32)
                 scratch = (np.empty((mc, lda_for(k)), np.uint8), np.empty((mc, n), np.int32),
                            np.empty(mc, np.float32), np.empty(mc, np.int32))
-                if sparse is not None and mc <= sparse[3]:
+                if sparse is not None and sparse[3] <= mc <= sparse[4]:
                     q8_sparse_dense_forward(out, xc, *sparse[:3], w_scale, colsum, bias, act, alpha, *scratch,
                                             n_threads)
                 else:
