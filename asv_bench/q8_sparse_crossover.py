@@ -1,7 +1,7 @@
 """Where the sparse int8 kernel beats the dense int8 GEMM: a script, not a test.
 
 For the layers of the 784-256-128-10 MLP (C backend), at weight sparsities from 50% to 99% and batches of 1, 4,
-32 and 256, it prunes a one-layer network of each layer's shape, quantizes it and times QuantizedNetwork.predict
+16, 32 and 256, it prunes a one-layer network of each layer's shape, quantizes it and times QuantizedNetwork.predict
 with the sparse kernel forced off (fastnn_q8_mlp_forward on the packed weights, the best int8 path of this CPU)
 and forced on (fastnn_q8_sparse_gemm's rows on a CSR copy of the nonzeros). Then the whole network (every layer
 pruned to the same sparsity). Medians over many calls, one thread; the same Python overhead is in both, so it
@@ -20,7 +20,7 @@ import fastnn
 
 SIZES = [784, 256, 128, 10]
 SPARSITIES = [0.5, 0.7, 0.8, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99]
-BATCHES = [1, 4, 32, 256]
+BATCHES = [1, 4, 16, 32, 256]
 
 
 def median_us(fn, calls):

@@ -46,7 +46,7 @@ _ALWAYS_ROWS = 1 << 62
 # the lowest sparsity at which the sparse kernel was faster for every shape at the batches of its range (the
 # 128x10 layer is so small that the two kernels tie at batch 256; the README has the table). One sample needs
 # more zeros than a batch: the dense GEMM of one row is the cheapest case for the dense kernel.
-Q8_SPARSE_RULES = ((0.99, 1, CHUNK_ROWS), (0.97, 4, CHUNK_ROWS))
+Q8_SPARSE_RULES = ((0.99, 1, CHUNK_ROWS), (0.98, 16, CHUNK_ROWS))
 
 
 def q8_sparse_batches(sparsity):
