@@ -37,6 +37,7 @@ PATH_NAMES = {code: name for name, code in _q.PATHS.items()}
 PATH_ENV = "FASTNN_INT8_PATH"
 CHUNK_ROWS = 256  # rows per pass through the layers: the activations of a chunk stay in cache
 _QUANTIZED_LAYERS = (Dense, Conv2D)
+_FLOAT_LAYERS = (MaxPool2D, AvgPool2D, Flatten, Dropout)
 SPARSE_MODES = ("auto", "always", "never")
 _ALWAYS_ROWS = 1 << 62
 
@@ -56,7 +57,6 @@ def q8_sparse_batches(sparsity):
     if not ranges:
         return None
     return min(lo for lo, _ in ranges), max(hi for _, hi in ranges)
-_FLOAT_LAYERS = (MaxPool2D, AvgPool2D, Flatten, Dropout)
 
 
 def resolve_path(kernels, name=None):
@@ -270,7 +270,7 @@ class QuantizedNetwork:
             params = "" if ql is None else f"{ql.q.size + ql.bias.size:,}"
             lo, hi = sparse.get(i, (0, 0))
             when = "" if not hi else "any batch" if lo == 1 and hi >= CHUNK_ROWS else (
-                f"batches of {lo} to {min(hi, CHUNK_ROWS)}" + (" and more" if hi >= CHUNK_ROWS else ""))
+                f"batches of {lo} or more" if hi >= CHUNK_ROWS else f"batches of {lo} to {hi}")
             kind = ("int8 x uint8" + (f" (sparse for {when}: {ql.sparsity:.1%} zero)" if when else "")
                     if ql is not None else
                 "float32" if isinstance(layer, (MaxPool2D, AvgPool2D)) else "pass-through")
