@@ -528,6 +528,21 @@ int fastnn_q8_dense_forward(float *y, const float *x, const int8_t *bp, const fl
                             const int32_t *w_colsum, const float *bias, int64_t m, int64_t k, int64_t n, int act,
                             double alpha, uint8_t *qa, int64_t lda, int32_t *acc, float *a_scale, int32_t *a_zp,
                             int path, int n_threads);
+/* The same int32 c (m, n) = a (m, lda) uint8 [first k columns] x w (k, n) int8 from the nonzeros of w^T in CSR
+ * form: output o's weights data[indptr[o] .. indptr[o+1]] int8 at rows indices[..] (int32, in [0, k)) of w,
+ * indptr (n + 1) from 0. Equal to fastnn_q8_gemm's integers; lda >= k.
+ * at: NULL, or fastnn_q8_sparse_scratch_bytes(m, k) bytes of scratch for transposed blocks of 16 rows (then
+ * batches vectorize over rows). */
+int fastnn_q8_sparse_gemm(int32_t *c, const uint8_t *a, const int8_t *data, const int32_t *indices,
+                          const int64_t *indptr, int64_t m, int64_t n, int64_t k, int64_t lda, uint8_t *at,
+                          int n_threads);
+int64_t fastnn_q8_sparse_scratch_bytes(int64_t m, int64_t k);
+/* fastnn_q8_dense_forward with the sparse product: the same outputs, bit for bit (at as above). */
+int fastnn_q8_sparse_dense_forward(float *y, const float *x, const int8_t *data, const int32_t *indices,
+                                   const int64_t *indptr, const float *w_scale, const int32_t *w_colsum,
+                                   const float *bias, int64_t m, int64_t k, int64_t n, int act, double alpha,
+                                   uint8_t *qa, int64_t lda, uint8_t *at, int32_t *acc, float *a_scale,
+                                   int32_t *a_zp, int n_threads);
 /* A stack of quantized dense layers in one call (one sample's latency is mostly call overhead otherwise). */
 typedef struct {
     const int8_t *packed;
@@ -536,6 +551,12 @@ typedef struct {
     int64_t k, n;
     int act;
     double alpha;
+    /* optional sparse copy of the weights (NULL sp_indptr: none), see fastnn_q8_sparse_gemm; used for chunks of
+     * sparse_min_rows .. sparse_rows rows */
+    const int8_t *sp_data;
+    const int32_t *sp_indices;
+    const int64_t *sp_indptr;
+    int64_t sparse_rows, sparse_min_rows;
 } fastnn_q8_layer;
 /* Scratch bytes fastnn_q8_mlp_forward needs for m rows (it runs the rows through the layers in chunks of 256,
  * so this stops growing at 256 rows). */

@@ -534,11 +534,256 @@ int fastnn_q8_dense_forward(float *y, const float *x, const int8_t *bp, const fl
     return bad ? FASTNN_ENONFINITE : FASTNN_OK;
 }
 
+/* --------------------------------------------------------------------------------- sparse int8 weights */
+/* The same int32 accumulators from the nonzeros of W^T in CSR form (row o of W^T = output o: its stored k
+ * indices ascending in indices[indptr[o] .. indptr[o+1])): c[i, o] = sum_p a[i, indices[p]] * data[p].
+ * The zero weights the dense GEMM multiplies add nothing, so the integers are equal (integer sums do not depend
+ * on their order). Rows [i0, i1), outputs [o0, o1). */
+static void q8_sparse_rows(int32_t *c, const uint8_t *a, const int8_t *data, const int32_t *indices,
+                           const int64_t *indptr, int64_t i0, int64_t i1, int64_t o0, int64_t o1, int64_t n,
+                           int64_t lda)
+{
+    int64_t i = i0;
+    /* four rows at a time: each index and weight is loaded once for four products */
+    for (; i + 4 <= i1; i += 4) {
+        const uint8_t *a0 = a + i * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+        for (int64_t o = o0; o < o1; o++) {
+            int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+            for (int64_t p = indptr[o]; p < indptr[o + 1]; p++) {
+                int32_t w = data[p];
+                int64_t kk = indices[p];
+                s0 += (int32_t)a0[kk] * w;
+                s1 += (int32_t)a1[kk] * w;
+                s2 += (int32_t)a2[kk] * w;
+                s3 += (int32_t)a3[kk] * w;
+            }
+            c[i * n + o] = s0;
+            c[(i + 1) * n + o] = s1;
+            c[(i + 2) * n + o] = s2;
+            c[(i + 3) * n + o] = s3;
+        }
+    }
+    for (; i < i1; i++) {
+        const uint8_t *ai = a + i * lda;
+        for (int64_t o = o0; o < o1; o++) {
+            /* two partial sums break the add chain of a long row */
+            int32_t s0 = 0, s1 = 0;
+            int64_t p = indptr[o], end = indptr[o + 1];
+            for (; p + 2 <= end; p += 2) {
+                s0 += (int32_t)ai[indices[p]] * (int32_t)data[p];
+                s1 += (int32_t)ai[indices[p + 1]] * (int32_t)data[p + 1];
+            }
+            if (p < end) s0 += (int32_t)ai[indices[p]] * (int32_t)data[p];
+            c[i * n + o] = s0 + s1;
+        }
+    }
+}
+
+/* Blocks of up to Q8_SPARSE_BLOCK rows with their activations transposed (at[kk * Q8_SPARSE_BLOCK + r] = row
+ * i0 + r's byte kk, rows past the block zero): one weight multiplies a vector of the block's rows, so the
+ * products vectorize over rows. */
+#define Q8_SPARSE_BLOCK 16
+#define Q8_SPARSE_BLOCK_BODY                                                                                 \
+    for (int64_t o = 0; o < n; o++) {                                                                        \
+        int32_t s[Q8_SPARSE_BLOCK] = {0};                                                                    \
+        for (int64_t p = indptr[o]; p < indptr[o + 1]; p++) {                                                \
+            int32_t w = data[p];                                                                             \
+            const uint8_t *ar = at + (int64_t)indices[p] * Q8_SPARSE_BLOCK;                                  \
+            for (int r = 0; r < Q8_SPARSE_BLOCK; r++) s[r] += (int32_t)ar[r] * w;                           \
+        }                                                                                                    \
+        for (int64_t r = 0; r < rows; r++) c[(i0 + r) * n + o] = s[r];                                      \
+    }
+
+static void q8_sparse_block_c(int32_t *c, const uint8_t *at, const int8_t *data, const int32_t *indices,
+                              const int64_t *indptr, int64_t i0, int64_t rows, int64_t n)
+{
+    Q8_SPARSE_BLOCK_BODY
+}
+
+#if Q8_X86
+/* the same integers, compiled for wider vectors */
+__attribute__((target("avx2"))) static void q8_sparse_block_avx2(int32_t *c, const uint8_t *at,
+                                                                  const int8_t *data, const int32_t *indices,
+                                                                  const int64_t *indptr, int64_t i0,
+                                                                  int64_t rows, int64_t n)
+{
+    Q8_SPARSE_BLOCK_BODY
+}
+#if Q8_HAVE_AVX512VNNI
+__attribute__((target("avx512f,avx512bw"))) static void q8_sparse_block_512(int32_t *c, const uint8_t *at,
+                                                                             const int8_t *data,
+                                                                             const int32_t *indices,
+                                                                             const int64_t *indptr, int64_t i0,
+                                                                             int64_t rows, int64_t n)
+{
+    Q8_SPARSE_BLOCK_BODY
+}
+#endif
+#endif
+
+/* Rows [i0, i0 + rows) of a (row stride lda) transposed into at, then their sums. */
+static void q8_sparse_block(int32_t *c, const uint8_t *a, uint8_t *at, const int8_t *data,
+                            const int32_t *indices, const int64_t *indptr, int64_t i0, int64_t rows, int64_t n,
+                            int64_t k, int64_t lda)
+{
+    for (int64_t kk = 0; kk < k; kk++) {
+        uint8_t *dst = at + kk * Q8_SPARSE_BLOCK;
+        int64_t r = 0;
+        for (; r < rows; r++) dst[r] = a[(i0 + r) * lda + kk];
+        for (; r < Q8_SPARSE_BLOCK; r++) dst[r] = 0;
+    }
+#if Q8_X86
+#if Q8_HAVE_AVX512VNNI
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")) {
+        q8_sparse_block_512(c, at, data, indices, indptr, i0, rows, n);
+        return;
+    }
+#endif
+    if (__builtin_cpu_supports("avx2")) {
+        q8_sparse_block_avx2(c, at, data, indices, indptr, i0, rows, n);
+        return;
+    }
+#endif
+    q8_sparse_block_c(c, at, data, indices, indptr, i0, rows, n);
+}
+
+/* Rows [i0, i1) (i0 a multiple of Q8_TASK_ROWS) of one task: blocks through the transposed copy when there is
+ * scratch for it (at: Q8_SPARSE_BLOCK bytes per row and input, row i0's block at i0 * k) and enough rows. */
+static void q8_sparse_task(int32_t *c, const uint8_t *a, uint8_t *at, const int8_t *data, const int32_t *indices,
+                           const int64_t *indptr, int64_t i0, int64_t i1, int64_t n, int64_t k, int64_t lda)
+{
+    if (!at || i1 - i0 < 4) {
+        q8_sparse_rows(c, a, data, indices, indptr, i0, i1, 0, n, n, lda);
+        return;
+    }
+    for (int64_t i = i0; i < i1; i += Q8_SPARSE_BLOCK) {
+        int64_t rows = i1 - i < Q8_SPARSE_BLOCK ? i1 - i : Q8_SPARSE_BLOCK;
+        q8_sparse_block(c, a, at + i * k, data, indices, indptr, i, rows, n, k, lda);
+    }
+}
+
+/* Checks the CSR's row pointers (monotone, from 0) and that every index is in [0, k): O(nnz), cheap next to the
+ * products, and it keeps a bad copy from reading outside the activations. */
+static int q8_check_csr(const int8_t *data, const int32_t *indices, const int64_t *indptr, int64_t n, int64_t k)
+{
+    if (!indptr || indptr[0] != 0) return FASTNN_EINVAL;
+    for (int64_t o = 0; o < n; o++)
+        if (indptr[o + 1] < indptr[o]) return FASTNN_EINVAL;
+    int64_t nnz = indptr[n];
+    if (nnz > 0 && (!data || !indices)) return FASTNN_EINVAL;
+    for (int64_t p = 0; p < nnz; p++)
+        if (indices[p] < 0 || indices[p] >= k) return FASTNN_EINVAL;
+    return FASTNN_OK;
+}
+
+/* Threads for m rows of n outputs with nnz stored weights: one when the work is small. */
+static int q8_sparse_threads(int64_t m, int64_t nnz, int64_t n, int n_threads)
+{
+    if (n_threads < 1) n_threads = 1;
+    if (m * (nnz + n) < (int64_t)1 << 16) return 1;
+    return n_threads;
+}
+
+int fastnn_q8_sparse_gemm(int32_t *c, const uint8_t *a, const int8_t *data, const int32_t *indices,
+                          const int64_t *indptr, int64_t m, int64_t n, int64_t k, int64_t lda, uint8_t *at,
+                          int n_threads)
+{
+    if (m < 0 || n < 1 || k < 1 || k > FASTNN_Q8_MAX_K) return FASTNN_EINVAL;
+    if (lda < k) return FASTNN_ESHAPE;
+    int rc = q8_check_csr(data, indices, indptr, n, k);
+    if (rc != FASTNN_OK) return rc;
+    if (m == 0) return FASTNN_OK;
+    if (!c || !a) return FASTNN_EINVAL;
+    int nt = q8_sparse_threads(m, indptr[n], n, n_threads);
+    if (m < 4 * (int64_t)nt) {
+        /* few rows: split the outputs */
+        FASTNN_PRAGMA(omp parallel for schedule(static) num_threads(nt) if(nt > 1))
+        for (int t = 0; t < nt; t++)
+            q8_sparse_rows(c, a, data, indices, indptr, 0, m, n * t / nt, n * (t + 1) / nt, n, lda);
+    } else {
+        int64_t tasks = (m + Q8_TASK_ROWS - 1) / Q8_TASK_ROWS;
+        FASTNN_PRAGMA(omp parallel for schedule(static) num_threads(nt) if(nt > 1))
+        for (int64_t t = 0; t < tasks; t++) {
+            int64_t i0 = t * Q8_TASK_ROWS, i1 = i0 + Q8_TASK_ROWS < m ? i0 + Q8_TASK_ROWS : m;
+            q8_sparse_task(c, a, at, data, indices, indptr, i0, i1, n, k, lda);
+        }
+    }
+    return FASTNN_OK;
+}
+
+/* The fused sparse layer on arguments already checked (fastnn_q8_mlp_forward checks a plan's CSR copies once,
+ * when the plan is built, not on every call). */
+static int q8_sparse_forward(float *y, const float *x, const int8_t *data, const int32_t *indices,
+                             const int64_t *indptr, const float *w_scale, const int32_t *w_colsum,
+                             const float *bias, int64_t m, int64_t k, int64_t n, int act, double alpha,
+                             uint8_t *qa, int64_t lda, uint8_t *at, int32_t *acc, float *a_scale, int32_t *a_zp,
+                             int n_threads)
+{
+    int nt = q8_sparse_threads(m, indptr[n], n, n_threads);
+    if (m < 4 * (int64_t)nt) {
+        /* few rows: quantize them, split the outputs, then the epilogue (each step's result is the same
+         * whoever computes it) */
+        if (fastnn_q8_quantize_rows(qa, a_scale, a_zp, x, m, k, lda, 1) != FASTNN_OK) return FASTNN_ENONFINITE;
+        FASTNN_PRAGMA(omp parallel for schedule(static) num_threads(nt) if(nt > 1))
+        for (int t = 0; t < nt; t++)
+            q8_sparse_rows(acc, qa, data, indices, indptr, 0, m, n * t / nt, n * (t + 1) / nt, n, lda);
+        q8_epilogue_rows(y, acc, a_scale, a_zp, w_scale, w_colsum, bias, 0, m, n, act, (float)alpha);
+        return FASTNN_OK;
+    }
+    int64_t tasks = (m + Q8_TASK_ROWS - 1) / Q8_TASK_ROWS;
+    int bad = 0;
+    FASTNN_PRAGMA(omp parallel for schedule(static) num_threads(nt) if(nt > 1))
+    for (int64_t t = 0; t < tasks; t++) {
+        int64_t i0 = t * Q8_TASK_ROWS, i1 = i0 + Q8_TASK_ROWS < m ? i0 + Q8_TASK_ROWS : m;
+        int ok = 1;
+        for (int64_t i = i0; i < i1; i++)
+            if (q8_quantize_row(qa + i * lda, a_scale + i, a_zp + i, x + i * k, k, lda) != 0) ok = 0;
+        if (!ok) {
+            FASTNN_PRAGMA(omp atomic write)
+            bad = 1;
+            continue;
+        }
+        q8_sparse_task(acc, qa, at, data, indices, indptr, i0, i1, n, k, lda);
+        q8_epilogue_rows(y, acc, a_scale, a_zp, w_scale, w_colsum, bias, i0, i1, n, act, (float)alpha);
+    }
+    return bad ? FASTNN_ENONFINITE : FASTNN_OK;
+}
+
+int fastnn_q8_sparse_dense_forward(float *y, const float *x, const int8_t *data, const int32_t *indices,
+                                   const int64_t *indptr, const float *w_scale, const int32_t *w_colsum,
+                                   const float *bias, int64_t m, int64_t k, int64_t n, int act, double alpha,
+                                   uint8_t *qa, int64_t lda, uint8_t *at, int32_t *acc, float *a_scale,
+                                   int32_t *a_zp, int n_threads)
+{
+    if (m < 0 || n < 1 || k < 1 || k > FASTNN_Q8_MAX_K || !q8_act_ok(act)) return FASTNN_EINVAL;
+    if (lda < k) return FASTNN_ESHAPE;
+    int rc = q8_check_csr(data, indices, indptr, n, k);
+    if (rc != FASTNN_OK) return rc;
+    if (m == 0) return FASTNN_OK;
+    if (!y || !x || !w_scale || !w_colsum || !bias || !qa || !acc || !a_scale || !a_zp) return FASTNN_EINVAL;
+    return q8_sparse_forward(y, x, data, indices, indptr, w_scale, w_colsum, bias, m, k, n, act, alpha, qa, lda,
+                             at, acc, a_scale, a_zp, n_threads);
+}
+
 /* ----------------------------------------------------------------------------------- a stack of dense layers */
 static int64_t q8_align(int64_t bytes) { return (bytes + 63) / 64 * 64; }
 
 /* Rows per pass through the layers: one chunk's activations stay in cache, and the scratch stays small. */
 #define Q8_CHUNK_ROWS 256
+
+/* Bytes of transposed blocks for m rows of the plan's sparse layers (0 when none is sparse). */
+static int64_t q8_sparse_scratch(const fastnn_q8_layer *layers, int n_layers, int64_t m)
+{
+    int64_t max_k = 0;
+    for (int l = 0; l < n_layers; l++)
+        if (layers[l].sp_indptr && layers[l].sparse_rows > 0 && layers[l].k > max_k) max_k = layers[l].k;
+    return fastnn_q8_sparse_scratch_bytes(m, max_k);
+}
+
+int64_t fastnn_q8_sparse_scratch_bytes(int64_t m, int64_t k)
+{
+    return (m + Q8_SPARSE_BLOCK - 1) / Q8_SPARSE_BLOCK * Q8_SPARSE_BLOCK * k;
+}
 
 int64_t fastnn_q8_mlp_scratch_bytes(const fastnn_q8_layer *layers, int n_layers, int64_t m)
 {
@@ -549,8 +794,10 @@ int64_t fastnn_q8_mlp_scratch_bytes(const fastnn_q8_layer *layers, int n_layers,
         int64_t lda = Q8_GROUP * q8_groups(layers[l].k);
         max_lda = lda > max_lda ? lda : max_lda;
     }
-    /* two activation buffers, the uint8 rows, the accumulators, scales and zero points */
-    return 2 * q8_align(m * max_n * 4) + q8_align(m * max_lda) + q8_align(m * max_n * 4) + 2 * q8_align(m * 4);
+    /* two activation buffers, the uint8 rows, the accumulators, scales and zero points, and the sparse layers'
+     * transposed blocks */
+    return 2 * q8_align(m * max_n * 4) + q8_align(m * max_lda) + q8_align(m * max_n * 4) + 2 * q8_align(m * 4) +
+           q8_align(q8_sparse_scratch(layers, n_layers, m));
 }
 
 int fastnn_q8_mlp_forward(float *y, const float *x, int64_t m, const fastnn_q8_layer *layers, int n_layers,
@@ -558,13 +805,17 @@ int fastnn_q8_mlp_forward(float *y, const float *x, int64_t m, const fastnn_q8_l
 {
     if (m < 0 || n_layers < 1 || !layers) return FASTNN_EINVAL;
     if (m == 0) return FASTNN_OK;
-    for (int l = 0; l < n_layers; l++)
-        if (layers[l].k < 1 || layers[l].n < 1 || (l > 0 && layers[l].k != layers[l - 1].n))
-            return FASTNN_ESHAPE;
+    for (int l = 0; l < n_layers; l++) {
+        if (layers[l].k < 1 || layers[l].n < 1 || (l > 0 && layers[l].k != layers[l - 1].n)) return FASTNN_ESHAPE;
+        if (layers[l].k > FASTNN_Q8_MAX_K || !q8_act_ok(layers[l].act)) return FASTNN_EINVAL;
+    }
     if (!y || !x || !scratch || scratch_bytes < fastnn_q8_mlp_scratch_bytes(layers, n_layers, m))
         return FASTNN_EINVAL;
-    int64_t max_n = 1, n_out = layers[n_layers - 1].n, n_in = layers[0].k;
-    for (int l = 0; l < n_layers; l++) max_n = layers[l].n > max_n ? layers[l].n : max_n;
+    int64_t max_n = 1, max_lda = 4, n_out = layers[n_layers - 1].n, n_in = layers[0].k;
+    for (int l = 0; l < n_layers; l++) {
+        max_n = layers[l].n > max_n ? layers[l].n : max_n;
+        max_lda = Q8_GROUP * q8_groups(layers[l].k) > max_lda ? Q8_GROUP * q8_groups(layers[l].k) : max_lda;
+    }
     int64_t rows = m < Q8_CHUNK_ROWS ? m : Q8_CHUNK_ROWS;
     char *p = (char *)scratch;
     float *buf[2];
@@ -579,13 +830,21 @@ int fastnn_q8_mlp_forward(float *y, const float *x, int64_t m, const fastnn_q8_l
     int32_t *a_zp = (int32_t *)p;
     p += q8_align(rows * 4);
     uint8_t *qa = (uint8_t *)p;
+    p += q8_align(rows * max_lda);
+    uint8_t *at = q8_sparse_scratch(layers, n_layers, rows) > 0 ? (uint8_t *)p : NULL;
     for (int64_t start = 0; start < m; start += rows) {
         int64_t mc = m - start < rows ? m - start : rows;
         const float *in = x + start * n_in;
         for (int l = 0; l < n_layers; l++) {
             const fastnn_q8_layer *L = layers + l;
             float *out = l == n_layers - 1 ? y + start * n_out : buf[l % 2];
-            int rc = fastnn_q8_dense_forward(out, in, L->packed, L->w_scale, L->colsum, L->bias, mc, L->k, L->n,
+            int rc;
+            if (L->sp_indptr && mc >= L->sparse_min_rows && mc <= L->sparse_rows)
+                rc = q8_sparse_forward(out, in, L->sp_data, L->sp_indices, L->sp_indptr, L->w_scale, L->colsum,
+                                       L->bias, mc, L->k, L->n, L->act, L->alpha, qa, Q8_GROUP * q8_groups(L->k),
+                                       at, acc, a_scale, a_zp, n_threads);
+            else
+                rc = fastnn_q8_dense_forward(out, in, L->packed, L->w_scale, L->colsum, L->bias, mc, L->k, L->n,
                                              L->act, L->alpha, qa, Q8_GROUP * q8_groups(L->k), acc, a_scale,
                                              a_zp, path, n_threads);
             if (rc != FASTNN_OK) return rc;

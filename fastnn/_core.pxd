@@ -344,6 +344,19 @@ cdef extern from "fastnn.h" nogil:
         int64_t k, n
         int act
         double alpha
+        const int8_t *sp_data
+        const int32_t *sp_indices
+        const int64_t *sp_indptr
+        int64_t sparse_rows, sparse_min_rows
+    int fastnn_q8_sparse_gemm(int32_t *c, const uint8_t *a, const int8_t *data, const int32_t *indices,
+                              const int64_t *indptr, int64_t m, int64_t n, int64_t k, int64_t lda,
+                              uint8_t *at, int n_threads) noexcept
+    int64_t fastnn_q8_sparse_scratch_bytes(int64_t m, int64_t k) noexcept
+    int fastnn_q8_sparse_dense_forward(float *y, const float *x, const int8_t *data, const int32_t *indices,
+                                       const int64_t *indptr, const float *w_scale, const int32_t *w_colsum,
+                                       const float *bias, int64_t m, int64_t k, int64_t n, int act, double alpha,
+                                       uint8_t *qa, int64_t lda, uint8_t *at, int32_t *acc, float *a_scale,
+                                       int32_t *a_zp, int n_threads) noexcept
     int64_t fastnn_q8_mlp_scratch_bytes(const fastnn_q8_layer *layers, int n_layers, int64_t m) noexcept
     int fastnn_q8_mlp_forward(float *y, const float *x, int64_t m, const fastnn_q8_layer *layers, int n_layers,
                               void *scratch, int64_t scratch_bytes, int path, int n_threads) noexcept

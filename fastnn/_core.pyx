@@ -13,6 +13,8 @@ from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint64_t
 
 from fastnn._core cimport *
 
+import numpy as np
+
 NAME = "c"
 
 
@@ -1613,9 +1615,80 @@ def q8_dense_forward(float[:, ::1] y, const float[:, ::1] x, const int8_t[::1] b
     _check(rc, "q8_dense_forward")
 
 
+cdef int _q8_csr(str where, Py_ssize_t n, Py_ssize_t indices, Py_ssize_t data, Py_ssize_t indptr) except -1:
+    if indptr != n + 1 or indices != data:
+        raise ValueError(f"{where}: a CSR of {n} rows needs {n + 1} row pointers and as many indices as values, "
+                         f"got {indptr} and {indices} indices for {data} values")
+    return 0
+
+
+def q8_sparse_scratch_bytes(int64_t m, int64_t k):
+    """Bytes of the transposed blocks the sparse kernels may use for m rows of k inputs."""
+    return fastnn_q8_sparse_scratch_bytes(m, k)
+
+
+def q8_sparse_gemm(int32_t[:, ::1] c, const uint8_t[:, ::1] a, const int8_t[::1] data, const int32_t[::1] indices,
+                   const int64_t[::1] indptr, int64_t k, int n_threads, uint8_t[::1] at=None):
+    """c (m, n) int32 = a[:, :k] x w (k, n) from w^T's nonzeros as CSR (fastnn/_py/quant.py q8_csr); the same
+    integers as q8_gemm. at: None, or q8_sparse_scratch_bytes(m, k) bytes of scratch (blocks of rows vectorize)."""
+    cdef int64_t m = c.shape[0], n = c.shape[1], lda = a.shape[1]
+    cdef int rc
+    _same("q8_sparse_gemm", "a.shape[0]", a.shape[0], m)
+    _q8_csr("q8_sparse_gemm", n, indices.shape[0], data.shape[0], indptr.shape[0])
+    if k < 1 or k > FASTNN_Q8_MAX_K or n < 1 or lda < k:
+        raise ValueError(f"q8_sparse_gemm: invalid sizes k={k}, n={n}, lda={lda}")
+    if at is not None and at.shape[0] < fastnn_q8_sparse_scratch_bytes(m, k):
+        raise ValueError(f"q8_sparse_gemm: at holds {at.shape[0]} bytes, expected "
+                         f"{fastnn_q8_sparse_scratch_bytes(m, k)}")
+    if m == 0:
+        return
+    cdef uint8_t *pat = NULL if at is None else &at[0]
+    with nogil:
+        rc = fastnn_q8_sparse_gemm(&c[0, 0], &a[0, 0], &data[0] if data.shape[0] else NULL,
+                                   &indices[0] if indices.shape[0] else NULL, &indptr[0], m, n, k, lda, pat,
+                                   n_threads)
+    _check(rc, "q8_sparse_gemm")
+
+
+def q8_sparse_dense_forward(float[:, ::1] y, const float[:, ::1] x, const int8_t[::1] data,
+                            const int32_t[::1] indices, const int64_t[::1] indptr, const float[::1] w_scale,
+                            const int32_t[::1] w_colsum, const float[::1] bias, int act, double alpha,
+                            uint8_t[:, ::1] qa, int32_t[:, ::1] acc, float[::1] a_scale, int32_t[::1] a_zp,
+                            int n_threads, uint8_t[::1] at=None):
+    """q8_dense_forward through the sparse product: the same y, bit for bit (at: as for q8_sparse_gemm)."""
+    cdef int64_t m = x.shape[0], k = x.shape[1], n = y.shape[1], lda = qa.shape[1]
+    cdef int rc
+    _same("q8_sparse_dense_forward", "y.shape[0]", y.shape[0], m)
+    _same("q8_sparse_dense_forward", "w_scale.shape[0]", w_scale.shape[0], n)
+    _same("q8_sparse_dense_forward", "w_colsum.shape[0]", w_colsum.shape[0], n)
+    _same("q8_sparse_dense_forward", "bias.shape[0]", bias.shape[0], n)
+    _same("q8_sparse_dense_forward", "acc.shape[1]", acc.shape[1], n)
+    _q8_csr("q8_sparse_dense_forward", n, indices.shape[0], data.shape[0], indptr.shape[0])
+    if qa.shape[0] < m or acc.shape[0] < m or a_scale.shape[0] < m or a_zp.shape[0] < m:
+        raise ValueError(f"q8_sparse_dense_forward: scratch for fewer than {m} rows")
+    if k < 1 or k > FASTNN_Q8_MAX_K or n < 1 or lda < k:
+        raise ValueError(f"q8_sparse_dense_forward: invalid sizes k={k}, n={n}, lda={lda}")
+    if at is not None and at.shape[0] < fastnn_q8_sparse_scratch_bytes(m, k):
+        raise ValueError(f"q8_sparse_dense_forward: at holds {at.shape[0]} bytes, expected "
+                         f"{fastnn_q8_sparse_scratch_bytes(m, k)}")
+    if m == 0:
+        return
+    cdef uint8_t *pat = NULL if at is None else &at[0]
+    with nogil:
+        rc = fastnn_q8_sparse_dense_forward(&y[0, 0], &x[0, 0], &data[0] if data.shape[0] else NULL,
+                                            &indices[0] if indices.shape[0] else NULL, &indptr[0], &w_scale[0],
+                                            &w_colsum[0], &bias[0], m, k, n, act, alpha, &qa[0, 0], lda, pat,
+                                            &acc[0, 0], &a_scale[0], &a_zp[0], n_threads)
+    if rc == FASTNN_ENONFINITE:
+        raise ValueError("q8_sparse_dense_forward: a layer's input holds NaN or infinity")
+    _check(rc, "q8_sparse_dense_forward")
+
+
 cdef class Q8Plan:
     """A stack of quantized dense layers for fastnn_q8_mlp_forward: pointers into the arrays it keeps alive.
-    layers: a list of (packed int8, w_scale float32, colsum int32, bias float32, k, n, act, alpha)."""
+    layers: a list of (packed int8, w_scale float32, colsum int32, bias float32, k, n, act, alpha[, sparse]),
+    sparse None or (data int8, indices int32, indptr int64, min_rows, max_rows): W^T's nonzeros, used for chunks
+    of min_rows to max_rows rows."""
     cdef fastnn_q8_layer *layers
     cdef int n_layers
     cdef list keep
@@ -1630,6 +1703,9 @@ cdef class Q8Plan:
         cdef const int8_t[::1] packed
         cdef const float[::1] w_scale, bias
         cdef const int32_t[::1] colsum
+        cdef const int8_t[::1] sp_data
+        cdef const int32_t[::1] sp_indices
+        cdef const int64_t[::1] sp_indptr
         self.keep = []
         n = len(layers)
         if n < 1:
@@ -1637,8 +1713,30 @@ cdef class Q8Plan:
         self.layers = <fastnn_q8_layer *>PyMem_Malloc(n * sizeof(fastnn_q8_layer))
         if self.layers == NULL:
             raise MemoryError("Q8Plan: out of memory")
-        for i, (p, ws, cs, b, k, nn, act, alpha) in enumerate(layers):
+        for i, entry in enumerate(layers):
+            p, ws, cs, b, k, nn, act, alpha = entry[:8]
+            sparse = entry[8] if len(entry) > 8 else None
             packed, w_scale, colsum, bias = p, ws, cs, b
+            self.layers[i].sp_data = NULL
+            self.layers[i].sp_indices = NULL
+            self.layers[i].sp_indptr = NULL
+            self.layers[i].sparse_rows = 0
+            self.layers[i].sparse_min_rows = 0
+            if sparse is not None:
+                sd, si, sp, min_rows, rows = sparse
+                sp_data, sp_indices, sp_indptr = sd, si, sp
+                _q8_csr("Q8Plan", nn, sp_indices.shape[0], sp_data.shape[0], sp_indptr.shape[0])
+                if sp_indptr[0] != 0 or sp_indptr[nn] != sp_data.shape[0]:
+                    raise ValueError("Q8Plan: the CSR's row pointers do not span its values")
+                if sp_data.shape[0] and (np.asarray(si).min() < 0 or np.asarray(si).max() >= k
+                                         or (np.diff(np.asarray(sp)) < 0).any()):
+                    raise ValueError("Q8Plan: a CSR index is outside the layer's inputs")
+                self.layers[i].sp_data = &sp_data[0] if sp_data.shape[0] else NULL
+                self.layers[i].sp_indices = &sp_indices[0] if sp_indices.shape[0] else NULL
+                self.layers[i].sp_indptr = &sp_indptr[0]
+                self.layers[i].sparse_rows = rows
+                self.layers[i].sparse_min_rows = min_rows
+                self.keep.append((sd, si, sp))
             _q8_shapes("Q8Plan", 1, nn, k, (k + 3) // 4 * 4, packed.shape[0], 0)
             _same("Q8Plan", "w_scale.shape[0]", w_scale.shape[0], nn)
             _same("Q8Plan", "colsum.shape[0]", colsum.shape[0], nn)

@@ -14,6 +14,11 @@ through. Networks with Embedding, recurrent or RepeatVector layers are refused (
 Everything between the integer products runs in float32, also for a float64 network (its weights are rounded
 to float32 before they are quantized): predict returns float32.
 
+Sparse int8 weights: a Dense layer whose int8 weights are mostly zero (a pruned network, quantized) computes the
+same int32 sums from a CSR copy of its nonzeros (W^T, one row per output; built when the network is made or
+loaded, never stored) where the rule Q8_SPARSE_RULES says that is faster; the outputs are bit-identical either
+way. `sparse_kernel` ('auto', 'always', 'never') overrides the rule. Conv2D layers always run dense.
+
 FASTNN_INT8_PATH=portable|avx2|avx_vnni|avx512_vnni forces a GEMM path (default: the best this CPU has); a
 path the CPU lacks is an error. Every path gives the same integers, so the same outputs.
 """
@@ -33,6 +38,25 @@ PATH_ENV = "FASTNN_INT8_PATH"
 CHUNK_ROWS = 256  # rows per pass through the layers: the activations of a chunk stay in cache
 _QUANTIZED_LAYERS = (Dense, Conv2D)
 _FLOAT_LAYERS = (MaxPool2D, AvgPool2D, Flatten, Dropout)
+SPARSE_MODES = ("auto", "always", "never")
+_ALWAYS_ROWS = 1 << 62
+
+# (sparsity, min_rows, max_rows): a Dense layer with at least this fraction of zero int8 weights runs through its
+# CSR copy for chunks of min_rows to max_rows samples (predict runs at most CHUNK_ROWS rows at once). Chosen from
+# asv_bench/q8_sparse_crossover.py (the 784-256-128-10 MLP's three layer shapes, one thread): each threshold is
+# the lowest sparsity at which the sparse kernel was faster for every shape at the batches of its range (the
+# 128x10 layer is so small that the two kernels tie at batch 256; the README has the table). One sample needs
+# more zeros than a batch: the dense GEMM of one row is the cheapest case for the dense kernel.
+Q8_SPARSE_RULES = ((0.99, 1, CHUNK_ROWS), (0.98, 16, CHUNK_ROWS))
+
+
+def q8_sparse_batches(sparsity):
+    """(fewest, most) rows of a chunk for which a Dense layer with this fraction of zero int8 weights runs
+    through its sparse copy, or None (never)."""
+    ranges = [(lo, hi) for threshold, lo, hi in Q8_SPARSE_RULES if sparsity >= threshold]
+    if not ranges:
+        return None
+    return min(lo for lo, _ in ranges), max(hi for _, hi in ranges)
 
 
 def resolve_path(kernels, name=None):
@@ -76,6 +100,19 @@ class _QLayer:
         self.bias = np.ascontiguousarray(bias, dtype=np.float32)
         self.packed, self.colsum = _q.q8_pack(self.q)
         self.lda = _q.lda_for(self.k)
+        self.sparsity = float((self.q == 0).mean())
+        self._csr = None
+
+    @property
+    def csr(self):
+        """(data, indices, indptr) of W^T's nonzeros (_py/quant.py q8_csr), built on first use."""
+        if self._csr is None:
+            self._csr = _q.q8_csr(self.q)
+        return self._csr
+
+    def sparse_batches(self, mode):
+        """(fewest, most) rows of a chunk run through the sparse kernel under `mode`, or None (never)."""
+        return {"auto": q8_sparse_batches(self.sparsity), "always": (1, _ALWAYS_ROWS), "never": None}[mode]
 
 
 class QuantizedNetwork:
@@ -138,16 +175,43 @@ class QuantizedNetwork:
         self._qlayers = qlayers
         it = iter(qlayers)
         self._plan = [(layer, next(it) if isinstance(layer, _QUANTIZED_LAYERS) else None) for layer in self.layers]
-        # a stack of Dense layers runs through the kernels in one call (fastnn_q8_mlp_forward)
-        self._mlp = None
-        if all(isinstance(layer, Dense) for layer in self.layers):
-            self._mlp = self._kernels.Q8Plan([(ql.packed, ql.scale, ql.colsum, ql.bias, ql.k, ql.n, layer.act_code,
-                                               layer.alpha) for layer, ql in self._plan])
+        self._sparse_mode = "auto"
+        self._build_mlp()
         self.n_threads = n_threads
         self._path = resolve_path(self._kernels, path)
         return self
 
+    def _build_mlp(self):
+        """A stack of Dense layers runs through the kernels in one call (fastnn_q8_mlp_forward), each layer on
+        its sparse copy for the chunks the rule (or sparse_kernel) gives it."""
+        self._mlp = None
+        if all(isinstance(layer, Dense) for layer in self.layers):
+            entries = []
+            for layer, ql in self._plan:
+                rows = ql.sparse_batches(self._sparse_mode)
+                entries.append((ql.packed, ql.scale, ql.colsum, ql.bias, ql.k, ql.n, layer.act_code, layer.alpha,
+                                (*ql.csr, *rows) if rows else None))
+            self._mlp = self._kernels.Q8Plan(entries)
+
     # ------------------------------------------------------------------------------------------ properties
+    @property
+    def sparse_kernel(self):
+        """'auto' (default): each Dense layer runs through the sparse int8 kernel where Q8_SPARSE_RULES says it
+        is faster; 'always' / 'never' force it on or off. The outputs are the same bits either way."""
+        return self._sparse_mode
+
+    @sparse_kernel.setter
+    def sparse_kernel(self, mode):
+        check.check_choice("sparse_kernel", mode, SPARSE_MODES)
+        self._sparse_mode = mode
+        self._build_mlp()
+
+    def sparse_layers(self):
+        """{index in layers: (fewest, most) rows of a chunk} of the Dense layers that run through the sparse
+        kernel."""
+        return {i: ql.sparse_batches(self._sparse_mode) for i, (layer, ql) in enumerate(self._plan)
+                if isinstance(layer, Dense) and ql.sparse_batches(self._sparse_mode)}
+
     @property
     def n_threads(self):
         """Threads the kernels may use: None (the default) follows fastnn.get_num_threads()."""
@@ -201,9 +265,14 @@ class QuantizedNetwork:
     def summary(self, print_fn=print):
         """A table of the layers with output shapes, parameter counts and how each is stored."""
         rows = [("input", str(self.input_shape), "", "")]
+        sparse = self.sparse_layers()
         for i, (layer, ql) in enumerate(self._plan):
             params = "" if ql is None else f"{ql.q.size + ql.bias.size:,}"
-            kind = "int8 x uint8" if ql is not None else (
+            lo, hi = sparse.get(i, (0, 0))
+            when = "" if not hi else "any batch" if lo == 1 and hi >= CHUNK_ROWS else (
+                f"batches of {lo} or more" if hi >= CHUNK_ROWS else f"batches of {lo} to {hi}")
+            kind = ("int8 x uint8" + (f" (sparse for {when}: {ql.sparsity:.1%} zero)" if when else "")
+                    if ql is not None else
                 "float32" if isinstance(layer, (MaxPool2D, AvgPool2D)) else "pass-through")
             rows.append((f"{i}: {layer!r}", str(layer.output_shape), params, kind))
         head = ("layer", "output shape", "params", "compute")
@@ -260,9 +329,16 @@ class QuantizedNetwork:
         for layer, ql in self._plan:
             if isinstance(layer, Dense):
                 y = np.empty((m, ql.n), dtype=np.float32)
-                k.q8_dense_forward(y, x, ql.packed, ql.scale, ql.colsum, ql.bias, ql.k, layer.act_code,
-                                   layer.alpha, np.empty((m, ql.lda), np.uint8), np.empty((m, ql.n), np.int32),
-                                   np.empty(m, np.float32), np.empty(m, np.int32), self._path, n_threads)
+                scratch = (np.empty((m, ql.lda), np.uint8), np.empty((m, ql.n), np.int32), np.empty(m, np.float32),
+                           np.empty(m, np.int32))
+                rows = ql.sparse_batches(self._sparse_mode)
+                if rows and rows[0] <= m <= rows[1]:
+                    k.q8_sparse_dense_forward(y, x, *ql.csr, ql.scale, ql.colsum, ql.bias, layer.act_code,
+                                              layer.alpha, *scratch, n_threads,
+                                              np.empty(k.q8_sparse_scratch_bytes(m, ql.k), np.uint8))
+                else:
+                    k.q8_dense_forward(y, x, ql.packed, ql.scale, ql.colsum, ql.bias, ql.k, layer.act_code,
+                                       layer.alpha, *scratch, self._path, n_threads)
             elif isinstance(layer, Conv2D):
                 y = self._conv(layer, ql, x, n_threads)
             elif isinstance(layer, MaxPool2D):
@@ -345,7 +421,7 @@ class QuantizedNetwork:
 
     def __getstate__(self):
         return {"config": self.get_config(), "arrays": self._file_arrays(), "backend": self.backend,
-                "n_threads": self._n_threads}
+                "n_threads": self._n_threads, "sparse_kernel": self._sparse_mode}
 
     def __setstate__(self, state):
         config, arrays = state["config"], state["arrays"]
@@ -355,6 +431,7 @@ class QuantizedNetwork:
                                 arrays["qscales"], state["backend"])
         self.__dict__.update(other.__dict__)
         self._n_threads = state["n_threads"]
+        self.sparse_kernel = state.get("sparse_kernel", "auto")  # rebuilds the plan; the CSR copies are derived
 
 
 def expected_sizes(layers):

@@ -14,7 +14,8 @@ from .network import (NetHandle, net_backprop, net_evaluate, net_forward_single,
                       net_predict, net_train_epoch, net_update)
 from .optimizers import adam_step, adamw_step, clip_grad_norm, irprop_minus_step, rmsprop_step, sgd_step
 from .quant import (Q8Plan, q8_best_path, q8_dense_forward, q8_epilogue, q8_gemm, q8_path_supported,
-                    q8_quantize_rows)
+                    q8_quantize_rows, q8_sparse_dense_forward, q8_sparse_gemm,
+                    q8_sparse_scratch_bytes)
 from .pool import avgpool2d_backward, avgpool2d_forward, maxpool2d_backward, maxpool2d_forward
 from .prune import mask_apply, sparse_dense_forward
 from .rnn import rnn_backward, rnn_forward, rnn_scratch_size
@@ -40,7 +41,8 @@ __all__ = ["NAME", "NetHandle", "act_backward", "act_forward", "adam_step", "ada
            "dropout_forward", "dropout_layer_key", "dropout_uniform", "embedding_backward", "embedding_forward",
            "distill_loss", "im2col", "irprop_minus_step", "loss", "max_threads", "maxpool2d_backward", "maxpool2d_forward",
            "mask_apply", "metrics_accumulate", "q8_best_path", "q8_dense_forward", "q8_epilogue", "q8_gemm",
-           "q8_path_supported", "q8_quantize_rows", "Q8Plan",
+           "q8_path_supported", "q8_quantize_rows", "q8_sparse_dense_forward", "q8_sparse_gemm",
+           "q8_sparse_scratch_bytes", "Q8Plan",
            "net_backprop", "net_evaluate", "net_forward_single", "net_infer_scratch_size", "net_predict",
            "net_train_epoch", "net_update", "openmp_enabled", "repeat_backward", "repeat_forward", "rmsprop_step",
            "rnn_backward", "rnn_forward", "rnn_scratch_size", "sgd_step", "sparse_dense_forward"]

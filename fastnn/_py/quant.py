@@ -48,6 +48,16 @@ def q8_unpack(packed, k, n):
     return packed.reshape(nb, kq, BLOCK, GROUP).transpose(1, 3, 0, 2).reshape(kq * GROUP, nb * BLOCK)[:k, :n]
 
 
+def q8_csr(q):
+    """W^T's nonzeros of a (k, n) int8 matrix as CSR, one row per output: (data int8, indices int32 (rows of q,
+    ascending), indptr int64 (n + 1,)), the sparse kernels' operand (fastnn_q8_sparse_gemm)."""
+    qt = np.asarray(q, dtype=np.int8).T
+    nonzero = qt != 0
+    indptr = np.zeros(qt.shape[0] + 1, dtype=np.int64)
+    np.cumsum(nonzero.sum(axis=1), out=indptr[1:])
+    return (np.ascontiguousarray(qt[nonzero]), np.nonzero(nonzero)[1].astype(np.int32), indptr)
+
+
 # ----------------------------------------------------------------------------------------------- kernels
 def q8_path_supported(path):
     """The NumPy twin computes the same integers on every path."""
@@ -73,6 +83,45 @@ def q8_gemm(c, a, bp, k, path, n_threads):
     _check(m, n, k, a.shape[1], path)
     w = q8_unpack(bp, k, n).astype(np.int64)
     c[...] = (a[:, :k].astype(np.int64) @ w).astype(np.int32)
+
+
+def _check_csr(n, k, lda, data, indices, indptr):
+    if n < 1 or k < 1 or k > MAX_K or lda < k:
+        raise ValueError(f"q8_sparse: invalid sizes n={n}, k={k}, lda={lda}")
+    if indptr.shape != (n + 1,) or indices.shape != data.shape or indptr[0] != 0 or indptr[-1] != data.size \
+            or (np.diff(indptr) < 0).any() or (data.size and (indices.min() < 0 or indices.max() >= k)):
+        raise ValueError("q8_sparse: the CSR does not fit the sizes")
+
+
+def q8_sparse_scratch_bytes(m, k):
+    """Bytes of transposed blocks of 16 rows the C kernels may use (the twin needs none)."""
+    return -(-m // 16) * 16 * k
+
+
+def q8_sparse_gemm(c, a, data, indices, indptr, k, n_threads, at=None):
+    """c (m, n) int32 = a[:, :k] x w (k, n), w^T's nonzeros given as CSR (q8_csr), exactly: the integers of
+    q8_gemm (row o of c's columns is a sum over output o's stored weights only)."""
+    m, n = c.shape
+    _check_csr(n, k, a.shape[1], data, indices, indptr)
+    if m == 0:
+        return
+    rows = np.repeat(np.arange(n), np.diff(indptr))
+    products = a[:, indices].astype(np.int64) * data.astype(np.int64)  # (m, nnz)
+    out = np.zeros((m, n), np.int64)
+    np.add.at(out.T, rows, products.T)
+    c[...] = out.astype(np.int32)
+
+
+def q8_sparse_dense_forward(y, x, data, indices, indptr, w_scale, w_colsum, bias, act, alpha, qa, acc, a_scale,
+                            a_zp, n_threads, at=None):
+    """q8_dense_forward through the sparse product: the same y."""
+    m, k = x.shape
+    _check_csr(y.shape[1], k, qa.shape[1], data, indices, indptr)
+    if m == 0:
+        return
+    q8_quantize_rows(qa[:m], a_scale[:m], a_zp[:m], x, n_threads)
+    q8_sparse_gemm(acc[:m], qa[:m], data, indices, indptr, k, n_threads)
+    q8_epilogue(y, acc[:m], a_scale[:m], a_zp[:m], w_scale, w_colsum, bias, act, alpha, n_threads)
 
 
 def q8_quantize_rows(q, scale, zero_point, x, n_threads):
@@ -117,16 +166,28 @@ class Q8Plan:
     def __init__(self, layers):
         if not layers:
             raise ValueError("Q8Plan: no layers")
-        self.layers = [tuple(layer) for layer in layers]
+        self.layers = [tuple(layer)[:8] + ((tuple(layer) + (None,))[8],) for layer in layers]
+        for packed, w_scale, colsum, bias, k, n, act, alpha, sparse in self.layers:
+            if sparse is not None:
+                _check_csr(n, k, k, *sparse[:3])
         self.n_inputs, self.n_outputs = self.layers[0][4], self.layers[-1][5]
 
     def forward(self, y, x, path, n_threads):
         m = x.shape[0]
         if x.shape[1] != self.n_inputs or y.shape != (m, self.n_outputs):
             raise ValueError("Q8Plan.forward: shapes do not fit the layers")
-        for i, (packed, w_scale, colsum, bias, k, n, act, alpha) in enumerate(self.layers):
-            out = y if i == len(self.layers) - 1 else np.empty((m, n), np.float32)
-            q8_dense_forward(out, x, packed, w_scale, colsum, bias, k, act, alpha,
-                             np.empty((m, lda_for(k)), np.uint8), np.empty((m, n), np.int32),
-                             np.empty(m, np.float32), np.empty(m, np.int32), path, n_threads)
-            x = out
+        chunk = 256  # as fastnn_q8_mlp_forward: a layer's sparse copy is used for chunks of its range of rows
+        for start in range(0, m, chunk):
+            xc = x[start:start + chunk]
+            mc = xc.shape[0]
+            for i, (packed, w_scale, colsum, bias, k, n, act, alpha, sparse) in enumerate(self.layers):
+                out = y[start:start + mc] if i == len(self.layers) - 1 else np.empty((mc, n), np.float32)
+                scratch = (np.empty((mc, lda_for(k)), np.uint8), np.empty((mc, n), np.int32),
+                           np.empty(mc, np.float32), np.empty(mc, np.int32))
+                if sparse is not None and sparse[3] <= mc <= sparse[4]:
+                    q8_sparse_dense_forward(out, xc, *sparse[:3], w_scale, colsum, bias, act, alpha, *scratch,
+                                            n_threads)
+                else:
+                    q8_dense_forward(out, xc, packed, w_scale, colsum, bias, k, act, alpha, *scratch, path,
+                                     n_threads)
+                xc = out
