@@ -404,6 +404,16 @@ static int q8_quantize_row(uint8_t *q, float *scale, int32_t *zero_point, const 
     return q8_quantize_row_body(q, scale, zero_point, x, k, ldq);
 }
 
+/* Rows [i0, i1) of x quantized into q (one task of the fused forward passes); 0 if a row held NaN or infinity. */
+static int q8_quantize_task(uint8_t *q, float *scale, int32_t *zero_point, const float *x, int64_t i0, int64_t i1,
+                            int64_t k, int64_t ldq)
+{
+    int ok = 1;
+    for (int64_t i = i0; i < i1; i++)
+        if (q8_quantize_row(q + i * ldq, scale + i, zero_point + i, x + i * k, k, ldq) != 0) ok = 0;
+    return ok;
+}
+
 int fastnn_q8_quantize_rows(uint8_t *q, float *scale, int32_t *zero_point, const float *x, int64_t m, int64_t k,
                             int64_t ldq, int n_threads)
 {
@@ -520,10 +530,7 @@ int fastnn_q8_dense_forward(float *y, const float *x, const int8_t *bp, const fl
     FASTNN_PRAGMA(omp parallel for schedule(static) num_threads(nt) if(nt > 1))
     for (int64_t t = 0; t < tasks; t++) {
         int64_t i0 = t * Q8_TASK_ROWS, i1 = i0 + Q8_TASK_ROWS < m ? i0 + Q8_TASK_ROWS : m;
-        int ok = 1;
-        for (int64_t i = i0; i < i1; i++)
-            if (q8_quantize_row(qa + i * lda, a_scale + i, a_zp + i, x + i * k, k, lda) != 0) ok = 0;
-        if (!ok) {
+        if (!q8_quantize_task(qa, a_scale, a_zp, x, i0, i1, k, lda)) {
             FASTNN_PRAGMA(omp atomic write)
             bad = 1;
             continue;
@@ -735,10 +742,7 @@ static int q8_sparse_forward(float *y, const float *x, const int8_t *data, const
     FASTNN_PRAGMA(omp parallel for schedule(static) num_threads(nt) if(nt > 1))
     for (int64_t t = 0; t < tasks; t++) {
         int64_t i0 = t * Q8_TASK_ROWS, i1 = i0 + Q8_TASK_ROWS < m ? i0 + Q8_TASK_ROWS : m;
-        int ok = 1;
-        for (int64_t i = i0; i < i1; i++)
-            if (q8_quantize_row(qa + i * lda, a_scale + i, a_zp + i, x + i * k, k, lda) != 0) ok = 0;
-        if (!ok) {
+        if (!q8_quantize_task(qa, a_scale, a_zp, x, i0, i1, k, lda)) {
             FASTNN_PRAGMA(omp atomic write)
             bad = 1;
             continue;
