@@ -50,3 +50,23 @@ def blas_num_threads():
     """Threads of SciPy's BLAS as threadpoolctl reports them, or None when unknown."""
     counts = [lib.num_threads for lib in _scipy_blas_controllers()]
     return max(counts) if counts else None
+
+
+class ThreadSetting:
+    """The `n_threads` attribute of a network: the threads its kernels may use, None (the default) following
+    fastnn.get_num_threads() at each call."""
+
+    _n_threads = None
+
+    @property
+    def n_threads(self):
+        """Threads this network's kernels may use: None (the default) follows fastnn.get_num_threads()."""
+        return self._n_threads
+
+    @n_threads.setter
+    def n_threads(self, value):
+        from ._validation import check_int
+        self._n_threads = None if value is None else check_int("n_threads", value, 1)
+
+    def _n_threads_now(self):
+        return get_num_threads() if self._n_threads is None else self._n_threads

@@ -16,7 +16,7 @@ import numpy as np
 from . import _backend, _codes, training
 from . import _validation as check
 from ._sparse import CSRRows, as_csr, is_sparse
-from ._threads import get_num_threads
+from ._threads import ThreadSetting
 from .layers import SEQUENCE_LAYERS, Dense, Embedding, Layer, _Recurrent, layer_from_config
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
@@ -133,7 +133,7 @@ class _ParameterList(list):
         return (list, (list(self),))
 
 
-class Network:
+class Network(ThreadSetting):
     """A feed-forward network of layers.
 
     Two ways to build one:
@@ -492,17 +492,6 @@ class Network:
     def output_shape(self):
         return self.layers[-1].output_shape
 
-    @property
-    def n_threads(self):
-        """Threads this network's kernels may use: None (the default) follows fastnn.get_num_threads()."""
-        return self._n_threads
-
-    @n_threads.setter
-    def n_threads(self, value):
-        self._n_threads = None if value is None else check.check_int("n_threads", value, 1)
-
-    def _n_threads_now(self):
-        return get_num_threads() if self._n_threads is None else self._n_threads
 
     @property
     def n_params(self):

@@ -29,7 +29,7 @@ import numpy as np
 
 from . import _backend
 from ._py import quant as _q
-from ._threads import get_num_threads
+from ._threads import ThreadSetting
 from . import _validation as check
 from .layers import SEQUENCE_LAYERS, AvgPool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, layer_from_config
 
@@ -115,7 +115,7 @@ class _QLayer:
         return {"auto": q8_sparse_batches(self.sparsity), "always": (1, _ALWAYS_ROWS), "never": None}[mode]
 
 
-class QuantizedNetwork:
+class QuantizedNetwork(ThreadSetting):
     """An inference-only network with int8 weights (see the module docstring): make one with
     ``net.quantize()``; ``predict`` takes what the float network's predict takes and returns float32."""
 
@@ -213,15 +213,6 @@ class QuantizedNetwork:
                 if isinstance(layer, Dense) and ql.sparse_batches(self._sparse_mode)}
 
     @property
-    def n_threads(self):
-        """Threads the kernels may use: None (the default) follows fastnn.get_num_threads()."""
-        return self._n_threads
-
-    @n_threads.setter
-    def n_threads(self, value):
-        self._n_threads = None if value is None else check.check_int("n_threads", value, 1)
-
-    @property
     def int8_path(self):
         """The integer GEMM path in use ('portable', 'avx2', 'avx_vnni', 'avx512_vnni'); settable (a path the
         CPU lacks raises RuntimeError). The NumPy backend computes the same integers with an int64 matmul."""
@@ -308,7 +299,7 @@ class QuantizedNetwork:
             return self._forward(X.reshape(1, -1), 1)[0].reshape(self.output_shape)
         n = X.shape[0]
         Y = np.empty((n, self.n_outputs), dtype=np.float32)
-        n_threads = get_num_threads() if self._n_threads is None else self._n_threads
+        n_threads = self._n_threads_now()
         if self._mlp is not None:  # one call; C runs chunks of rows through the layers
             self._mlp.forward(Y, X, self._path, n_threads)
         else:
