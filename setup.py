@@ -20,7 +20,7 @@ from setuptools.command.build_ext import build_ext
 FORCE_EXT = os.environ.get("FASTNN_FORCE_EXT", "")
 C_SOURCES = ["csrc/activations.c", "csrc/dense.c", "csrc/conv.c", "csrc/pool.c", "csrc/dropout.c", "csrc/losses.c",
              "csrc/optimizers.c", "csrc/network.c", "csrc/sequence.c", "csrc/rnn.c",
-             "csrc/blas.c", "csrc/checks.c", "csrc/sparse.c", "csrc/metrics.c", "csrc/prune.c",
+             "csrc/blas.c", "csrc/gemm.c", "csrc/checks.c", "csrc/sparse.c", "csrc/metrics.c", "csrc/prune.c",
              "csrc/quant.c"]
 
 OPENMP_PROBE = r"""

@@ -26,6 +26,12 @@ int fastnn_blas_split(void) { return g_blas_split; }
 
 static int fits_int(int64_t a, int64_t b, int64_t c) { return a <= INT_MAX && b <= INT_MAX && c <= INT_MAX; }
 
+/* 1 when a BLAS is set and takes a product of these sizes */
+int fastnn_blas_fits(int64_t m, int64_t n, int64_t k)
+{
+    return fastnn_have_blas() && fits_int(m, n, k) && m >= 1 && n >= 1 && k >= 1;
+}
+
 /* How to share C (m, n) = op(A) op(B) (inner size k) out over fastnn's threads: 0 when no BLAS is set or a
  * size does not fit in int, else the number of threads, each of which makes one BLAS call on its own band of C
  * (see fastnn_blas_own_block). 1 when the BLAS runs its own threads (fastnn_set_blas's `split` is 0) or the product

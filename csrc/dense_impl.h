@@ -67,24 +67,6 @@ static void SFX(dense_forward_rows)(REAL *y, const REAL *x, const REAL *W, const
     }
 }
 
-/* The block [r0, r1) x [c0, c1) of y = act(x @ W + b) through the BLAS: y = bias, y += x W (beta 1), then the
- * element-wise activation while the block is still in cache. Softmax is left to the caller (it needs whole rows). */
-static void SFX(forward_blas_block)(REAL *y, const REAL *x, const REAL *W, const REAL *b, int64_t n, int64_t d_in,
-                                    int64_t d_out, int act, REAL alpha, int64_t r0, int64_t r1, int64_t c0,
-                                    int64_t c1)
-{
-    int64_t i, j;
-    if (r0 >= r1 || c0 >= c1) return;
-    for (i = r0; i < r1; i++)
-        for (j = c0; j < c1; j++) y[i * d_out + j] = b ? b[j] : (REAL)0;
-    SFX(fastnn_blas_gemm_block)(0, 0, n, d_out, d_in, x, W, (REAL)1, y, r0, r1, c0, c1);
-    if (act == FASTNN_ACT_SOFTMAX || act == FASTNN_ACT_LINEAR) return;
-    if (c0 == 0 && c1 == d_out)
-        SFX(act_apply)(y + r0 * d_out, (r1 - r0) * d_out, act, alpha);
-    else
-        for (i = r0; i < r1; i++) SFX(act_apply)(y + i * d_out + c0, c1 - c0, act, alpha);
-}
-
 static int SFX(check_dense)(const REAL *y, const REAL *x, const REAL *W, int64_t n, int64_t d_in,
                             int64_t d_out)
 {
@@ -107,31 +89,15 @@ int SFX(fastnn_dense_forward)(REAL *y, const REAL *x, const REAL *W, const REAL 
     int rc = SFX(check_dense)(y, x, W, n, d_in, d_out);
     if (rc == FASTNN_OK) rc = SFX(check_act_code)(act, alpha);
     if (rc != FASTNN_OK) return rc;
-    REAL alpha_r = (REAL)alpha;
-    int by_rows, nt = 0;
-    if (n > 1 && n * d_in * d_out >= FASTNN_BLAS_MIN_WORK) nt = fastnn_blas_plan(n, d_out, d_in, n_threads, &by_rows);
-    if (nt == 1 && !fastnn_blas_split()) {
-        /* the BLAS runs its own threads: fill and activate over fastnn's around one call from serial code */
-        FASTNN_FOR_RANGE(n, n * d_out, n_threads, lo, hi, {
-            int64_t i, j;
-            for (i = lo; i < hi; i++)
-                for (j = 0; j < d_out; j++) y[i * d_out + j] = b ? b[j] : (REAL)0;
-        });
-        SFX(fastnn_blas_gemm_block)(0, 0, n, d_out, d_in, x, W, (REAL)1, y, 0, n, 0, d_out);
-        return SFX(fastnn_act_forward)(y, n, d_out, act, alpha, n_threads);
-    } else if (nt == 1) {
-        SFX(forward_blas_block)(y, x, W, b, n, d_in, d_out, act, alpha_r, 0, n, 0, d_out);
-    } else if (nt > 1) {
-        /* one region: each thread fills, multiplies and activates its own band of y */
-        FASTNN_PRAGMA(omp parallel num_threads(nt))
-        {
-            int64_t r0, r1, c0, c1;
-            fastnn_blas_own_block(n, d_out, by_rows, &r0, &r1, &c0, &c1);
-            SFX(forward_blas_block)(y, x, W, b, n, d_in, d_out, act, alpha_r, r0, r1, c0, c1);
-        }
+    if (n > 1 && n * d_in * d_out >= FASTNN_BLAS_MIN_WORK) {
+        /* one product with the bias as its start and the activation on each finished tile; softmax needs
+         * whole rows, so it gets its own pass */
+        fastnn_gemm_epilogue e = {act == FASTNN_ACT_SOFTMAX ? FASTNN_ACT_LINEAR : act, alpha};
+        rc = SFX(fastnn_gemm)(FASTNN_GEMM_AUTO, 0, 0, n, d_out, d_in, x, W, 0, y, b, &e, n_threads);
+        if (rc == FASTNN_OK && act == FASTNN_ACT_SOFTMAX) rc = SFX(fastnn_act_forward)(y, n, d_out, act, alpha, n_threads);
+        return rc;
     }
-    if (nt > 0)  /* softmax needs whole rows: its own pass once every band is done */
-        return act == FASTNN_ACT_SOFTMAX ? SFX(fastnn_act_forward)(y, n, d_out, act, alpha, n_threads) : FASTNN_OK;
+    REAL alpha_r = (REAL)alpha;
     FASTNN_FOR_RANGE(n, n * d_in * d_out, n_threads, lo, hi,
                      SFX(dense_forward_rows)(y, x, W, b, lo, hi, d_in, d_out, act, alpha_r));
     return FASTNN_OK;
@@ -157,11 +123,11 @@ int SFX(fastnn_dense_backward)(REAL *dx, REAL *dW, REAL *db, const REAL *dz, con
         SFX(dense_backward_one)(dx, dW, db, dz, x, W, d_in, d_out);
         return FASTNN_OK;
     }
-    int use_blas = n * d_in * d_out >= FASTNN_BLAS_MIN_WORK && fastnn_have_blas();
+    int big = n * d_in * d_out >= FASTNN_BLAS_MIN_WORK;
 
     /* dW = x^T dz, split over rows of dW (inputs), so each thread owns whole rows */
-    if (use_blas)
-        SFX(fastnn_blas_gemm)(1, 0, d_in, d_out, n, x, dz, (REAL)0, dW, n_threads);
+    if (big)
+        SFX(fastnn_gemm)(FASTNN_GEMM_AUTO, 1, 0, d_in, d_out, n, x, dz, 0, dW, NULL, NULL, n_threads);
     else FASTNN_FOR_RANGE(d_in, n * d_in * d_out, n_threads, lo, hi, {
         int64_t p0, j;
         for (p0 = lo; p0 < hi; p0 += DENSE_ROW_BLOCK) {
@@ -182,8 +148,8 @@ int SFX(fastnn_dense_backward)(REAL *dx, REAL *dW, REAL *db, const REAL *dz, con
     });
 
     /* dx = dz W^T, split over samples */
-    if (dx != NULL && use_blas) {
-        SFX(fastnn_blas_gemm)(0, 1, n, d_in, d_out, dz, W, (REAL)0, dx, n_threads);
+    if (dx != NULL && big) {
+        SFX(fastnn_gemm)(FASTNN_GEMM_AUTO, 0, 1, n, d_in, d_out, dz, W, 0, dx, NULL, NULL, n_threads);
     } else if (dx != NULL) {
         FASTNN_FOR_RANGE(n, n * d_in * d_out, n_threads, lo, hi, {
             int64_t i, p;

@@ -261,6 +261,50 @@ typedef void (*fastnn_dgemm_fn)(char *transa, char *transb, int *m, int *n, int 
 void fastnn_set_blas(fastnn_sgemm_fn sgemm, fastnn_dgemm_fn dgemm, int split);
 int fastnn_have_blas(void);
 
+/* Matrix-product engines (fastnn_gemm_*): FASTNN_GEMM_AUTO takes the engine recorded for the shape
+ * (fastnn_gemm_record), else the default for it; LOOPS is the plain definition (the reference), OWN the packed
+ * register-blocked kernels of gemm.c, BLAS the gemm installed by fastnn_set_blas. */
+typedef enum {
+    FASTNN_GEMM_AUTO = 0,
+    FASTNN_GEMM_LOOPS = 1,
+    FASTNN_GEMM_OWN = 2,
+    FASTNN_GEMM_BLAS = 3
+} fastnn_gemm_engine;
+
+/* The instruction sets of the own kernels, best last; fastnn_gemm_isa() is the one in use. */
+typedef enum {
+    FASTNN_ISA_PLAIN = 0,   /* plain C, any compiler */
+    FASTNN_ISA_VECTOR = 1,  /* 16-byte GCC/Clang vectors (SSE2, NEON) */
+    FASTNN_ISA_AVX2 = 2,    /* AVX2 + FMA, 6 x 2 vectors */
+    FASTNN_ISA_AVX512 = 3   /* AVX-512F, 12 x 2 vectors */
+} fastnn_isa;
+
+/* What fastnn_gemm does to each finished element: the forward activation (not softmax) */
+typedef struct {
+    int act;
+    double alpha;
+} fastnn_gemm_epilogue;
+
+/* The best instruction set this CPU and build can run, the one in use, and a choice of another (FASTNN_EINVAL
+ * when this CPU or build cannot run it). */
+int fastnn_gemm_best_isa(void);
+int fastnn_gemm_isa(void);
+int fastnn_gemm_set_isa(int isa);
+/* Packing space for n_slots threads running own-kernel products at once (at least; never shrinks);
+ * FASTNN_ENOMEM when it cannot be allocated. Call with the GIL held before products run. */
+int fastnn_gemm_reserve(int n_slots);
+/* Record `engine` for products of this shape (op(A) (m, k), op(B) (k, n), n_threads), and look it up:
+ * fastnn_gemm_recorded is FASTNN_GEMM_AUTO for a shape never recorded. The table holds FASTNN_GEMM_TABLE
+ * shapes; FASTNN_ENOMEM when it is full. fastnn_gemm_forget empties it. */
+int fastnn_gemm_record(int is_f64, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, int n_threads,
+                       int engine);
+int fastnn_gemm_recorded(int is_f64, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, int n_threads);
+void fastnn_gemm_forget(void);
+/* The engine a FASTNN_GEMM_AUTO product of this shape runs on: the recorded one, else the default. */
+int fastnn_gemm_choose(int is_f64, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, int n_threads);
+/* Force every FASTNN_GEMM_AUTO product onto one engine (FASTNN_GEMM_AUTO: back to the table and defaults). */
+int fastnn_gemm_force(int engine);
+
 /* 1 when compiled with OpenMP, else 0. */
 int fastnn_openmp_enabled(void);
 /* omp_get_max_threads(), or 1 without OpenMP. Honours OMP_NUM_THREADS. */
@@ -269,6 +313,12 @@ int fastnn_max_threads(void);
 #define FASTNN_DECLARE_KERNELS(REAL, SFX)                                                                         \
 /* *finite = 1 when none of x[0:n] is NaN or infinite, else 0. */                                              \
 int fastnn_all_finite_##SFX(int *finite, const REAL *x, int64_t n, int n_threads);                             \
+/* C (m, n) = init + op(A) op(B), then e's activation on each element (e may be NULL). op(A) is (m, k), stored  \
+ * (k, m) when trans_a; op(B) is (k, n), stored (n, k) when trans_b; all row-major and dense. init: the bias    \
+ * row when bias is not NULL, else C when accumulate, else zeros. engine: a fastnn_gemm_engine. */              \
+int fastnn_gemm_##SFX(int engine, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, const REAL *A,     \
+                      const REAL *B, int accumulate, REAL *C, const REAL *bias, const fastnn_gemm_epilogue *e,  \
+                      int n_threads);                                                                            \
 /* Dense layer forward for a batch, with bias and activation fused into one pass over the output.              \
  * y (n, d_out) = act(x (n, d_in) @ W (d_in, d_out) + b (d_out)). y must not alias x. alpha: leaky slope. */    \
 int fastnn_dense_forward_##SFX(REAL *y, const REAL *x, const REAL *W, const REAL *b,                           \

@@ -84,6 +84,31 @@ void fastnn_blas_gemm_block_f64(int trans_a, int trans_b, int64_t m, int64_t n, 
                                 const double *B, double beta, double *C, int64_t r0, int64_t r1, int64_t c0,
                                 int64_t c1);
 
+/* gemm.c: fastnn's own packed matrix product. A thread's packing space holds a block of B of FASTNN_GEMM_KC
+ * rows and FASTNN_GEMM_NC_BYTES bytes per row (1 MiB: it stays in L2 while a micro-panel of A, KC x MR, sits in
+ * L1), one micro-panel of A, and an edge tile. */
+#define FASTNN_GEMM_KC 256
+#define FASTNN_GEMM_NC_BYTES 4096
+#define FASTNN_GEMM_MR_MAX 12
+#define FASTNN_GEMM_NR_MAX 32
+#define FASTNN_GEMM_TABLE 512
+#if defined(__GNUC__)
+#define FASTNN_GEMM_VECTORS 1
+#else
+#define FASTNN_GEMM_VECTORS 0
+#endif
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(FASTNN_NO_CLONES)
+#define FASTNN_GEMM_X86 1
+#else
+#define FASTNN_GEMM_X86 0
+#endif
+void *fastnn_gemm_space_acquire(void);
+void fastnn_gemm_space_release(void *space);
+int fastnn_gemm_plan(int engine, int64_t m, int64_t n, int64_t k, int64_t mr, int64_t nr, int n_threads,
+                     int *by_rows);
+void fastnn_gemm_band(int64_t extent, int64_t unit, int t, int n_teams, int64_t *first, int64_t *last);
+int fastnn_blas_fits(int64_t m, int64_t n, int64_t k);
+
 /* conv.c: FASTNN_OK when a window geometry is one the conv and pool kernels can run (pooling: no padding,
  * out_c == in_c) */
 int fastnn_check_window(const fastnn_window *g, int pooling);

@@ -47,8 +47,9 @@ def _default_name():
 DEFAULT = _default_name()
 
 if _core is not None:
-    from . import _blas
+    from . import _blas, _gemm
     _blas.install(_core)
+    _gemm.install(_core)
 
 
 def get(name=None):

@@ -113,6 +113,28 @@ cdef extern from "fastnn.h" nogil:
     void fastnn_set_blas(fastnn_sgemm_fn sgemm, fastnn_dgemm_fn dgemm, int split) noexcept
     int fastnn_have_blas() noexcept
 
+    ctypedef struct fastnn_gemm_epilogue:
+        int act
+        double alpha
+    int fastnn_gemm_best_isa() noexcept
+    int fastnn_gemm_isa() noexcept
+    int fastnn_gemm_set_isa(int isa) noexcept
+    int fastnn_gemm_reserve(int n_slots) noexcept
+    int fastnn_gemm_record(int is_f64, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, int n_threads,
+                           int engine) noexcept
+    int fastnn_gemm_recorded(int is_f64, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                             int n_threads) noexcept
+    void fastnn_gemm_forget() noexcept
+    int fastnn_gemm_choose(int is_f64, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                           int n_threads) noexcept
+    int fastnn_gemm_force(int engine) noexcept
+    int fastnn_gemm_f32(int engine, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, const float *A,
+                        const float *B, int accumulate, float *C, const float *bias, const fastnn_gemm_epilogue *e,
+                        int n_threads) noexcept nogil
+    int fastnn_gemm_f64(int engine, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, const double *A,
+                        const double *B, int accumulate, double *C, const double *bias,
+                        const fastnn_gemm_epilogue *e, int n_threads) noexcept nogil
+
     int fastnn_openmp_enabled() noexcept
     int fastnn_max_threads() noexcept
 

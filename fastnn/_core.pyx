@@ -70,6 +70,90 @@ def blas_enabled():
     return bool(fastnn_have_blas())
 
 
+def gemm_isa(best=False):
+    """The instruction set of the own matrix-product kernels in use (or, with best=True, the best this CPU and
+    build can run): a FASTNN_ISA_* code, see fastnn._codes.ISA."""
+    return fastnn_gemm_best_isa() if best else fastnn_gemm_isa()
+
+
+def set_gemm_isa(int isa):
+    """Run the own kernels with another instruction set (one this CPU has): for tests and measurements."""
+    _check(fastnn_gemm_set_isa(isa), f"set_gemm_isa: this CPU or build cannot run instruction set {isa}")
+
+
+def gemm_reserve(int n_slots):
+    """Packing space for n_slots threads of own-kernel products at once."""
+    _check(fastnn_gemm_reserve(n_slots), "gemm_reserve")
+
+
+def gemm_record(bint is_f64, bint trans_a, bint trans_b, int64_t m, int64_t n, int64_t k, int n_threads,
+                int engine):
+    """Record the engine for products of this shape."""
+    _check(fastnn_gemm_record(is_f64, trans_a, trans_b, m, n, k, n_threads, engine), "gemm_record")
+
+
+def gemm_choose(bint is_f64, bint trans_a, bint trans_b, int64_t m, int64_t n, int64_t k, int n_threads):
+    """The engine an automatic product of this shape runs on."""
+    return fastnn_gemm_choose(is_f64, trans_a, trans_b, m, n, k, n_threads)
+
+
+def gemm_recorded(bint is_f64, bint trans_a, bint trans_b, int64_t m, int64_t n, int64_t k, int n_threads):
+    """The engine recorded for this shape, or 0 (auto) when none was."""
+    return fastnn_gemm_recorded(is_f64, trans_a, trans_b, m, n, k, n_threads)
+
+
+def gemm_forget():
+    """Empty the table of recorded engines."""
+    fastnn_gemm_forget()
+
+
+def gemm_force(int engine):
+    """Run every automatic product on one engine (0: back to the table)."""
+    _check(fastnn_gemm_force(engine), "gemm_force")
+
+
+def gemm(int engine, bint trans_a, bint trans_b, A, B, C, bint accumulate=False, bias=None, int act=0,
+         double alpha=0.0, int n_threads=1):
+    """C = init + op(A) @ op(B), then act, in place: op(A) = A.T when trans_a, op(B) = B.T when trans_b; init is
+    bias (one row) when given, else C when accumulate, else zeros."""
+    cdef bint f32 = _is_float32(C)
+    if f32:
+        return _gemm[float](engine, trans_a, trans_b, A, B, C, accumulate, bias, act, alpha, n_threads)
+    return _gemm[double](engine, trans_a, trans_b, A, B, C, accumulate, bias, act, alpha, n_threads)
+
+
+cdef int _gemm(int engine, bint trans_a, bint trans_b, const floating[:, ::1] A, const floating[:, ::1] B,
+               floating[:, ::1] C, bint accumulate, bias, int act, double alpha, int n_threads) except -1:
+    cdef Py_ssize_t m = C.shape[0], n = C.shape[1]
+    cdef Py_ssize_t k = A.shape[0] if trans_a else A.shape[1]
+    cdef const floating[::1] b
+    cdef const floating *pb = NULL
+    cdef fastnn_gemm_epilogue e
+    cdef int rc
+    _same("gemm", "rows of op(A)", A.shape[1] if trans_a else A.shape[0], m)
+    _same("gemm", "rows of op(B)", B.shape[1] if trans_b else B.shape[0], k)
+    _same("gemm", "columns of op(B)", B.shape[0] if trans_b else B.shape[1], n)
+    if bias is not None:
+        b = bias
+        _same("gemm", "bias length", b.shape[0], n)
+        if n > 0:
+            pb = &b[0]
+    e.act = act
+    e.alpha = alpha
+    if m == 0 or n == 0:
+        return 0
+    with nogil:
+        if floating is float:
+            rc = fastnn_gemm_f32(engine, trans_a, trans_b, m, n, k, &A[0, 0] if A.shape[0] * A.shape[1] else NULL,
+                                 &B[0, 0] if B.shape[0] * B.shape[1] else NULL, accumulate, &C[0, 0], pb, &e,
+                                 n_threads)
+        else:
+            rc = fastnn_gemm_f64(engine, trans_a, trans_b, m, n, k, &A[0, 0] if A.shape[0] * A.shape[1] else NULL,
+                                 &B[0, 0] if B.shape[0] * B.shape[1] else NULL, accumulate, &C[0, 0], pb, &e,
+                                 n_threads)
+    return _check(rc, "gemm")
+
+
 def openmp_enabled():
     """True when the extension was compiled with OpenMP."""
     return bool(fastnn_openmp_enabled())

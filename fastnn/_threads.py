@@ -38,7 +38,15 @@ def set_num_threads(n):
         raise TypeError(f"set_num_threads: n must be an integer, got {type(n).__name__}") from None
     if n < 1:
         raise ValueError(f"set_num_threads: n must be >= 1, got {n}")
+    _reserve_gemm_space(n)
     _num_threads = n
+
+
+def _reserve_gemm_space(n):
+    """Packing space for the own matrix-product kernels of n threads (and one more caller at once)."""
+    from . import _backend
+    if _backend.c_available():
+        _backend._core.gemm_reserve(n + 1)
 
 
 def get_num_threads():
@@ -67,6 +75,8 @@ class ThreadSetting:
     def n_threads(self, value):
         from ._validation import check_int
         self._n_threads = None if value is None else check_int("n_threads", value, 1)
+        if value is not None:
+            _reserve_gemm_space(self._n_threads)
 
     def _n_threads_now(self):
         return get_num_threads() if self._n_threads is None else self._n_threads
