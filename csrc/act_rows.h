@@ -35,6 +35,32 @@ static inline void SFX(act_apply)(REAL *FASTNN_RESTRICT a, int64_t len, int act,
     }
 }
 
+/* d[0:len] *= act'(z), written through the activation's own output a = act(z) (not softmax). */
+static inline void SFX(act_deriv_inplace)(REAL *FASTNN_RESTRICT d, const REAL *FASTNN_RESTRICT a, int64_t len,
+                                          int act, REAL alpha)
+{
+    int64_t j;
+    switch (act) {
+    case FASTNN_ACT_SIGMOID:
+        for (j = 0; j < len; j++) d[j] = d[j] * (a[j] * ((REAL)1 - a[j]));
+        break;
+    case FASTNN_ACT_TANH:
+        for (j = 0; j < len; j++) d[j] = d[j] * ((REAL)1 - a[j] * a[j]);
+        break;
+    case FASTNN_ACT_RELU:
+        for (j = 0; j < len; j++) d[j] = a[j] > 0 ? d[j] : (REAL)0;
+        break;
+    case FASTNN_ACT_LEAKY_RELU:
+        for (j = 0; j < len; j++) d[j] = a[j] > 0 ? d[j] : alpha * d[j];
+        break;
+    case FASTNN_ACT_EXP:
+        for (j = 0; j < len; j++) d[j] = d[j] * a[j];
+        break;
+    default: /* linear */
+        break;
+    }
+}
+
 /* One row of softmax in place, shifted by the row maximum; the sum is accumulated in double. */
 static inline void SFX(softmax_row)(REAL *FASTNN_RESTRICT a, int64_t d)
 {

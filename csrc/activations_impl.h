@@ -31,30 +31,6 @@ int SFX(fastnn_act_forward)(REAL *a, int64_t n, int64_t d, int act, double alpha
  * compiler's overlap check and ran the scalar loop, whose relu branch mispredicts on half of the elements:
  * 5% of a wide_mlp step). */
 FASTNN_SIMD_CLONES
-static void SFX(act_deriv_inplace)(REAL *FASTNN_RESTRICT d, const REAL *FASTNN_RESTRICT a, int64_t len, int act,
-                                   REAL alpha)
-{
-    int64_t j;
-    switch (act) {
-    case FASTNN_ACT_SIGMOID:
-        for (j = 0; j < len; j++) d[j] = d[j] * (a[j] * ((REAL)1 - a[j]));
-        break;
-    case FASTNN_ACT_TANH:
-        for (j = 0; j < len; j++) d[j] = d[j] * ((REAL)1 - a[j] * a[j]);
-        break;
-    case FASTNN_ACT_RELU:
-        for (j = 0; j < len; j++) d[j] = a[j] > 0 ? d[j] : (REAL)0;
-        break;
-    case FASTNN_ACT_LEAKY_RELU:
-        for (j = 0; j < len; j++) d[j] = a[j] > 0 ? d[j] : alpha * d[j];
-        break;
-    case FASTNN_ACT_EXP:
-        for (j = 0; j < len; j++) d[j] = d[j] * a[j];
-        break;
-    default: /* linear */
-        break;
-    }
-}
 
 int SFX(fastnn_act_backward)(REAL *dz, const REAL *da, const REAL *a, int64_t n, int64_t d, int act,
                              double alpha, int n_threads)

@@ -113,9 +113,14 @@ int SFX(fastnn_dense_forward_single)(REAL *y, const REAL *x, const REAL *W, cons
     return FASTNN_OK;
 }
 
-int SFX(fastnn_dense_backward)(REAL *dx, REAL *dW, REAL *db, const REAL *dz, const REAL *x, const REAL *W,
-                               int64_t n, int64_t d_in, int64_t d_out, int n_threads)
+/* fastnn_dense_backward, and when the product for dx runs as one (large sizes) and dx_mask is given, dx times
+ * the derivative of the layer below (dx_mask's act at its deriv_of) in the same pass: *masked says whether it
+ * was done (else the caller applies fastnn_act_backward). */
+int SFX(fastnn_dense_backward_masked)(REAL *dx, REAL *dW, REAL *db, const REAL *dz, const REAL *x, const REAL *W,
+                                      int64_t n, int64_t d_in, int64_t d_out, const fastnn_gemm_epilogue *dx_mask,
+                                      int *masked, int n_threads)
 {
+    *masked = 0;
     if (n < 1 || d_in < 1 || d_out < 1) return FASTNN_ESHAPE;
     if (dW == NULL || db == NULL || dz == NULL || x == NULL || (dx != NULL && W == NULL)) return FASTNN_EINVAL;
 
@@ -149,7 +154,9 @@ int SFX(fastnn_dense_backward)(REAL *dx, REAL *dW, REAL *db, const REAL *dz, con
 
     /* dx = dz W^T, split over samples */
     if (dx != NULL && big) {
-        SFX(fastnn_gemm)(FASTNN_GEMM_AUTO, 0, 1, n, d_in, d_out, dz, W, 0, dx, NULL, NULL, n_threads);
+        int rc = SFX(fastnn_gemm)(FASTNN_GEMM_AUTO, 0, 1, n, d_in, d_out, dz, W, 0, dx, NULL, dx_mask, n_threads);
+        if (rc != FASTNN_OK) return rc;
+        *masked = dx_mask != NULL;
     } else if (dx != NULL) {
         FASTNN_FOR_RANGE(n, n * d_in * d_out, n_threads, lo, hi, {
             int64_t i, p;
@@ -158,4 +165,11 @@ int SFX(fastnn_dense_backward)(REAL *dx, REAL *dW, REAL *db, const REAL *dz, con
         });
     }
     return FASTNN_OK;
+}
+
+int SFX(fastnn_dense_backward)(REAL *dx, REAL *dW, REAL *db, const REAL *dz, const REAL *x, const REAL *W,
+                               int64_t n, int64_t d_in, int64_t d_out, int n_threads)
+{
+    int masked;
+    return SFX(fastnn_dense_backward_masked)(dx, dW, db, dz, x, W, n, d_in, d_out, NULL, &masked, n_threads);
 }

@@ -279,10 +279,13 @@ typedef enum {
     FASTNN_ISA_AVX512 = 3   /* AVX-512F, 12 x 2 vectors */
 } fastnn_isa;
 
-/* What fastnn_gemm does to each finished element: the forward activation (not softmax) */
+/* What fastnn_gemm does to each finished element: with deriv_of NULL, the forward activation act (not softmax);
+ * else it multiplies C by the derivative of act at deriv_of, the activations (m, n) of the layer below (its
+ * input gradient dz = dx * act'(a), not softmax), as fastnn_act_backward would. */
 typedef struct {
     int act;
     double alpha;
+    const void *deriv_of;
 } fastnn_gemm_epilogue;
 
 /* The best instruction set this CPU and build can run, the one in use, and a choice of another (FASTNN_EINVAL

@@ -84,11 +84,12 @@ void fastnn_blas_gemm_block_f64(int trans_a, int trans_b, int64_t m, int64_t n, 
                                 const double *B, double beta, double *C, int64_t r0, int64_t r1, int64_t c0,
                                 int64_t c1);
 
-/* gemm.c: fastnn's own packed matrix product. A thread's packing space holds a block of B of FASTNN_GEMM_KC
- * rows and FASTNN_GEMM_NC_BYTES bytes per row (1 MiB: it stays in L2 while a micro-panel of A, KC x MR, sits in
- * L1), one micro-panel of A, and an edge tile. */
-#define FASTNN_GEMM_KC 256
-#define FASTNN_GEMM_NC_BYTES 4096
+/* gemm.c: fastnn's own packed matrix product. A thread's packing space holds a block of B (FASTNN_GEMM_B_BYTES:
+ * it stays in L2 while a micro-panel of A, at most FASTNN_GEMM_KC x MR, sits in L1), one micro-panel of A, and
+ * an edge tile. */
+#define FASTNN_GEMM_KC 512
+#define FASTNN_GEMM_B_BYTES ((int64_t)3 << 18)
+#define FASTNN_GEMM_A_PANEL_BYTES 19200 /* a micro-panel of A: 12 rows x 400 floats, so 784 = 2 x 392 */
 #define FASTNN_GEMM_MR_MAX 12
 #define FASTNN_GEMM_NR_MAX 32
 #define FASTNN_GEMM_TABLE 512
@@ -108,6 +109,13 @@ int fastnn_gemm_plan(int engine, int64_t m, int64_t n, int64_t k, int64_t mr, in
                      int *by_rows);
 void fastnn_gemm_band(int64_t extent, int64_t unit, int t, int n_teams, int64_t *first, int64_t *last);
 int fastnn_blas_fits(int64_t m, int64_t n, int64_t k);
+/* dense.c: the backward pass with the layer below's activation derivative fused into the dx product */
+int fastnn_dense_backward_masked_f32(float *dx, float *dW, float *db, const float *dz, const float *x, const float *W,
+                                     int64_t n, int64_t d_in, int64_t d_out, const fastnn_gemm_epilogue *dx_mask,
+                                     int *masked, int n_threads);
+int fastnn_dense_backward_masked_f64(double *dx, double *dW, double *db, const double *dz, const double *x,
+                                     const double *W, int64_t n, int64_t d_in, int64_t d_out,
+                                     const fastnn_gemm_epilogue *dx_mask, int *masked, int n_threads);
 
 /* conv.c: FASTNN_OK when a window geometry is one the conv and pool kernels can run (pooling: no padding,
  * out_c == in_c) */

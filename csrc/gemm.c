@@ -36,7 +36,7 @@ int fastnn_gemm_set_isa(int isa)
 
 #define GEMM_MAX_SLOTS 1024
 #define GEMM_SLOT_BYTES                                                                                         \
-    ((size_t)FASTNN_GEMM_KC * FASTNN_GEMM_NC_BYTES +                                                           \
+    ((size_t)FASTNN_GEMM_B_BYTES +                                                           \
      sizeof(double) * ((size_t)FASTNN_GEMM_KC * FASTNN_GEMM_MR_MAX + FASTNN_GEMM_MR_MAX * FASTNN_GEMM_NR_MAX +   \
                        FASTNN_GEMM_NR_MAX))
 

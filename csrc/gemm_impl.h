@@ -9,6 +9,9 @@
  * falls, which makes results independent of the thread count and of the instruction set (AVX-512 or AVX2). */
 #include <string.h>
 #include "act_rows.h"
+#if FASTNN_GEMM_X86
+#include <immintrin.h>
+#endif
 
 /* ---- the micro-kernels: one per instruction set, chosen at run time (fastnn_gemm_isa) ---- */
 #if FASTNN_GEMM_X86
@@ -94,6 +97,69 @@ static SFX(gemm_shape) SFX(gemm_pick)(int isa)
 
 /* ---- packing ---- */
 
+/* out[p * width + i] = src[i * ld + p] for i < used (zeros up to width), p < kc: the transposing copy both
+ * operands need when the kernel's direction runs across their stored rows (A not transposed: MR rows of x;
+ * B transposed: NR rows of W for dx = dz W^T). With AVX-512, one gather fetches 16 (8) strided elements. */
+#if FASTNN_GEMM_X86
+__attribute__((target("avx512f"))) static void SFX(gemm_gather_avx512)(REAL *FASTNN_RESTRICT out, int64_t width,
+                                                                        const REAL *src, int64_t ld, int64_t used,
+                                                                        int64_t kc)
+{
+    const int lanes = 64 / (int)sizeof(REAL);
+    int64_t p, i0;
+    for (i0 = 0; i0 < width; i0 += lanes) {
+        int64_t n_lanes = used - i0 < lanes ? (used - i0 > 0 ? used - i0 : 0) : lanes;
+        int64_t t;
+        if (sizeof(REAL) == sizeof(float)) {
+            int32_t idx[16];
+            for (t = 0; t < 16; t++) idx[t] = (int32_t)(t < n_lanes ? t * ld : 0);
+            __m512i vidx = _mm512_loadu_si512((const void *)idx);
+            __mmask16 live = (__mmask16)((1u << n_lanes) - 1u);
+            const float *base = (const float *)src + i0 * ld;
+            for (p = 0; p < kc; p++) {
+                __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), live, vidx, base + p, 4);
+                if (width - i0 >= 16)
+                    _mm512_storeu_ps((float *)out + p * width + i0, v);
+                else
+                    _mm512_mask_storeu_ps((float *)out + p * width + i0, (__mmask16)((1u << (width - i0)) - 1u), v);
+            }
+        } else {
+            int64_t idx[8];
+            for (t = 0; t < 8; t++) idx[t] = t < n_lanes ? t * ld : 0;
+            __m512i vidx = _mm512_loadu_si512((const void *)idx);
+            __mmask8 live = (__mmask8)((1u << n_lanes) - 1u);
+            const double *base = (const double *)src + i0 * ld;
+            for (p = 0; p < kc; p++) {
+                __m512d v = _mm512_mask_i64gather_pd(_mm512_setzero_pd(), live, vidx, base + p, 8);
+                if (width - i0 >= 8)
+                    _mm512_storeu_pd((double *)out + p * width + i0, v);
+                else
+                    _mm512_mask_storeu_pd((double *)out + p * width + i0, (__mmask8)((1u << (width - i0)) - 1u), v);
+            }
+        }
+    }
+}
+#endif
+
+static void SFX(gemm_gather)(REAL *FASTNN_RESTRICT out, int64_t width, const REAL *src, int64_t ld, int64_t used,
+                             int64_t kc)
+{
+    int64_t i, p;
+#if FASTNN_GEMM_X86
+    /* int32 offsets for float: the farthest element must be within 2^31 elements */
+    if (fastnn_gemm_isa() == FASTNN_ISA_AVX512 && (sizeof(REAL) == sizeof(double) || (width - 1) * ld < INT32_MAX)) {
+        SFX(gemm_gather_avx512)(out, width, src, ld, used, kc);
+        return;
+    }
+#endif
+    for (i = 0; i < used; i++) {
+        const REAL *row = src + i * ld;
+        for (p = 0; p < kc; p++) out[p * width + i] = row[p];
+    }
+    for (; i < width; i++)
+        for (p = 0; p < kc; p++) out[p * width + i] = 0;
+}
+
 /* Columns [j0, j0 + nc) of rows [p0, p0 + kc) of op(B) into panels of nr columns: panel q holds
  * Bp[q * kc * nr + p * nr + j] = op(B)(p0 + p, j0 + q * nr + j), zero past column nc. */
 static void SFX(gemm_pack_b)(REAL *FASTNN_RESTRICT Bp, const REAL *B, int trans_b, int64_t ldb, int64_t p0,
@@ -112,12 +178,7 @@ static void SFX(gemm_pack_b)(REAL *FASTNN_RESTRICT Bp, const REAL *B, int trans_
             }
         } else {
             /* op(B)(p, j) = B[j, p]: each stored row of B is one column of the panel */
-            for (j = 0; j < w; j++) {
-                const REAL *src = B + (j0 + q + j) * ldb + p0;
-                for (p = 0; p < kc; p++) panel[p * nr + j] = src[p];
-            }
-            for (j = w; j < nr; j++)
-                for (p = 0; p < kc; p++) panel[p * nr + j] = 0;
+            SFX(gemm_gather)(panel, nr, B + (j0 + q) * ldb + p0, ldb, w, kc);
         }
     }
 }
@@ -136,24 +197,25 @@ static void SFX(gemm_pack_a)(REAL *FASTNN_RESTRICT Ap, const REAL *A, int trans_
             for (; i < mr; i++) dst[i] = 0;
         }
     } else {
-        for (i = 0; i < mr_used; i++) {
-            const REAL *src = A + (i0 + i) * lda + p0;
-            for (p = 0; p < kc; p++) Ap[p * mr + i] = src[p];
-        }
-        for (; i < mr; i++)
-            for (p = 0; p < kc; p++) Ap[p * mr + i] = 0;
+        SFX(gemm_gather)(Ap, mr, A + i0 * lda + p0, lda, mr_used, kc);
     }
 }
 
 /* ---- the blocked product over one block of C ---- */
 
-/* The epilogue on rows [0, rows) x columns [0, cols) of a finished tile (row stride ldc): the activation of
- * the forward pass (not softmax, which needs whole rows), while the tile is in L1. */
-static void SFX(gemm_epilogue)(REAL *c, int64_t ldc, int64_t rows, int64_t cols, const fastnn_gemm_epilogue *e)
+/* The epilogue on rows [i0, i0 + rows) x columns [j0, j0 + cols) of a finished C (m, n), while they are in L1:
+ * the forward activation (not softmax, which needs whole rows), or the derivative mask of the layer below. */
+static void SFX(gemm_epilogue)(REAL *C, int64_t n, int64_t i0, int64_t j0, int64_t rows, int64_t cols,
+                               const fastnn_gemm_epilogue *e)
 {
     int64_t i;
     if (e == NULL || e->act == FASTNN_ACT_LINEAR || e->act == FASTNN_ACT_SOFTMAX) return;
-    for (i = 0; i < rows; i++) SFX(act_apply)(c + i * ldc, cols, e->act, (REAL)e->alpha);
+    if (e->deriv_of != NULL) {
+        const REAL *a = (const REAL *)e->deriv_of;
+        for (i = i0; i < i0 + rows; i++) SFX(act_deriv_inplace)(C + i * n + j0, a + i * n + j0, cols, e->act, (REAL)e->alpha);
+    } else {
+        for (i = i0; i < i0 + rows; i++) SFX(act_apply)(C + i * n + j0, cols, e->act, (REAL)e->alpha);
+    }
 }
 
 /* The block [r0, r1) x [c0, c1) of C = init + op(A) op(B) with the packing space `space` (fastnn_gemm_space_bytes
@@ -164,18 +226,26 @@ static void SFX(gemm_block_own)(const SFX(gemm_shape) *ks, int trans_a, int tran
                                 void *space)
 {
     const int64_t mr = ks->mr, nr = ks->nr, kc_max = FASTNN_GEMM_KC;
-    const int64_t nc_max = FASTNN_GEMM_NC_BYTES / (int64_t)sizeof(REAL);
+    /* k in equal blocks no longer than a micro-panel of A that fits L1 (a short last block would pay a whole
+     * load and store of C for a few multiply-adds), and n in equal blocks whose packed B fits the space (L2) */
+    const int64_t a_fit = FASTNN_GEMM_A_PANEL_BYTES / (int64_t)(mr * sizeof(REAL));
+    const int64_t kc_cap = a_fit < kc_max ? a_fit : kc_max;
+    const int64_t k_blocks = (k + kc_cap - 1) / kc_cap;
+    const int64_t kc_even = (k + k_blocks - 1) / k_blocks;
+    const int64_t nc_cap = FASTNN_GEMM_B_BYTES / (int64_t)sizeof(REAL) / kc_even / nr * nr;
+    const int64_t n_blocks = (c1 - c0 + nc_cap - 1) / nc_cap;
+    const int64_t nc_max = ((c1 - c0 + n_blocks - 1) / n_blocks + nr - 1) / nr * nr;
     const int64_t lda = trans_a ? m : k, ldb = trans_b ? k : n;
     REAL *Bp = (REAL *)space;
-    REAL *Ap = Bp + kc_max * nc_max;
+    REAL *Ap = (REAL *)((char *)space + FASTNN_GEMM_B_BYTES);
     REAL *tile = Ap + kc_max * FASTNN_GEMM_MR_MAX;       /* an edge tile of C */
     REAL *bias_pad = tile + FASTNN_GEMM_MR_MAX * FASTNN_GEMM_NR_MAX; /* the bias of an edge tile */
     int64_t jc, pc, ir, jr, i;
     (void)m;
     for (jc = c0; jc < c1; jc += nc_max) {
         int64_t nc = c1 - jc < nc_max ? c1 - jc : nc_max;
-        for (pc = 0; pc < k; pc += kc_max) {
-            int64_t kc = k - pc < kc_max ? k - pc : kc_max;
+        for (pc = 0; pc < k; pc += kc_even) {
+            int64_t kc = k - pc < kc_even ? k - pc : kc_even;
             int first = pc == 0, last = pc + kc == k;
             SFX(gemm_pack_b)(Bp, B, trans_b, ldb, pc, kc, jc, nc, nr);
             for (ir = r0; ir < r1; ir += mr) {
@@ -207,7 +277,7 @@ static void SFX(gemm_block_own)(const SFX(gemm_shape) *ks, int trans_a, int tran
                         ks->kernel(kc, Ap, Bp + jr * kc, tile, nr, init, init_ld);
                         for (i = 0; i < rows; i++) memcpy(ct + i * n, tile + i * nr, (size_t)cols * sizeof(REAL));
                     }
-                    if (last) SFX(gemm_epilogue)(ct, n, rows, cols, e);
+                    if (last) SFX(gemm_epilogue)(C, n, ir, jc + jr, rows, cols, e);
                 }
             }
         }
@@ -228,7 +298,7 @@ static void SFX(gemm_block_loops)(int trans_a, int trans_b, int64_t m, int64_t n
                 acc += (trans_a ? A[p * m + i] : A[i * k + p]) * (trans_b ? B[j * k + p] : B[p * n + j]);
             C[i * n + j] = acc;
         }
-        SFX(gemm_epilogue)(C + i * n + c0, n, 1, c1 - c0, e);
+        SFX(gemm_epilogue)(C, n, i, c0, 1, c1 - c0, e);
     }
 }
 
@@ -240,7 +310,7 @@ static void SFX(gemm_block_init)(int64_t n, int accumulate, REAL *C, const REAL 
     for (i = r0; i < r1; i++) {
         for (j = c0; j < c1; j++)
             if (bias || !accumulate) C[i * n + j] = bias ? bias[j] : (REAL)0;
-        SFX(gemm_epilogue)(C + i * n + c0, n, 1, c1 - c0, e);
+        SFX(gemm_epilogue)(C, n, i, c0, 1, c1 - c0, e);
     }
 }
 
@@ -270,7 +340,7 @@ static void SFX(gemm_block)(int engine, const SFX(gemm_shape) *ks, int trans_a, 
                 for (j = c0; j < c1; j++) C[i * n + j] = bias[j];
         SFX(fastnn_blas_gemm_block)(trans_a, trans_b, m, n, k, A, B, (bias || accumulate) ? (REAL)1 : (REAL)0, C, r0,
                                     r1, c0, c1);
-        for (i = r0; i < r1; i++) SFX(gemm_epilogue)(C + i * n + c0, n, 1, c1 - c0, e);
+        SFX(gemm_epilogue)(C, n, r0, c0, r1 - r0, c1 - c0, e);
         return;
     }
     SFX(gemm_block_loops)(trans_a, trans_b, m, n, k, A, B, accumulate, C, bias, e, r0, r1, c0, c1);
@@ -290,6 +360,7 @@ int SFX(fastnn_gemm)(int engine, int trans_a, int trans_b, int64_t m, int64_t n,
     if (m == 0 || n == 0) return FASTNN_OK;
     if (C == NULL || (k > 0 && (A == NULL || B == NULL))) return FASTNN_EINVAL;
     if (e != NULL && (e->act < FASTNN_ACT_LINEAR || e->act > FASTNN_ACT_EXP)) return FASTNN_EINVAL;
+    if (e != NULL && e->deriv_of != NULL && e->act == FASTNN_ACT_SOFTMAX) return FASTNN_EINVAL;
     if (engine == FASTNN_GEMM_AUTO)
         engine = fastnn_gemm_choose(sizeof(REAL) == sizeof(double), trans_a, trans_b, m, n, k, n_threads);
     if (engine == FASTNN_GEMM_BLAS && !fastnn_blas_fits(m, n, k)) engine = FASTNN_GEMM_OWN;

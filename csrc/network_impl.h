@@ -223,11 +223,19 @@ static int SFX(net_backprop)(const fastnn_net *net, double *loss, const REAL *x,
         /* an input gradient only matters if some layer below has parameters */
         REAL *dx = below && SFX(params_below)(net, i) ? (REAL *)below->delta : NULL;
         const REAL *dz = (const REAL *)L->delta;
+        int masked = 0; /* dx already times the derivative of the layer below */
         switch (L->kind) {
-        case FASTNN_LAYER_DENSE:
-            rc = SFX(fastnn_dense_backward)(dx, (REAL *)L->dW, (REAL *)L->db, dz, x_in, (const REAL *)L->W,
-                                            SFX(rows)(L, n), SFX(width_in)(L), SFX(width_out)(L), n_threads);
+        case FASTNN_LAYER_DENSE: {
+            /* the layer below's activation derivative rides in the dx product when it is element-wise */
+            fastnn_gemm_epilogue mask = {below ? below->act : FASTNN_ACT_LINEAR, below ? below->alpha : 0.0,
+                                         below ? below->a : NULL};
+            int fuse = dx && SFX(has_params)(below) && below->act != FASTNN_ACT_LINEAR &&
+                       below->act != FASTNN_ACT_SOFTMAX;
+            rc = SFX(fastnn_dense_backward_masked)(dx, (REAL *)L->dW, (REAL *)L->db, dz, x_in, (const REAL *)L->W,
+                                                   SFX(rows)(L, n), SFX(width_in)(L), SFX(width_out)(L),
+                                                   fuse ? &mask : NULL, &masked, n_threads);
             break;
+        }
         case FASTNN_LAYER_EMBEDDING:
             rc = SFX(fastnn_embedding_backward)((REAL *)L->dW, dz, x_in, n * L->seq.steps, L->seq.features,
                                                 L->seq.units, n_threads);
@@ -259,7 +267,7 @@ static int SFX(net_backprop)(const fastnn_net *net, double *loss, const REAL *x,
             rc = FASTNN_EINVAL;
         }
         if (rc != FASTNN_OK) return rc;
-        if (dx && SFX(has_params)(below) && below->act != FASTNN_ACT_LINEAR) {
+        if (dx && SFX(has_params)(below) && below->act != FASTNN_ACT_LINEAR && !masked) {
             rc = SFX(fastnn_act_backward)(dx, dx, (const REAL *)below->a, SFX(rows)(below, n), SFX(width_out)(below),
                                           below->act, below->alpha, n_threads);
             if (rc != FASTNN_OK) return rc;

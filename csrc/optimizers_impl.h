@@ -29,7 +29,7 @@ int SFX(fastnn_sgd_step)(REAL *params, const REAL *grads, REAL *velocity, int64_
     if (params == NULL || grads == NULL || (momentum != 0 && velocity == NULL)) return FASTNN_EINVAL;
     REAL lr_r = (REAL)lr, mu = (REAL)momentum, wd = (REAL)weight_decay;
     REAL *vel = momentum != 0 ? velocity : NULL;
-    FASTNN_FOR_RANGE(n, 4 * n, n_threads, lo, hi, {
+    FASTNN_FOR_RANGE(n, 16 * n, n_threads, lo, hi, {
         /* the weights [0, n_decay) get weight decay, the biases after them do not */
         int64_t split = hi < n_decay ? hi : (lo > n_decay ? lo : n_decay);
         SFX(sgd_range)(params, grads, vel, lo, split, lr_r, mu, nesterov, wd);
@@ -74,7 +74,7 @@ static int SFX(adam_like)(REAL *params, const REAL *grads, REAL *m, REAL *v, int
     REAL wd = decoupled ? (REAL)0 : (REAL)weight_decay;
     REAL shrink = decoupled ? (REAL)(1.0 - lr * weight_decay) : (REAL)1;
     REAL one_b1 = (REAL)(1.0 - beta1), one_b2 = (REAL)(1.0 - beta2);
-    FASTNN_FOR_RANGE(n, 8 * n, n_threads, lo, hi, {
+    FASTNN_FOR_RANGE(n, 32 * n, n_threads, lo, hi, {
         int64_t split = hi < n_decay ? hi : (lo > n_decay ? lo : n_decay);
         SFX(adam_range)(params, grads, m, v, lo, split, lr_t, b1, b2, one_b1, one_b2, eps_t, wd, shrink);
         SFX(adam_range)(params, grads, m, v, split, hi, lr_t, b1, b2, one_b1, one_b2, eps_t, (REAL)0, (REAL)1);
@@ -120,7 +120,7 @@ int SFX(fastnn_rmsprop_step)(REAL *params, const REAL *grads, REAL *sq, int64_t 
     if (params == NULL || grads == NULL || sq == NULL) return FASTNN_EINVAL;
     REAL lr_r = (REAL)lr, rho_r = (REAL)rho, one_rho = (REAL)(1.0 - rho), eps_r = (REAL)eps;
     REAL wd = (REAL)weight_decay;
-    FASTNN_FOR_RANGE(n, 8 * n, n_threads, lo, hi, {
+    FASTNN_FOR_RANGE(n, 32 * n, n_threads, lo, hi, {
         int64_t split = hi < n_decay ? hi : (lo > n_decay ? lo : n_decay);
         SFX(rmsprop_range)(params, grads, sq, lo, split, lr_r, rho_r, one_rho, eps_r, wd);
         SFX(rmsprop_range)(params, grads, sq, split, hi, lr_r, rho_r, one_rho, eps_r, (REAL)0);
@@ -161,7 +161,7 @@ int SFX(fastnn_irprop_minus_step)(REAL *params, const REAL *grads, REAL *prev, R
     if (params == NULL || grads == NULL || prev == NULL || steps == NULL) return FASTNN_EINVAL;
     REAL ep = (REAL)eta_plus, em = (REAL)eta_minus, smin = (REAL)step_min, smax = (REAL)step_max;
     REAL wd = (REAL)weight_decay;
-    FASTNN_FOR_RANGE(n, 8 * n, n_threads, lo, hi, {
+    FASTNN_FOR_RANGE(n, 32 * n, n_threads, lo, hi, {
         int64_t split = hi < n_decay ? hi : (lo > n_decay ? lo : n_decay);
         SFX(irprop_range)(params, grads, prev, steps, lo, split, ep, em, smin, smax, wd);
         SFX(irprop_range)(params, grads, prev, steps, split, hi, ep, em, smin, smax, (REAL)0);

@@ -116,6 +116,7 @@ cdef extern from "fastnn.h" nogil:
     ctypedef struct fastnn_gemm_epilogue:
         int act
         double alpha
+        const void *deriv_of
     int fastnn_gemm_best_isa() noexcept
     int fastnn_gemm_isa() noexcept
     int fastnn_gemm_set_isa(int isa) noexcept
