@@ -113,23 +113,33 @@ def gemm_force(int engine):
 
 
 def gemm(int engine, bint trans_a, bint trans_b, A, B, C, bint accumulate=False, bias=None, int act=0,
-         double alpha=0.0, int n_threads=1):
+         double alpha=0.0, int n_threads=1, deriv_of=None):
     """C = init + op(A) @ op(B), then act, in place: op(A) = A.T when trans_a, op(B) = B.T when trans_b; init is
-    bias (one row) when given, else C when accumulate, else zeros."""
+    bias (one row) when given, else C when accumulate, else zeros. With deriv_of (shaped like C), C is multiplied
+    by act's derivative there instead (the layer below's activations)."""
     cdef bint f32 = _is_float32(C)
     if f32:
-        return _gemm[float](engine, trans_a, trans_b, A, B, C, accumulate, bias, act, alpha, n_threads)
-    return _gemm[double](engine, trans_a, trans_b, A, B, C, accumulate, bias, act, alpha, n_threads)
+        return _gemm[float](engine, trans_a, trans_b, A, B, C, accumulate, bias, act, alpha, n_threads, deriv_of)
+    return _gemm[double](engine, trans_a, trans_b, A, B, C, accumulate, bias, act, alpha, n_threads, deriv_of)
 
 
 cdef int _gemm(int engine, bint trans_a, bint trans_b, const floating[:, ::1] A, const floating[:, ::1] B,
-               floating[:, ::1] C, bint accumulate, bias, int act, double alpha, int n_threads) except -1:
+               floating[:, ::1] C, bint accumulate, bias, int act, double alpha, int n_threads,
+               deriv_of) except -1:
     cdef Py_ssize_t m = C.shape[0], n = C.shape[1]
     cdef Py_ssize_t k = A.shape[0] if trans_a else A.shape[1]
     cdef const floating[::1] b
     cdef const floating *pb = NULL
+    cdef const floating[:, ::1] a_below
     cdef fastnn_gemm_epilogue e
     cdef int rc
+    e.deriv_of = NULL
+    if deriv_of is not None:
+        a_below = deriv_of
+        _same("gemm", "rows of deriv_of", a_below.shape[0], m)
+        _same("gemm", "columns of deriv_of", a_below.shape[1], n)
+        if m > 0 and n > 0:
+            e.deriv_of = &a_below[0, 0]
     _same("gemm", "rows of op(A)", A.shape[1] if trans_a else A.shape[0], m)
     _same("gemm", "rows of op(B)", B.shape[1] if trans_b else B.shape[0], k)
     _same("gemm", "columns of op(B)", B.shape[0] if trans_b else B.shape[1], n)

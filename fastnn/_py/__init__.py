@@ -7,6 +7,7 @@ from .activations import act_backward, act_forward
 from .checks import all_finite
 from .conv import col2im, conv2d_backward, conv2d_forward, im2col
 from .dense import dense_backward, dense_forward, dense_forward_single
+from .gemm import gemm
 from .dropout import dropout_backward, dropout_batch_key, dropout_forward, dropout_layer_key, dropout_uniform
 from .losses import distill_loss, loss
 from .metrics import metrics_accumulate
@@ -37,7 +38,7 @@ def max_threads():
 
 __all__ = ["NAME", "NetHandle", "act_backward", "act_forward", "adam_step", "adamw_step", "all_finite",
            "avgpool2d_backward", "avgpool2d_forward", "clip_grad_norm", "col2im", "conv2d_backward", "conv2d_forward", "csr_gather",
-           "dense_backward", "dense_forward", "dense_forward_single", "dropout_backward", "dropout_batch_key",
+           "dense_backward", "dense_forward", "gemm", "dense_forward_single", "dropout_backward", "dropout_batch_key",
            "dropout_forward", "dropout_layer_key", "dropout_uniform", "embedding_backward", "embedding_forward",
            "distill_loss", "im2col", "irprop_minus_step", "loss", "max_threads", "maxpool2d_backward", "maxpool2d_forward",
            "mask_apply", "metrics_accumulate", "q8_best_path", "q8_dense_forward", "q8_epilogue", "q8_gemm",
