@@ -30,7 +30,10 @@
 static void SFX(conv_gemm)(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, const REAL *A,
                            const REAL *B, REAL beta, REAL *C, int n_threads)
 {
-    if (SFX(fastnn_blas_gemm)(trans_a, trans_b, m, n, k, A, B, beta, C, n_threads)) return;
+    if (m * n * k >= FASTNN_BLAS_MIN_WORK &&
+        SFX(fastnn_gemm)(FASTNN_GEMM_AUTO, trans_a, trans_b, m, n, k, A, B, beta != 0, C, NULL, NULL, n_threads) ==
+            FASTNN_OK)
+        return;
     FASTNN_FOR_RANGE(m, 2 * m * n * k, n_threads, lo, hi, {
         int64_t i, j, p;
         for (i = lo; i < hi; i++) {

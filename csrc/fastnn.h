@@ -296,15 +296,16 @@ int fastnn_gemm_set_isa(int isa);
 /* Packing space for n_slots threads running own-kernel products at once (at least; never shrinks);
  * FASTNN_ENOMEM when it cannot be allocated. Call with the GIL held before products run. */
 int fastnn_gemm_reserve(int n_slots);
-/* Record `engine` for products of this shape (op(A) (m, k), op(B) (k, n), n_threads), and look it up:
- * fastnn_gemm_recorded is FASTNN_GEMM_AUTO for a shape never recorded. The table holds FASTNN_GEMM_TABLE
- * shapes; FASTNN_ENOMEM when it is full. fastnn_gemm_forget empties it. */
-int fastnn_gemm_record(int is_f64, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, int n_threads,
-                       int engine);
-int fastnn_gemm_recorded(int is_f64, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, int n_threads);
+/* Record `engine` for products of this shape (op(A) (m, k), op(B) (k, n)), and look it up:
+ * fastnn_gemm_recorded is FASTNN_GEMM_AUTO for a shape never recorded. The thread count is not part of a shape,
+ * so a product gives the same result on any number of threads when its engine is the own kernels. The table
+ * holds FASTNN_GEMM_TABLE shapes; FASTNN_ENOMEM when it is full. fastnn_gemm_forget empties it. */
+int fastnn_gemm_record(int is_f64, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, int engine);
+int fastnn_gemm_recorded(int is_f64, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k);
 void fastnn_gemm_forget(void);
-/* The engine a FASTNN_GEMM_AUTO product of this shape runs on: the recorded one, else the default. */
-int fastnn_gemm_choose(int is_f64, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, int n_threads);
+/* The engine a FASTNN_GEMM_AUTO product of this shape runs on: the forced one, the recorded one, else the
+ * default (the own kernels where they have AVX2 or AVX-512, else the BLAS when one is set). */
+int fastnn_gemm_choose(int is_f64, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k);
 /* Force every FASTNN_GEMM_AUTO product onto one engine (FASTNN_GEMM_AUTO: back to the table and defaults). */
 int fastnn_gemm_force(int engine);
 

@@ -128,7 +128,7 @@ void fastnn_gemm_band(int64_t extent, int64_t unit, int t, int n_teams, int64_t 
 
 typedef struct {
     int64_t m, n, k;
-    int flags; /* is_f64 | trans_a << 1 | trans_b << 2 | n_threads << 3 */
+    int flags; /* is_f64 | trans_a << 1 | trans_b << 2 */
     int engine;
     int used;
 } gemm_choice;
@@ -136,9 +136,9 @@ typedef struct {
 static gemm_choice g_table[FASTNN_GEMM_TABLE];
 static int g_forced = FASTNN_GEMM_AUTO;
 
-static int gemm_flags(int is_f64, int trans_a, int trans_b, int n_threads)
+static int gemm_flags(int is_f64, int trans_a, int trans_b)
 {
-    return (is_f64 != 0) | (trans_a != 0) << 1 | (trans_b != 0) << 2 | n_threads << 3;
+    return (is_f64 != 0) | (trans_a != 0) << 1 | (trans_b != 0) << 2;
 }
 
 static gemm_choice *gemm_slot(int64_t m, int64_t n, int64_t k, int flags, int for_insert)
@@ -160,12 +160,11 @@ static gemm_choice *gemm_slot(int64_t m, int64_t n, int64_t k, int flags, int fo
     return NULL;
 }
 
-int fastnn_gemm_record(int is_f64, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, int n_threads,
-                       int engine)
+int fastnn_gemm_record(int is_f64, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, int engine)
 {
-    int flags = gemm_flags(is_f64, trans_a, trans_b, n_threads);
+    int flags = gemm_flags(is_f64, trans_a, trans_b);
     gemm_choice *c;
-    if (engine < FASTNN_GEMM_LOOPS || engine > FASTNN_GEMM_BLAS || m < 0 || n < 0 || k < 0 || n_threads < 1)
+    if (engine < FASTNN_GEMM_LOOPS || engine > FASTNN_GEMM_BLAS || m < 0 || n < 0 || k < 0)
         return FASTNN_EINVAL;
     c = gemm_slot(m, n, k, flags, 1);
     if (c == NULL) return FASTNN_ENOMEM;
@@ -182,9 +181,9 @@ int fastnn_gemm_record(int is_f64, int trans_a, int trans_b, int64_t m, int64_t 
     return FASTNN_OK;
 }
 
-int fastnn_gemm_recorded(int is_f64, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, int n_threads)
+int fastnn_gemm_recorded(int is_f64, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k)
 {
-    gemm_choice *c = gemm_slot(m, n, k, gemm_flags(is_f64, trans_a, trans_b, n_threads), 0);
+    gemm_choice *c = gemm_slot(m, n, k, gemm_flags(is_f64, trans_a, trans_b), 0);
     return c == NULL ? FASTNN_GEMM_AUTO : c->engine;
 }
 
@@ -201,12 +200,10 @@ int fastnn_gemm_force(int engine)
     return FASTNN_OK;
 }
 
-/* Without a record: the own kernels, which have the vector width of the CPU, unless only the portable ones
- * exist and a BLAS is installed. */
-int fastnn_gemm_choose(int is_f64, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, int n_threads)
+int fastnn_gemm_choose(int is_f64, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k)
 {
     int engine = g_forced;
-    if (engine == FASTNN_GEMM_AUTO) engine = fastnn_gemm_recorded(is_f64, trans_a, trans_b, m, n, k, n_threads);
+    if (engine == FASTNN_GEMM_AUTO) engine = fastnn_gemm_recorded(is_f64, trans_a, trans_b, m, n, k);
     if (engine == FASTNN_GEMM_AUTO)
         engine = fastnn_gemm_isa() < FASTNN_ISA_AVX2 && fastnn_blas_fits(m, n, k) ? FASTNN_GEMM_BLAS : FASTNN_GEMM_OWN;
     if (engine == FASTNN_GEMM_BLAS && !fastnn_blas_fits(m, n, k)) engine = FASTNN_GEMM_OWN;

@@ -362,7 +362,7 @@ int SFX(fastnn_gemm)(int engine, int trans_a, int trans_b, int64_t m, int64_t n,
     if (e != NULL && (e->act < FASTNN_ACT_LINEAR || e->act > FASTNN_ACT_EXP)) return FASTNN_EINVAL;
     if (e != NULL && e->deriv_of != NULL && e->act == FASTNN_ACT_SOFTMAX) return FASTNN_EINVAL;
     if (engine == FASTNN_GEMM_AUTO)
-        engine = fastnn_gemm_choose(sizeof(REAL) == sizeof(double), trans_a, trans_b, m, n, k, n_threads);
+        engine = fastnn_gemm_choose(sizeof(REAL) == sizeof(double), trans_a, trans_b, m, n, k);
     if (engine == FASTNN_GEMM_BLAS && !fastnn_blas_fits(m, n, k)) engine = FASTNN_GEMM_OWN;
     if (engine < FASTNN_GEMM_LOOPS || engine > FASTNN_GEMM_BLAS) return FASTNN_EINVAL;
     ks = SFX(gemm_pick)(fastnn_gemm_isa());

@@ -27,7 +27,7 @@
  * stay in its core's cache; a barrier separates the steps. The BLAS path shares out the batch rows within a step.
  * Either only when the work (of the whole sequence, for the region) has FASTNN_MIN_WORK_PER_THREAD per thread.
  * Every element is computed by one thread in the same order whatever the grouping of rows or units, so results do
- * not depend on n_threads (BLAS calls split over threads aside: see fastnn_blas_plan in blas.c). */
+ * not depend on n_threads (products on a BLAS engine aside: see fastnn_blas_plan in blas.c). */
 #include <string.h>
 #include "gate_math.h"
 #include "gemm_rows.h"
@@ -283,16 +283,10 @@ static void SFX(rows_times_cols)(REAL *C, int64_t ldc, const REAL *A, int64_t ld
 static void SFX(rnn_project)(REAL *P, const REAL *x, const REAL *W_ih, const REAL *b_ih, int64_t rows, int64_t GU,
                              int64_t F, int n_threads)
 {
-    int by_rows;
     const int64_t work = rnn_mul3(rows, GU, F);
-    if (rows > 1 && work >= FASTNN_BLAS_MIN_WORK && fastnn_blas_plan(rows, GU, F, n_threads, &by_rows) > 0) {
-        FASTNN_FOR_RANGE(rows, rows * GU, n_threads, lo, hi, {
-            int64_t r;
-            for (r = lo; r < hi; r++) memcpy(P + r * GU, b_ih, (size_t)GU * sizeof(REAL));
-        });
-        SFX(fastnn_blas_gemm)(0, 1, rows, GU, F, x, W_ih, (REAL)1, P, n_threads);
+    if (rows > 1 && work >= FASTNN_BLAS_MIN_WORK &&
+        SFX(fastnn_gemm)(FASTNN_GEMM_AUTO, 0, 1, rows, GU, F, x, W_ih, 0, P, b_ih, NULL, n_threads) == FASTNN_OK)
         return;
-    }
     FASTNN_FOR_RANGE(rows, work, n_threads, lo, hi, {
         int64_t r;
         for (r = lo; r < hi; r += 2)
@@ -307,7 +301,8 @@ static void SFX(rnn_gemm)(int trans_a, int64_t m, int64_t n, int64_t k, const RE
                           int n_threads)
 {
     const int64_t work = rnn_mul3(m, n, k);
-    if (work >= FASTNN_BLAS_MIN_WORK && SFX(fastnn_blas_gemm)(trans_a, 0, m, n, k, A, B, (REAL)0, C, n_threads))
+    if (work >= FASTNN_BLAS_MIN_WORK &&
+        SFX(fastnn_gemm)(FASTNN_GEMM_AUTO, trans_a, 0, m, n, k, A, B, 0, C, NULL, NULL, n_threads) == FASTNN_OK)
         return;
     FASTNN_FOR_RANGE(m, work, n_threads, lo, hi, {
         int64_t i0;
@@ -548,7 +543,6 @@ int SFX(fastnn_rnn_forward)(REAL *y, REAL *states, REAL *gates, REAL *cells, REA
     const int64_t S = cell == FASTNN_CELL_LSTM ? 2 * U : U;
     const size_t row_bytes = (size_t)U * sizeof(REAL);
     int64_t i, t;
-    int by_rows;
 
     /* for one sequence, time-major is batch-major: the projection goes straight into gates */
     REAL *P = n == 1 ? gates : proj;
@@ -565,13 +559,13 @@ int SFX(fastnn_rnn_forward)(REAL *y, REAL *states, REAL *gates, REAL *cells, REA
     }
 
     const SFX(rnn_fwd) c = {cell, s->act, n, T, U, GU, states, gates, cells, P, W_hh, b_hh};
-    const int blas_steps = n > 1 && rnn_mul3(n, GU, U) >= FASTNN_BLAS_MIN_WORK &&
-                           fastnn_blas_plan(n, GU, U, n_threads, &by_rows) > 0;
+    const int blas_steps = n > 1 && rnn_mul3(n, GU, U) >= FASTNN_BLAS_MIN_WORK;
     if (SFX(units_steps)(n, GU, U, blas_steps)) {
         SFX(forward_steps_units)(&c, SFX(units_threads)(n, GU, U, T, n_threads));
     } else for (t = 0; t < T; t++) {
         if (blas_steps) {
-            SFX(fastnn_blas_gemm)(0, 1, n, GU, U, states + t * n * U, W_hh, (REAL)0, gates + t * n * GU, n_threads);
+            SFX(fastnn_gemm)(FASTNN_GEMM_AUTO, 0, 1, n, GU, U, states + t * n * U, W_hh, 0, gates + t * n * GU, NULL,
+                             NULL, n_threads);
             FASTNN_FOR_RANGE(n, rnn_mul3(n, GU, 16), n_threads, lo, hi, SFX(forward_rows_blas)(&c, t, lo, hi));
         } else {
             FASTNN_FOR_RANGE(n, rnn_mul3(n, GU, U), n_threads, lo, hi, SFX(forward_rows)(&c, t, lo, hi));
@@ -743,15 +737,13 @@ int SFX(fastnn_rnn_backward)(REAL *dx, REAL *dW_ih, REAL *dW_hh, REAL *db_ih, RE
         return FASTNN_EINVAL;
     const int64_t T = s->steps, F = s->features, U = s->units, GU = rnn_gate_blocks(cell) * U;
     int64_t t;
-    int by_rows;
     REAL *dh = carry, *dc = carry + n * U;
 
     memset(dh, 0, (size_t)(n * U) * sizeof(REAL));
     if (cell == FASTNN_CELL_LSTM) memset(dc, 0, (size_t)(n * U) * sizeof(REAL));
     const SFX(rnn_bwd) c = {cell, s->act, s->return_sequences, n, T, U, GU, dgates, cells, dh, dc,
                             gates, states, dy, W_hh};
-    const int blas_steps = n > 1 && rnn_mul3(n, GU, U) >= FASTNN_BLAS_MIN_WORK &&
-                           fastnn_blas_plan(n, U, GU, n_threads, &by_rows) > 0;
+    const int blas_steps = n > 1 && rnn_mul3(n, GU, U) >= FASTNN_BLAS_MIN_WORK;
     if (SFX(units_steps)(n, GU, U, blas_steps)) {
         SFX(backward_steps_units)(&c, SFX(units_threads)(n, GU, U, T, n_threads));
     } else for (t = T - 1; t >= 0; t--) {
@@ -759,7 +751,8 @@ int SFX(fastnn_rnn_backward)(REAL *dx, REAL *dW_ih, REAL *dW_hh, REAL *db_ih, RE
         if (blas_steps) {
             FASTNN_FOR_RANGE(n, rnn_mul3(n, GU, 16), n_threads, lo, hi, SFX(backward_rows)(&c, t, lo, hi, 0));
             if (product)
-                SFX(fastnn_blas_gemm)(0, 0, n, U, GU, dgates + t * n * GU, W_hh, (REAL)1, dh, n_threads);
+                SFX(fastnn_gemm)(FASTNN_GEMM_AUTO, 0, 0, n, U, GU, dgates + t * n * GU, W_hh, 1, dh, NULL, NULL,
+                                 n_threads);
         } else {
             FASTNN_FOR_RANGE(n, rnn_mul3(n, GU, U), n_threads, lo, hi,
                              SFX(backward_rows)(&c, t, lo, hi, product));

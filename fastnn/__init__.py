@@ -29,6 +29,16 @@ def _blas_source():
     return f"scipy (cython_blas sgemm/dgemm; {how})"
 
 
+def _gemm_engines():
+    """The engines of the float products: the own kernels' instruction set, what FASTNN_GEMM forces."""
+    if BACKEND == "python":
+        return "numpy (matmul)"
+    from . import _gemm
+    forced = _gemm.forced()
+    how = f"every product on {forced} (FASTNN_GEMM)" if forced else "own by default, the BLAS where timed faster"
+    return f"own kernels {_gemm.isa()} (best here: {_gemm.ISA_NAMES[_backend._core.gemm_isa(best=True)]}); {how}"
+
+
 def _int8_path(kernels):
     """The int8 GEMM path QuantizedNetwork uses (FASTNN_INT8_PATH or the best this CPU has)."""
     from . import quantized
@@ -54,6 +64,7 @@ def show_config(file=None):
         "blas_threads": _threads.blas_num_threads() if BACKEND == "c" else None,
         "blas": _blas_source(),
         "int8": _int8_path(kernels),
+        "gemm": _gemm_engines(),
     }
     import numpy
     config["numpy"] = numpy.__version__

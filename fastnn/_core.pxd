@@ -121,13 +121,11 @@ cdef extern from "fastnn.h" nogil:
     int fastnn_gemm_isa() noexcept
     int fastnn_gemm_set_isa(int isa) noexcept
     int fastnn_gemm_reserve(int n_slots) noexcept
-    int fastnn_gemm_record(int is_f64, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, int n_threads,
+    int fastnn_gemm_record(int is_f64, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
                            int engine) noexcept
-    int fastnn_gemm_recorded(int is_f64, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
-                             int n_threads) noexcept
+    int fastnn_gemm_recorded(int is_f64, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k) noexcept
     void fastnn_gemm_forget() noexcept
-    int fastnn_gemm_choose(int is_f64, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
-                           int n_threads) noexcept
+    int fastnn_gemm_choose(int is_f64, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k) noexcept
     int fastnn_gemm_force(int engine) noexcept
     int fastnn_gemm_f32(int engine, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, const float *A,
                         const float *B, int accumulate, float *C, const float *bias, const fastnn_gemm_epilogue *e,

@@ -86,20 +86,19 @@ def gemm_reserve(int n_slots):
     _check(fastnn_gemm_reserve(n_slots), "gemm_reserve")
 
 
-def gemm_record(bint is_f64, bint trans_a, bint trans_b, int64_t m, int64_t n, int64_t k, int n_threads,
-                int engine):
-    """Record the engine for products of this shape."""
-    _check(fastnn_gemm_record(is_f64, trans_a, trans_b, m, n, k, n_threads, engine), "gemm_record")
+def gemm_record(bint is_f64, bint trans_a, bint trans_b, int64_t m, int64_t n, int64_t k, int engine):
+    """Record the engine for products of this shape (on any number of threads)."""
+    _check(fastnn_gemm_record(is_f64, trans_a, trans_b, m, n, k, engine), "gemm_record")
 
 
-def gemm_choose(bint is_f64, bint trans_a, bint trans_b, int64_t m, int64_t n, int64_t k, int n_threads):
+def gemm_choose(bint is_f64, bint trans_a, bint trans_b, int64_t m, int64_t n, int64_t k):
     """The engine an automatic product of this shape runs on."""
-    return fastnn_gemm_choose(is_f64, trans_a, trans_b, m, n, k, n_threads)
+    return fastnn_gemm_choose(is_f64, trans_a, trans_b, m, n, k)
 
 
-def gemm_recorded(bint is_f64, bint trans_a, bint trans_b, int64_t m, int64_t n, int64_t k, int n_threads):
+def gemm_recorded(bint is_f64, bint trans_a, bint trans_b, int64_t m, int64_t n, int64_t k):
     """The engine recorded for this shape, or 0 (auto) when none was."""
-    return fastnn_gemm_recorded(is_f64, trans_a, trans_b, m, n, k, n_threads)
+    return fastnn_gemm_recorded(is_f64, trans_a, trans_b, m, n, k)
 
 
 def gemm_forget():

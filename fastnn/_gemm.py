@@ -3,9 +3,10 @@ taken from SciPy (fastnn/_blas.py), or the plain loops that define the product.
 
 By default a product runs on the own kernels, which have the CPU's vector width (AVX-512 or AVX2, chosen at
 run time), fuse the bias and the activation into the product, and give results that do not depend on the thread
-count. `tune(shapes)` times the engines on real shapes and records the fastest per shape for the rest of the
-process (networks call it when they first see a batch size, see Network.tune_products); a near tie goes to the
-own kernels, whose results do not depend on the thread count. FASTNN_GEMM=own|blas|loops forces one engine for
+count. `tune(shapes, threads)` times the engines on those shapes and records the fastest per shape for the rest
+of the process; networks call it for their products when they first see a batch size (Network.products). The
+first choice for a shape stands, whatever thread count later calls use, so a network's results do not change
+with its thread count; a near tie goes to the own kernels. FASTNN_GEMM=own|blas|loops forces one engine for
 every product; FASTNN_GEMM_ISA=avx512|avx2|vector|plain caps the own kernels' instruction set."""
 import os
 import time
@@ -22,7 +23,7 @@ ISA_NAMES = {v: k for k, v in ISAS.items()}
 MARGIN = 1.10
 
 _core = None
-_tuned = {}  # (dtype, trans_a, trans_b, m, n, k, threads) -> (engine name, {engine: seconds})
+_tuned = {}  # (dtype name, trans_a, trans_b, m, n, k) -> (engine name, {engine: seconds}, threads timed on)
 
 
 def install(core):
@@ -57,11 +58,11 @@ def forced():
     return force or None
 
 
-def engine_for(dtype, trans_a, trans_b, m, n, k, threads):
-    """The engine an automatic product of this shape runs on."""
+def engine_for(dtype, trans_a, trans_b, m, n, k):
+    """The engine an automatic product of this shape runs on ('numpy' on the NumPy backend)."""
     if _core is None:
         return "numpy"
-    return ENGINE_NAMES[_core.gemm_choose(np.dtype(dtype) == np.float64, trans_a, trans_b, m, n, k, threads)]
+    return ENGINE_NAMES[_core.gemm_choose(np.dtype(dtype) == np.float64, trans_a, trans_b, m, n, k)]
 
 
 def _time_engine(engine, trans_a, trans_b, A, B, C, threads, budget):
@@ -79,41 +80,36 @@ def _time_engine(engine, trans_a, trans_b, A, B, C, threads, budget):
 
 
 def tune(shapes, threads, budget=0.003):
-    """Time the engines on each (dtype, trans_a, trans_b, m, n, k) in `shapes` not seen before and record the
-    fastest for automatic products of that shape. Returns {shape: engine name}."""
+    """Time the engines on each (dtype, trans_a, trans_b, m, n, k) in `shapes` not chosen before, on `threads`
+    threads, and record the fastest for automatic products of that shape. Returns {shape: engine name}."""
     chosen = {}
-    if _core is None or forced():
+    if _core is None:
         return chosen
-    blas = _core.blas_enabled()
+    blas = _core.blas_enabled() and not forced()
     rng = np.random.default_rng(0)
     for shape in shapes:
         dtype, trans_a, trans_b, m, n, k = shape
-        key = (np.dtype(dtype).name, bool(trans_a), bool(trans_b), int(m), int(n), int(k), int(threads))
-        if key in _tuned:
-            chosen[shape] = _tuned[key][0]
-            continue
-        if not blas or min(m, n, k) < 1 or max(m, n, k) >= 2**31:
-            _tuned[key] = ("own", {})
-            chosen[shape] = "own"
-            continue
-        A = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
-        B = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
-        C = np.empty((m, n), dtype=dtype)
-        seconds = {}
-        for name in ("own", "blas"):  # interleaved twice, the faster of each pair kept
-            seconds[name] = _time_engine(ENGINES[name], trans_a, trans_b, A, B, C, threads, budget)
-        for name in ("blas", "own"):
-            seconds[name] = min(seconds[name], _time_engine(ENGINES[name], trans_a, trans_b, A, B, C, threads,
-                                                            budget))
-        best = "blas" if seconds["blas"] * MARGIN < seconds["own"] else "own"
-        _core.gemm_record(key[0] == "float64", trans_a, trans_b, m, n, k, threads, ENGINES[best])
-        _tuned[key] = (best, seconds)
-        chosen[shape] = best
+        key = (np.dtype(dtype).name, bool(trans_a), bool(trans_b), int(m), int(n), int(k))
+        if key not in _tuned:
+            if not blas or min(m, n, k) < 1 or max(m, n, k) >= 2**31:
+                _tuned[key] = (engine_for(*key), {}, threads)
+            else:
+                A = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
+                B = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
+                C = np.empty((m, n), dtype=dtype)
+                seconds = {}
+                for name in ("own", "blas", "blas", "own"):  # interleaved, the faster of each pair kept
+                    t = _time_engine(ENGINES[name], trans_a, trans_b, A, B, C, threads, budget)
+                    seconds[name] = min(seconds.get(name, t), t)
+                best = "blas" if seconds["blas"] * MARGIN < seconds["own"] else "own"
+                _core.gemm_record(key[0] == "float64", trans_a, trans_b, m, n, k, ENGINES[best])
+                _tuned[key] = (best, seconds, threads)
+        chosen[shape] = _tuned[key][0]
     return chosen
 
 
 def tuned():
-    """Every shape tuned so far: {(dtype, trans_a, trans_b, m, n, k, threads): (engine, {engine: seconds})}."""
+    """Every shape tuned so far: {(dtype, trans_a, trans_b, m, n, k): (engine, {engine: seconds}, threads)}."""
     return dict(_tuned)
 
 

@@ -24,6 +24,7 @@ DTYPES = {"float32": np.float32, "float64": np.float64}
 # Inference (predict, evaluate) runs in chunks of at most this many samples, and of a scratch of at most about
 # INFER_SCRATCH_BYTES, so predicting a large X never allocates per-layer outputs for all of it at once.
 INFER_ROWS = 4096
+_GEMM_MIN_WORK = 1 << 15  # FASTNN_BLAS_MIN_WORK: smaller dense products run the row kernels of dense.c
 INFER_SCRATCH_BYTES = 64 << 20
 
 
@@ -281,6 +282,7 @@ class Network(ThreadSetting):
             self._params[...] = params
         self._workspace_rows = 0
         self._release_workspace()
+        self._tuned_batches = set()  # (rows, training) whose products have an engine chosen
         self._busy = threading.RLock()  # re-entrant: a fit's callback may predict
         self.n_threads = None
         self._reset_optimizer()
@@ -566,10 +568,64 @@ class Network(ThreadSetting):
         head = f"{'layer':<{widths[0]}}  {'output shape':<{widths[1]}}  {'params':>{widths[2]}}"
         body = [f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}" for a, b, c in rows]
         text = "\n".join([f"Network(loss={self.loss!r}, dtype={self.dtype.name!r}, backend={self.backend!r})",
-                          head, line, *body, line, f"total parameters: {self.n_params:,}"])
+                          head, line, *body, line, f"total parameters: {self.n_params:,}", *self._engine_lines()])
         if print_fn is not None:
             print_fn(text)
         return text
+
+    def _engine_lines(self):
+        """summary()'s account of the matrix-product engines, for each batch size fit or predict has run."""
+        if self.backend != "c":
+            return []
+        from . import _gemm
+        lines = []
+        for rows, training in sorted(self._tuned_batches):
+            used = [_gemm.engine_for(*shape) for _, _, shape in self._product_shapes(rows, training)]
+            if used:
+                counts = ", ".join(f"{name} x{used.count(name)}" for name in sorted(set(used)))
+                lines.append(f"matrix products ({'training' if training else 'inference'}, {rows} rows): {counts}"
+                             f" (own kernels: {_gemm.isa()})")
+        return lines
+
+    def products(self, batch_size, training=True):
+        """The matrix products of one step on `batch_size` samples that run as whole products in the C kernels
+        (those of dense layers; training adds dW = x^T dz and dx = dz W^T), and the engine each runs on:
+        [(layer index, 'forward' | 'dW' | 'dx', (m, n, k), engine)]. Engines are 'own' (fastnn's packed kernels,
+        with their instruction set in fastnn.show_config()), 'blas' or 'loops'; 'numpy' on the NumPy backend.
+        Shapes not seen before are timed first (fastnn._gemm.tune): fit and predict do this for their batch
+        sizes, so this reports what they run."""
+        batch_size = check.check_int("batch_size", batch_size, 1)
+        shapes = self._product_shapes(batch_size, training)
+        if self.backend == "c":
+            from . import _gemm
+            _gemm.tune([shape for _, _, shape in shapes], self._n_threads_now())
+        from . import _gemm
+        engine = (lambda shape: "numpy") if self.backend != "c" else (lambda shape: _gemm.engine_for(*shape))
+        return [(i, what, shape[3:], engine(shape)) for i, what, shape in shapes]
+
+    def _product_shapes(self, rows, training):
+        """(layer index, product, (dtype, trans_a, trans_b, m, n, k)) of the products fastnn_gemm runs for a
+        batch of `rows` samples: dense layers' products of at least FASTNN_BLAS_MIN_WORK multiply-adds."""
+        shapes, params_below = [], False
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, Dense):
+                r, d_in, d_out = rows * layer.steps, layer.d_in, layer.units
+                if r > 1 and r * d_in * d_out >= _GEMM_MIN_WORK:
+                    shapes.append((i, "forward", (self.dtype, 0, 0, r, d_out, d_in)))
+                    if training:
+                        shapes.append((i, "dW", (self.dtype, 1, 0, d_in, d_out, r)))
+                        if params_below:
+                            shapes.append((i, "dx", (self.dtype, 0, 1, r, d_in, d_out)))
+            params_below = params_below or layer.n_params > 0
+        return shapes
+
+    def _tune_products(self, rows, training):
+        """Choose the engine of each product of a batch of `rows` the first time that batch size is seen."""
+        if self.backend != "c" or (rows, training) in self._tuned_batches:
+            return
+        self._tuned_batches.add((rows, training))
+        from . import _gemm
+        _gemm.tune([shape for _, _, shape in self._product_shapes(rows, training)], self._n_threads_now())
 
     def _declared_output_shapes(self):
         """Every layer's output shape, with None where it follows a steps axis declared None."""
@@ -725,6 +781,7 @@ class Network(ThreadSetting):
         # a stateful network's row i continues sequence i of its state: no chunks
         rows = n if self._stateful_layers() else self._infer_rows(n)
         self._prepare_states(n)
+        self._tune_products(rows, training=False)
         scratch = np.empty(k.net_infer_scratch_size(self._handle, rows), dtype=self.dtype)
         for start in range(0, n, rows):
             stop = min(start + rows, n)
@@ -1206,6 +1263,7 @@ class Network(ThreadSetting):
         self._drop_sparse()
         self._training = True  # no sparse copies while the weights move (validation passes stay dense)
         handle = self._workspace(batch)
+        self._tune_products(batch, training=True)
         snapshot = np.empty_like(self._params)
         n_threads = self._n_threads_now()
         progress = training.Progress(verbose, epochs)
