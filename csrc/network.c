@@ -2,6 +2,7 @@
  * evaluation, one-sample prediction (twin: fastnn/_py/network.py). Built from the layer, loss and optimizer
  * kernels, so the GIL is released once per epoch and a training step makes no Python call and no allocation. */
 #include <math.h>
+#include <string.h>
 #include "fastnn_internal.h"
 
 /* Scratch of the inference passes, per sample: two buffers of the widest layer output, then the largest conv2d

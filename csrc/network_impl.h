@@ -375,12 +375,14 @@ static int SFX(train_epoch)(const fastnn_net *net, fastnn_optimizer *opt, const 
         double loss;
         if (Xs != NULL && (rc = SFX(fastnn_csr_gather)(xb, Xs, order + start, rows, n_threads)) != FASTNN_OK)
             return rc;
+        if (X != NULL) /* the batch's rows of X: a copy as wide as the input, shared out when that pays */
+            FASTNN_FOR_RANGE(rows, 16 * rows * d_in, n_threads, lo, hi, {
+                int64_t q;
+                for (q = lo; q < hi; q++)
+                    memcpy(xb + q * d_in, X + order[start + q] * d_in, (size_t)d_in * sizeof(REAL));
+            });
         for (r = 0; r < rows; r++) {
             const REAL *ts = T + order[start + r] * d_out;
-            if (X != NULL) {
-                const REAL *xs = X + order[start + r] * d_in;
-                for (j = 0; j < d_in; j++) xb[r * d_in + j] = xs[j];
-            }
             for (j = 0; j < d_out; j++) tb[r * d_out + j] = ts[j];
             if (wb) wb[r] = W[order[start + r]];
             if (ub)
