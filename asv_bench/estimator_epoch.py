@@ -3,11 +3,14 @@
 configuration: 784-100-100-10, ReLU, batch 200, Adam (lr 1e-3), alpha 1e-4, float32, real MNIST (60,000 images).
 
     python -I asv_bench/estimator_epoch.py [--epochs 5] [--repeats 3] [--threads 2] [--data DIR] [--sparse]
+    python -I asv_bench/estimator_epoch.py --sklearn --threads 2     # scikit-learn's MLPClassifier beside them
 
 Each repeat fits the estimator for --epochs iterations (tol=0 so it never stops early) and a Network of the same
 sizes for the same epochs with the same batch size and optimizer, interleaved, and prints the median seconds per
 epoch of each and their ratio. --sparse also times the estimator on the images as a scipy CSR matrix (MNIST is
-81% zeros). Needs scikit-learn and MNIST (fastnn.datasets.load_mnist: --data, $FASTNN_DATA or ~/.cache/fastnn).
+81% zeros). --sklearn also times sklearn.neural_network.MLPClassifier with the same parameters on the same float32
+data, interleaved, its NumPy BLAS limited to --threads through threadpoolctl (issue 13's target: fastnn's epoch
+at least 2.5 x faster than scikit-learn's). Needs scikit-learn and MNIST (fastnn.datasets.load_mnist: --data, $FASTNN_DATA or ~/.cache/fastnn).
 """
 import argparse
 import os
@@ -30,6 +33,7 @@ def main():
     parser.add_argument("--threads", type=int, default=None, help="fastnn threads (default: fastnn's default)")
     parser.add_argument("--data", default=None, help="the MNIST folder (default: $FASTNN_DATA or ~/.cache/fastnn)")
     parser.add_argument("--sparse", action="store_true", help="also time the estimator on CSR input")
+    parser.add_argument("--sklearn", action="store_true", help="also time scikit-learn's MLPClassifier")
     args = parser.parse_args()
     if args.threads:
         fastnn.set_num_threads(args.threads)
@@ -42,7 +46,23 @@ def main():
         runs["MLPClassifier (CSR)"] = []
     params = dict(hidden_layer_sizes=(100, 100), batch_size=200, learning_rate_init=1e-3, alpha=1e-4, tol=0.0,
                   max_iter=args.epochs, random_state=0)
+    if args.sklearn:
+        import contextlib
+        from sklearn.neural_network import MLPClassifier as SkMLP
+        runs["sklearn MLPClassifier"] = []
+        try:
+            from threadpoolctl import threadpool_limits
+            limit = threadpool_limits(limits=fastnn.get_num_threads(), user_api="blas")
+        except ImportError:
+            limit = contextlib.nullcontext()
     for _ in range(args.repeats):
+        if args.sklearn:
+            sk = SkMLP(**params)
+            with warnings.catch_warnings(), limit:
+                warnings.simplefilter("ignore")
+                start = time.perf_counter()
+                sk.fit(X, y)
+                runs["sklearn MLPClassifier"].append((time.perf_counter() - start) / sk.n_iter_)
         est = fastnn.MLPClassifier(**params)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -66,6 +86,10 @@ def main():
         median = statistics.median(times)
         print(f"{name:>22}: {median:.3f} s per epoch (median; runs {', '.join(f'{t:.3f}' for t in times)}), "
               f"{median / base:.2f} x Network.fit")
+    if args.sklearn:
+        sk = statistics.median(runs["sklearn MLPClassifier"])
+        for name in ("MLPClassifier", "Network.fit"):
+            print(f"scikit-learn's epoch / fastnn {name}'s: {sk / statistics.median(runs[name]):.2f} x")
 
 
 if __name__ == "__main__":
