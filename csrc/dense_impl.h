@@ -113,6 +113,17 @@ int SFX(fastnn_dense_forward_single)(REAL *y, const REAL *x, const REAL *W, cons
     return FASTNN_OK;
 }
 
+/* db[lo:hi] = column sums of dz (n, d_out) over those columns, summed in row order */
+static void SFX(column_sums)(REAL *db, const REAL *dz, int64_t n, int64_t d_out, int64_t lo, int64_t hi)
+{
+    int64_t i, j;
+    for (j = lo; j < hi; j++) db[j] = 0;
+    for (i = 0; i < n; i++) {
+        const REAL *dzi = dz + i * d_out;
+        for (j = lo; j < hi; j++) db[j] += dzi[j];
+    }
+}
+
 /* fastnn_dense_backward, and when the product for dx runs as one (large sizes) and dx_mask is given, dx times
  * the derivative of the layer below (dx_mask's act at its deriv_of) in the same pass: *masked says whether it
  * was done (else the caller applies fastnn_act_backward). */
@@ -128,12 +139,39 @@ int SFX(fastnn_dense_backward_masked)(REAL *dx, REAL *dW, REAL *db, const REAL *
         SFX(dense_backward_one)(dx, dW, db, dz, x, W, d_in, d_out);
         return FASTNN_OK;
     }
-    int big = n * d_in * d_out >= FASTNN_BLAS_MIN_WORK;
+    if (n * d_in * d_out >= FASTNN_BLAS_MIN_WORK) {
+        /* dW = x^T dz and dx = dz W^T are independent, and db's column sums ride along: one parallel region for
+         * the whole backward pass, so a sleeping team is woken once instead of three times */
+        int eng_w = FASTNN_GEMM_AUTO, eng_x = FASTNN_GEMM_AUTO, nt_w, nt_x = 0, team;
+        int rc = SFX(fastnn_gemm_prepare)(&eng_w, &nt_w, 1, 0, d_in, d_out, n, x, dz, dW, NULL, n_threads);
+        if (rc == FASTNN_OK && dx != NULL)
+            rc = SFX(fastnn_gemm_prepare)(&eng_x, &nt_x, 0, 1, n, d_in, d_out, dz, W, dx, dx_mask, n_threads);
+        if (rc != FASTNN_OK) return rc;
+        team = nt_w > nt_x ? nt_w : nt_x;
+        if (team <= 1) {
+            SFX(fastnn_gemm_share)(eng_w, 1, 0, 1, 0, d_in, d_out, n, x, dz, 0, dW, NULL, NULL);
+            SFX(column_sums)(db, dz, n, d_out, 0, d_out);
+            if (dx != NULL) SFX(fastnn_gemm_share)(eng_x, 1, 0, 0, 1, n, d_in, d_out, dz, W, 0, dx, NULL, dx_mask);
+        } else {
+            FASTNN_PRAGMA(omp parallel num_threads(team))
+            {
+                int t = omp_get_thread_num(), got = omp_get_num_threads();
+                int64_t lo, hi;
+                SFX(fastnn_gemm_share)(eng_w, nt_w < got ? nt_w : got, t, 1, 0, d_in, d_out, n, x, dz, 0, dW, NULL,
+                                       NULL);
+                fastnn_chunk(d_out, t, got, &lo, &hi);
+                SFX(column_sums)(db, dz, n, d_out, lo, hi);
+                if (dx != NULL)
+                    SFX(fastnn_gemm_share)(eng_x, nt_x < got ? nt_x : got, t, 0, 1, n, d_in, d_out, dz, W, 0, dx,
+                                           NULL, dx_mask);
+            }
+        }
+        *masked = dx != NULL && dx_mask != NULL;
+        return FASTNN_OK;
+    }
 
     /* dW = x^T dz, split over rows of dW (inputs), so each thread owns whole rows */
-    if (big)
-        SFX(fastnn_gemm)(FASTNN_GEMM_AUTO, 1, 0, d_in, d_out, n, x, dz, 0, dW, NULL, NULL, n_threads);
-    else FASTNN_FOR_RANGE(d_in, n * d_in * d_out, n_threads, lo, hi, {
+    FASTNN_FOR_RANGE(d_in, n * d_in * d_out, n_threads, lo, hi, {
         int64_t p0, j;
         for (p0 = lo; p0 < hi; p0 += DENSE_ROW_BLOCK) {
             int64_t rows = hi - p0 < DENSE_ROW_BLOCK ? hi - p0 : DENSE_ROW_BLOCK;
@@ -143,21 +181,10 @@ int SFX(fastnn_dense_backward_masked)(REAL *dx, REAL *dW, REAL *db, const REAL *
     });
 
     /* db = column sums of dz, split over columns */
-    FASTNN_FOR_RANGE(d_out, n * d_out, n_threads, lo, hi, {
-        int64_t i, j;
-        for (j = lo; j < hi; j++) db[j] = 0;
-        for (i = 0; i < n; i++) {
-            const REAL *dzi = dz + i * d_out;
-            for (j = lo; j < hi; j++) db[j] += dzi[j];
-        }
-    });
+    FASTNN_FOR_RANGE(d_out, n * d_out, n_threads, lo, hi, SFX(column_sums)(db, dz, n, d_out, lo, hi));
 
     /* dx = dz W^T, split over samples */
-    if (dx != NULL && big) {
-        int rc = SFX(fastnn_gemm)(FASTNN_GEMM_AUTO, 0, 1, n, d_in, d_out, dz, W, 0, dx, NULL, dx_mask, n_threads);
-        if (rc != FASTNN_OK) return rc;
-        *masked = dx_mask != NULL;
-    } else if (dx != NULL) {
+    if (dx != NULL) {
         FASTNN_FOR_RANGE(n, n * d_in * d_out, n_threads, lo, hi, {
             int64_t i, p;
             for (i = lo; i < hi; i++)

@@ -109,6 +109,19 @@ int fastnn_gemm_plan(int engine, int64_t m, int64_t n, int64_t k, int64_t mr, in
                      int *by_rows);
 void fastnn_gemm_band(int64_t extent, int64_t unit, int t, int n_teams, int64_t *first, int64_t *last);
 int fastnn_blas_fits(int64_t m, int64_t n, int64_t k);
+/* gemm.c: one product's engine and threads, and one thread's band of it inside a shared parallel region */
+int fastnn_gemm_prepare_f32(int *engine, int *nt, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                            const float *A, const float *B, const float *C, const fastnn_gemm_epilogue *e,
+                            int n_threads);
+int fastnn_gemm_prepare_f64(int *engine, int *nt, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                            const double *A, const double *B, const double *C, const fastnn_gemm_epilogue *e,
+                            int n_threads);
+void fastnn_gemm_share_f32(int engine, int nt, int t, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                           const float *A, const float *B, int accumulate, float *C, const float *bias,
+                           const fastnn_gemm_epilogue *e);
+void fastnn_gemm_share_f64(int engine, int nt, int t, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                           const double *A, const double *B, int accumulate, double *C, const double *bias,
+                           const fastnn_gemm_epilogue *e);
 /* dense.c: the backward pass with the layer below's activation derivative fused into the dx product */
 int fastnn_dense_backward_masked_f32(float *dx, float *dW, float *db, const float *dz, const float *x, const float *W,
                                      int64_t n, int64_t d_in, int64_t d_out, const fastnn_gemm_epilogue *dx_mask,

@@ -346,6 +346,45 @@ static void SFX(gemm_block)(int engine, const SFX(gemm_shape) *ks, int trans_a, 
     SFX(gemm_block_loops)(trans_a, trans_b, m, n, k, A, B, accumulate, C, bias, e, r0, r1, c0, c1);
 }
 
+/* The engine (FASTNN_GEMM_AUTO resolved) and the number of threads fastnn_gemm runs this product on, after
+ * checking its arguments: FASTNN_OK, or the error fastnn_gemm returns. */
+int SFX(fastnn_gemm_prepare)(int *engine, int *nt, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                             const REAL *A, const REAL *B, const REAL *C, const fastnn_gemm_epilogue *e, int n_threads)
+{
+    int by_rows, eng = *engine;
+    SFX(gemm_shape) ks;
+    *nt = 0;
+    if (m < 0 || n < 0 || k < 0) return FASTNN_ESHAPE;
+    if (m == 0 || n == 0) return FASTNN_OK;
+    if (C == NULL || (k > 0 && (A == NULL || B == NULL))) return FASTNN_EINVAL;
+    if (e != NULL && (e->act < FASTNN_ACT_LINEAR || e->act > FASTNN_ACT_EXP)) return FASTNN_EINVAL;
+    if (e != NULL && e->deriv_of != NULL && e->act == FASTNN_ACT_SOFTMAX) return FASTNN_EINVAL;
+    if (eng == FASTNN_GEMM_AUTO) eng = fastnn_gemm_choose(sizeof(REAL) == sizeof(double), trans_a, trans_b, m, n, k);
+    if (eng == FASTNN_GEMM_BLAS && !fastnn_blas_fits(m, n, k)) eng = FASTNN_GEMM_OWN;
+    if (eng < FASTNN_GEMM_LOOPS || eng > FASTNN_GEMM_BLAS) return FASTNN_EINVAL;
+    ks = SFX(gemm_pick)(fastnn_gemm_isa());
+    *engine = eng;
+    *nt = fastnn_gemm_plan(eng, m, n, k, ks.mr, ks.nr, n_threads, &by_rows);
+    return FASTNN_OK;
+}
+
+/* Thread t's band of a product fastnn_gemm_prepare gave `nt` threads (nothing for t >= nt): C is cut into nt
+ * bands of whole tiles, across the larger of m and n. Runs inside a parallel region of at least nt threads,
+ * so that several independent products (and other work) share one region. */
+void SFX(fastnn_gemm_share)(int engine, int nt, int t, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                            const REAL *A, const REAL *B, int accumulate, REAL *C, const REAL *bias,
+                            const fastnn_gemm_epilogue *e)
+{
+    SFX(gemm_shape) ks = SFX(gemm_pick)(fastnn_gemm_isa());
+    int64_t r0 = 0, r1 = m, c0 = 0, c1 = n;
+    if (t >= nt) return;
+    if (nt > 1 && n < m)
+        fastnn_gemm_band(m, ks.mr, t, nt, &r0, &r1);
+    else if (nt > 1)
+        fastnn_gemm_band(n, ks.nr, t, nt, &c0, &c1);
+    SFX(gemm_block)(engine, &ks, trans_a, trans_b, m, n, k, A, B, accumulate, C, bias, e, r0, r1, c0, c1);
+}
+
 /* C (m, n) = init + op(A) op(B), then the epilogue, over up to n_threads threads. op(A) is (m, k), stored (k, m)
  * when trans_a; op(B) is (k, n), stored (n, k) when trans_b; all row-major and dense. init is the bias row when
  * bias is given, else C when accumulate, else zeros. engine FASTNN_GEMM_AUTO takes the choice recorded for this
@@ -354,31 +393,17 @@ int SFX(fastnn_gemm)(int engine, int trans_a, int trans_b, int64_t m, int64_t n,
                      const REAL *B, int accumulate, REAL *C, const REAL *bias, const fastnn_gemm_epilogue *e,
                      int n_threads)
 {
-    int by_rows, nt;
-    SFX(gemm_shape) ks;
-    if (m < 0 || n < 0 || k < 0) return FASTNN_ESHAPE;
-    if (m == 0 || n == 0) return FASTNN_OK;
-    if (C == NULL || (k > 0 && (A == NULL || B == NULL))) return FASTNN_EINVAL;
-    if (e != NULL && (e->act < FASTNN_ACT_LINEAR || e->act > FASTNN_ACT_EXP)) return FASTNN_EINVAL;
-    if (e != NULL && e->deriv_of != NULL && e->act == FASTNN_ACT_SOFTMAX) return FASTNN_EINVAL;
-    if (engine == FASTNN_GEMM_AUTO)
-        engine = fastnn_gemm_choose(sizeof(REAL) == sizeof(double), trans_a, trans_b, m, n, k);
-    if (engine == FASTNN_GEMM_BLAS && !fastnn_blas_fits(m, n, k)) engine = FASTNN_GEMM_OWN;
-    if (engine < FASTNN_GEMM_LOOPS || engine > FASTNN_GEMM_BLAS) return FASTNN_EINVAL;
-    ks = SFX(gemm_pick)(fastnn_gemm_isa());
-    nt = fastnn_gemm_plan(engine, m, n, k, ks.mr, ks.nr, n_threads, &by_rows);
-    if (nt <= 1) {
-        SFX(gemm_block)(engine, &ks, trans_a, trans_b, m, n, k, A, B, accumulate, C, bias, e, 0, m, 0, n);
+    int nt, rc = SFX(fastnn_gemm_prepare)(&engine, &nt, trans_a, trans_b, m, n, k, A, B, C, e, n_threads);
+    if (rc != FASTNN_OK || nt == 0) return rc;
+    if (nt == 1) {
+        SFX(fastnn_gemm_share)(engine, 1, 0, trans_a, trans_b, m, n, k, A, B, accumulate, C, bias, e);
         return FASTNN_OK;
     }
     FASTNN_PRAGMA(omp parallel num_threads(nt))
     {
-        int64_t r0 = 0, r1 = m, c0 = 0, c1 = n;
-        if (by_rows)
-            fastnn_gemm_band(m, ks.mr, omp_get_thread_num(), omp_get_num_threads(), &r0, &r1);
-        else
-            fastnn_gemm_band(n, ks.nr, omp_get_thread_num(), omp_get_num_threads(), &c0, &c1);
-        SFX(gemm_block)(engine, &ks, trans_a, trans_b, m, n, k, A, B, accumulate, C, bias, e, r0, r1, c0, c1);
+        /* the team OpenMP really gives may be smaller (nested regions, thread limits) */
+        int team = omp_get_num_threads(), t = omp_get_thread_num();
+        SFX(fastnn_gemm_share)(engine, team, t, trans_a, trans_b, m, n, k, A, B, accumulate, C, bias, e);
     }
     return FASTNN_OK;
 }
