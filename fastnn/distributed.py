@@ -136,7 +136,8 @@ class FedAvg(_Strategy):
     def __init__(self, local_epochs=1, fraction=1.0, comm=None, timeout=300.0, seed=0):
         from . import _validation as check
         self.local_epochs = check.check_int("local_epochs", local_epochs, 1)
-        self.fraction = check.check_float("fraction", fraction, 0.0, 1.0, include_minimum=False)
+        self.fraction = check.check_float("fraction", fraction, 0.0, 1.0, include_minimum=False,
+                                         include_maximum=True)
         self.seed = seed
         super().__init__(comm, timeout)
 

@@ -1,0 +1,154 @@
+"""Training on several processes: DataParallel and FedAvg over MPI (`mpirun -n 2` running
+tests/distributed_ranks.py, compared here with single-process training on the same global batches), a rank
+that gets a NaN, dies or hangs, and the hyper-parameter searches under joblib's dask and ray backends and
+Optuna. Each part is skipped when what it needs (mpi4py and mpirun, dask, ray, optuna) is missing."""
+import functools
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastnn
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RANKS = os.path.join(HERE, "distributed_ranks.py")
+sys.path.insert(0, HERE)
+import distributed_ranks as ranks  # noqa: E402  (the data and networks the ranks use)
+
+needs_mpi = pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None or shutil.which("mpirun") is None,
+                               reason="needs mpi4py and mpirun")
+
+
+def mpirun(scenario, out, timeout=120):
+    """Runs the scenario on 2 ranks; returns the CompletedProcess (stdout and stderr together)."""
+    command = ["mpirun", "-n", "2"]
+    version = subprocess.run(["mpirun", "--version"], capture_output=True, text=True).stdout
+    env = dict(os.environ, OMP_NUM_THREADS="1",
+               PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(fastnn.__file__))))
+    if "Open MPI" in version or "OpenRTE" in version:
+        command.append("--oversubscribe")
+        env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+                   OMPI_MCA_rmaps_base_oversubscribe="1")
+    command += [sys.executable, RANKS, scenario, str(out)]
+    return subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                          timeout=timeout)
+
+
+def relative(a, b):
+    return np.linalg.norm(np.asarray(a, np.float64) - b) / np.linalg.norm(b)
+
+
+# ------------------------------------------------------------------------------------------------- MPI
+@functools.lru_cache(maxsize=None)
+def _equivalence_results(out):
+    done = mpirun("equivalence", out)
+    assert done.returncode == 0, done.stdout[-4000:]
+    return [dict(np.load(os.path.join(out, f"rank{r}.npz"))) for r in range(2)]
+
+
+@pytest.fixture(scope="module")
+def equivalence(tmp_path_factory):
+    return _equivalence_results(str(tmp_path_factory.mktemp("equivalence")))
+
+
+def single_process_reference(dtype, backend, n_rows, epochs=20, batch=4):
+    """The parameters and per-epoch losses of one process training, by train_step, on the global batches two
+    ranks make: step b of an epoch trains on the union of each rank's b-th batch of its shard."""
+    X, y = ranks.data(80)
+    shards = [ranks.shard(n_rows, r) for r in range(2)]
+    net = ranks.network(dtype, backend, seed=0)
+    steps = max(-(-len(s) // batch) for s in shards)
+    losses = []
+    for _ in range(epochs):
+        total = 0.0
+        for b in range(steps):
+            rows = np.concatenate([s[b * batch:(b + 1) * batch] for s in shards])
+            total += net.train_step(X[rows], y[rows], optimizer="adam", learning_rate=0.01) * len(rows)
+        losses.append(total / sum(n_rows))
+    return net._params, np.array(losses)
+
+
+@needs_mpi
+@pytest.mark.parametrize("case, dtype, backend, n_rows, rtol", [
+    ("f64_c", "float64", "c", (40, 40), 1e-12),
+    ("f32_c", "float32", "c", (40, 40), 1e-6),
+    ("f64_c_python_hook", "float64", "c", (40, 40), 1e-12),
+    ("f64_py", "float64", "python", (40, 40), 1e-12),
+    ("f64_c_uneven", "float64", "c", (40, 26), 1e-12),
+    ("f64_py_uneven", "float64", "python", (40, 26), 1e-12),
+])
+def test_data_parallel_equals_one_process_on_the_global_batches(equivalence, case, dtype, backend, n_rows, rtol):
+    if backend == "c" and not fastnn._backend.c_available():
+        pytest.skip("the C extension is not built")
+    params, losses = single_process_reference(dtype, backend, n_rows)
+    rank0, rank1 = equivalence
+    assert int(rank0[case + "_steps"]) == 200  # 20 epochs of max(ceil(40 / 4), ceil(26 / 4)) steps
+    assert relative(rank0[case], params) < rtol
+    np.testing.assert_allclose(rank0[case + "_loss"], losses, rtol=max(rtol, 1e-12))
+    # the ranks are bitwise equal, and agree on the history
+    assert np.array_equal(rank0[case], rank1[case])
+    assert np.array_equal(rank0[case + "_loss"], rank1[case + "_loss"])
+    assert np.array_equal(rank0[case + "_accuracy"], rank1[case + "_accuracy"])
+    want_hook = "python" if backend == "python" or case.endswith("python_hook") else "c"
+    assert str(rank0[case + "_hook"]) == want_hook
+
+
+@needs_mpi
+@pytest.mark.parametrize("n_rows", [(40, 40), (40, 26)])
+def test_fedavg_one_full_batch_sgd_epoch_equals_data_parallel(equivalence, n_rows):
+    key = "_".join(map(str, n_rows))
+    rank0, rank1 = equivalence
+    # the single-process reference: full-batch SGD on the union of the shards
+    X, y = ranks.data(80)
+    rows = np.concatenate([ranks.shard(n_rows, r) for r in range(2)])
+    net = ranks.network("float64", "c" if fastnn._backend.c_available() else "python", seed=0)
+    for _ in range(30):
+        net.train_step(X[rows], y[rows], optimizer="sgd", learning_rate=0.5)
+    assert relative(rank0["dp_full_" + key], net._params) < 1e-12
+    assert relative(rank0["fedavg_" + key], rank0["dp_full_" + key]) < 1e-12
+    assert np.array_equal(rank0["fedavg_" + key], rank1["fedavg_" + key])
+
+
+@needs_mpi
+def test_a_communicator_of_one_rank_changes_nothing(equivalence):
+    for rank in equivalence:
+        assert np.array_equal(rank["self_dp"], rank["self_plain"])
+
+
+@needs_mpi
+def test_nan_on_one_rank_stops_every_rank_at_the_same_step(tmp_path):
+    done = mpirun("nonfinite", tmp_path)
+    assert done.returncode == 0, done.stdout[-4000:]
+    rank0, rank1 = [np.load(os.path.join(tmp_path, f"rank{r}.npz")) for r in range(2)]
+    assert int(rank0["epochs"]) == int(rank1["epochs"]) == 0  # the NaN batch is in the first epoch
+    assert "diverged in epoch 1" in str(rank0["message"])
+    assert str(rank0["message"]) == str(rank1["message"])
+    assert np.array_equal(rank0["params"], rank1["params"])
+    # the restored weights are rank 0's initial ones (the epoch's updates were undone)
+    assert np.array_equal(rank0["params"], ranks.regression_network(seed=0)._params)
+
+
+@needs_mpi
+@pytest.mark.parametrize("how", ["kill", "hang"])
+def test_a_dead_rank_makes_the_others_fail_instead_of_hanging(tmp_path, how):
+    done = mpirun(how, tmp_path, timeout=90)  # a hang would raise subprocess.TimeoutExpired
+    assert done.returncode != 0
+    assert "finished training" not in done.stdout
+    if how == "hang":  # the watchdog of rank 0 explains and aborts
+        assert "rank 0 has waited" in done.stdout and "a rank has died or hangs" in done.stdout
+
+
+def test_import_fastnn_does_not_import_mpi4py():
+    code = "import sys, fastnn, fastnn.distributed; assert 'mpi4py' not in sys.modules"
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(fastnn.__file__))))
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+def test_fit_refuses_an_unknown_distributed_strategy():
+    net = fastnn.Network([2, 2])
+    with pytest.raises(TypeError, match="distributed must be"):
+        net.fit(np.zeros((4, 2)), np.zeros((4, 2)), distributed="mpi")
