@@ -152,3 +152,110 @@ def test_fit_refuses_an_unknown_distributed_strategy():
     net = fastnn.Network([2, 2])
     with pytest.raises(TypeError, match="distributed must be"):
         net.fit(np.zeros((4, 2)), np.zeros((4, 2)), distributed="mpi")
+
+
+# ------------------------------------------------------------------------------------- searches on clusters
+def _search(backend_name=None, **backend_options):
+    """A small grid search of fastnn.MLPClassifier; under joblib's `backend_name` backend when given. Returns the
+    search and, per fit, the threads its network used."""
+    import joblib
+    from sklearn.model_selection import GridSearchCV
+    X, y = ranks.data(120, seed=3)
+    y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(int) + (X[:, 2] > 1)
+    search = GridSearchCV(fastnn.MLPClassifier(hidden_layer_sizes=(8,), max_iter=30, random_state=0),
+                          {"alpha": [1e-4, 1.0], "hidden_layer_sizes": [(3,), (12,)]}, cv=3, n_jobs=2)
+    if backend_name is None:
+        search.set_params(n_jobs=1)
+        return search.fit(X, y)
+    with joblib.parallel_backend(backend_name, **backend_options):
+        return search.fit(X, y)
+
+
+def _threads_in_worker():
+    """What an estimator's network trains with in the current worker."""
+    est = fastnn.MLPClassifier(hidden_layer_sizes=(4,), max_iter=2)
+    est.fit(*ranks.data(20))
+    return est._network.n_threads
+
+
+def _same_search(got, want):
+    assert got.best_params_ == want.best_params_
+    np.testing.assert_allclose(got.cv_results_["mean_test_score"], want.cv_results_["mean_test_score"],
+                               rtol=0, atol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def default_search():
+    pytest.importorskip("sklearn")
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning of the short fits
+        return _search()
+
+
+def test_grid_search_under_dask_matches_the_default_backend(default_search):
+    pytest.importorskip("dask")
+    distributed = pytest.importorskip("distributed")
+    import joblib
+    import warnings
+    with distributed.Client(processes=False, n_workers=1, threads_per_worker=2,
+                            dashboard_address=None) as client, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _same_search(_search("dask"), default_search)
+        # one fastnn thread per task: the worker's threads share the cores
+        assert client.submit(_threads_in_worker, pure=False).result() == 1
+        with joblib.parallel_backend("dask"):
+            assert joblib.Parallel(n_jobs=2)(joblib.delayed(_threads_in_worker)() for _ in range(2)) == [1, 1]
+    assert _threads_in_worker() is None  # outside a worker: fastnn.get_num_threads()
+
+
+def test_grid_search_under_ray_matches_the_default_backend(default_search):
+    ray = pytest.importorskip("ray")
+    from ray.util.joblib import register_ray
+    import warnings
+    register_ray()
+    # the workers import this file's helpers by name
+    path = os.pathsep.join([HERE, os.path.dirname(os.path.dirname(os.path.abspath(fastnn.__file__)))])
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
+             runtime_env={"env_vars": {"PYTHONPATH": path}})
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _same_search(_search("ray"), default_search)
+        assert ray.get(ray.remote(num_cpus=1)(_threads_in_worker).remote()) == 1
+    finally:
+        ray.shutdown()
+
+
+def test_optuna_pruning_callback_reports_val_loss_and_prunes():
+    optuna = pytest.importorskip("optuna")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    X, y = ranks.data(200, seed=4)
+    y = (X[:, 0] > 0).astype(int)
+    reported = {}
+
+    def objective(trial):
+        lr = trial.suggest_float("lr", 1e-5, 1.0, log=True)
+        net = fastnn.Network([ranks.N_FEATURES, 8, 2], loss="cross_entropy", seed=0)
+        keep = lambda epoch, history: reported.__setitem__(trial.number, list(history["val_loss"]))  # noqa: E731
+        history = net.fit(X, y, epochs=8, batch_size=32, learning_rate=lr, validation_split=0.25,
+                          callbacks=[keep, fastnn.search.OptunaPruningCallback(trial)])
+        return history["val_loss"][-1]
+
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0),
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1))
+    study.optimize(objective, n_trials=12)
+    states = [t.state for t in study.trials]
+    assert optuna.trial.TrialState.PRUNED in states
+    for t in study.trials:  # each epoch's val_loss was reported, at its epoch
+        assert t.intermediate_values == dict(enumerate(reported[t.number][:len(t.intermediate_values)]))
+        if t.state == optuna.trial.TrialState.COMPLETE:
+            assert len(t.intermediate_values) == 8 and t.value == reported[t.number][-1]
+
+
+def test_optuna_pruning_callback_needs_the_monitored_value():
+    optuna = pytest.importorskip("optuna")
+    trial = optuna.create_study().ask()
+    net = fastnn.Network([2, 2], seed=0)
+    with pytest.raises(ValueError, match="has no 'val_loss'"):
+        net.fit(np.zeros((4, 2)), np.zeros((4, 2)), callbacks=[fastnn.search.OptunaPruningCallback(trial)])
