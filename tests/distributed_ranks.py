@@ -43,6 +43,8 @@ def equivalence(comm, out):
                                                ("f64_py", "float64", "python", "auto", (40, 40)),
                                                ("f64_c_uneven", "float64", "c", "auto", (40, 26)),
                                                ("f64_py_uneven", "float64", "python", "auto", (40, 26))]:
+        if backend == "c" and not fastnn._backend.c_available():
+            continue
         rows = shard(n_rows, rank)
         net = network(dtype, backend, seed=rank)  # rank 0's parameters must win
         dp = DataParallel(hook=hook)
@@ -57,14 +59,14 @@ def equivalence(comm, out):
         rows = shard(n_rows, rank)
         key = "_".join(map(str, n_rows))
         for name, strategy in [("fedavg", FedAvg(local_epochs=1)), ("dp_full", DataParallel())]:
-            net = network("float64", "c", seed=0)
+            net = network("float64", None, seed=0)
             net.fit(X[rows], y[rows], epochs=30, batch_size=1000, shuffle=False, optimizer="sgd",
                     learning_rate=0.5, distributed=strategy)
             results[f"{name}_{key}"] = net._params.copy()
     # a communicator of one rank changes nothing
     from mpi4py import MPI
     for name, strategy in [("self_dp", DataParallel(comm=MPI.COMM_SELF)), ("self_plain", None)]:
-        net = network("float64", "c", seed=rank)
+        net = network("float64", None, seed=rank)
         net.fit(X, y, epochs=3, batch_size=8, optimizer="adam", distributed=strategy)
         results[name] = net._params.copy()
     np.savez(os.path.join(out, f"rank{rank}.npz"), **results)
@@ -86,7 +88,7 @@ def nonfinite(comm, out):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         history = net.fit(X, y, epochs=5, batch_size=4, shuffle=False, distributed=DataParallel(timeout=30))
-    messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    messages = [str(w.message) for w in caught if "diverged" in str(w.message)]
     np.savez(os.path.join(out, f"rank{rank}.npz"), params=net._params, epochs=np.array(len(history["loss"])),
              message=np.array(messages[0] if messages else ""))
 
@@ -95,7 +97,7 @@ def dies(comm, out, how):
     """Rank 1 dies (SIGKILL) or hangs (sleeps) after its second epoch; rank 0 must not wait forever."""
     rank = comm.Get_rank()
     X, y = data(40, seed=rank)
-    net = network("float64", "c", seed=0)
+    net = network("float64", None, seed=0)
 
     def callback(epoch, history):
         if rank == 1 and epoch == 1:

@@ -105,7 +105,7 @@ def test_fedavg_one_full_batch_sgd_epoch_equals_data_parallel(equivalence, n_row
     # the single-process reference: full-batch SGD on the union of the shards
     X, y = ranks.data(80)
     rows = np.concatenate([ranks.shard(n_rows, r) for r in range(2)])
-    net = ranks.network("float64", "c" if fastnn._backend.c_available() else "python", seed=0)
+    net = ranks.network("float64", None, seed=0)
     for _ in range(30):
         net.train_step(X[rows], y[rows], optimizer="sgd", learning_rate=0.5)
     assert relative(rank0["dp_full_" + key], net._params) < 1e-12
