@@ -63,6 +63,14 @@ def equivalence(comm, out):
             net.fit(X[rows], y[rows], epochs=30, batch_size=1000, shuffle=False, optimizer="sgd",
                     learning_rate=0.5, distributed=strategy)
             results[f"{name}_{key}"] = net._params.copy()
+    # FedAvg with several local epochs of minibatches, and with half the clients per round
+    rows = shard((40, 26), rank)
+    for name, strategy in [("fedavg_e2", FedAvg(local_epochs=2)), ("fedavg_half", FedAvg(fraction=0.5, seed=7))]:
+        net = network("float64", None, seed=0)
+        history = net.fit(X[rows], y[rows], epochs=3, batch_size=8, shuffle=False, optimizer="sgd",
+                          learning_rate=0.2, distributed=strategy)
+        results[name] = net._params.copy()
+        results[name + "_loss"] = np.array(history["loss"])
     # a communicator of one rank changes nothing
     from mpi4py import MPI
     for name, strategy in [("self_dp", DataParallel(comm=MPI.COMM_SELF)), ("self_plain", None)]:

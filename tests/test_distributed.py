@@ -113,6 +113,44 @@ def test_fedavg_one_full_batch_sgd_epoch_equals_data_parallel(equivalence, n_row
     assert np.array_equal(rank0["fedavg_" + key], rank1["fedavg_" + key])
 
 
+def fedavg_reference(local_epochs, clients_per_round):
+    """FedAvg written out in one process: per round, each chosen client trains from the average on its shard,
+    then the average of their parameters weighted by their sample counts. Returns the parameters and losses."""
+    X, y = ranks.data(80)
+    shards = [ranks.shard((40, 26), r) for r in range(2)]
+    average = ranks.network("float64", None, seed=0)._params.copy()
+    losses = []
+    for chosen in clients_per_round:
+        total, count, weighted = 0.0, 0, np.zeros_like(average)
+        for r in chosen:
+            client = ranks.network("float64", None, seed=0)
+            client._params[...] = average
+            history = client.fit(X[shards[r]], y[shards[r]], epochs=local_epochs, batch_size=8, shuffle=False,
+                                 optimizer="sgd", learning_rate=0.2)
+            total += sum(history["loss"]) * len(shards[r])
+            count += local_epochs * len(shards[r])
+            weighted += len(shards[r]) * client._params
+        average = weighted / sum(len(shards[r]) for r in chosen)
+        losses.append(total / count)
+    return average, np.array(losses)
+
+
+@needs_mpi
+def test_fedavg_local_epochs_and_fraction_follow_the_algorithm(equivalence):
+    rank0, rank1 = equivalence
+    params, losses = fedavg_reference(2, [[0, 1]] * 3)
+    assert relative(rank0["fedavg_e2"], params) < 1e-12
+    np.testing.assert_allclose(rank0["fedavg_e2_loss"], losses, rtol=1e-12)
+    # fraction 0.5 of 2 ranks: one client per round, drawn by the generator seeded with FedAvg's seed
+    draws = np.random.default_rng(7)
+    chosen = [list(draws.choice(2, size=1, replace=False)) for _ in range(3)]
+    params, losses = fedavg_reference(1, chosen)
+    assert relative(rank0["fedavg_half"], params) < 1e-12
+    np.testing.assert_allclose(rank0["fedavg_half_loss"], losses, rtol=1e-12)
+    for key in ("fedavg_e2", "fedavg_half"):
+        assert np.array_equal(rank0[key], rank1[key])
+
+
 @needs_mpi
 def test_a_communicator_of_one_rank_changes_nothing(equivalence):
     for rank in equivalence:
