@@ -5,7 +5,7 @@ cross-entropy, Adam lr 1e-3, float32), two ways:
     mpirun -n 2 python -m mpi4py asv_bench/mpi_train.py curve      # the loss curve on 2 ranks, and in 1 process
     mpirun -n 2 python -m mpi4py asv_bench/mpi_train.py bench      # samples/s and allreduce cost on 2 ranks
     python asv_bench/mpi_train.py bench --threads 2                # the same workload in 1 process
-    python asv_bench/mpi_train.py model --step-ms 5.1 --bytes 940584   # ring-allreduce estimate for more ranks
+    python asv_bench/mpi_train.py model --step-ms 1.36 --bytes 940584 --local-ms 0.26   # estimate for more ranks
 
 (As root Open MPI's mpirun needs --allow-run-as-root, and --oversubscribe for more ranks than cores. `python -m
 mpi4py` aborts every rank when one raises, instead of leaving the others waiting.)
@@ -18,10 +18,13 @@ both loss curves and their largest relative difference.
 
 bench: one fit epoch over 10,000 samples at a global batch of 128 (strong scaling: 128 / ranks per rank) after a
 warm-up epoch, repeated --repeats times; prints the median samples/s and, on several ranks, the median gradient
-allreduce time per step and its bytes. With --per-rank-batch the batch is 128 per rank (weak scaling).
+allreduce time per step measured in the C step (it includes waiting for the slowest rank), its bytes, and the
+median time of the same allreduce alone (the ranks in step after a barrier). With --per-rank-batch the batch is
+128 per rank (weak scaling).
 
-model: from a step's compute time (at one rank's batch) and the gradient bytes, the step time of p ranks on a
-network of --gbits Gbit/s with a ring allreduce: 2 (p - 1) / p x bytes / bandwidth + 2 (p - 1) x latency.
+model: from a step's compute time (at one rank's batch), the gradient bytes and the allreduce's measured cost on
+one node (--local-ms: copying and summing, which a network does not remove), the step time of p ranks on a network
+of --gbits Gbit/s with a ring allreduce: 2 (p - 1) / p x bytes / bandwidth + 2 (p - 1) x latency + local cost.
 """
 import argparse
 import json
@@ -95,7 +98,7 @@ def bench(args):
         comm = None
     size = comm.Get_size() if comm is not None else 1
     rank = comm.Get_rank() if comm is not None else 0
-    batch = 128 if args.per_rank_batch else 128 // size
+    batch = args.global_batch if args.per_rank_batch else args.global_batch // size
     X, y = data(args.samples // size, seed=rank)
     net = network(fastnn)
     rates, allreduce_ms, byte_counts, steps = [], [], [], []
@@ -116,6 +119,14 @@ def bench(args):
             allreduce_ms.append(1e3 * dp.stats["allreduce_seconds"] / dp.stats["steps"])
             byte_counts.append(dp.stats["bytes_per_step"])
             steps.append(dp.stats["steps"])
+    alone = []
+    if size > 1:  # the same allreduce with the ranks already in step: its cost without the wait for the slowest
+        grads = np.ones_like(net._params)
+        for _ in range(200):
+            comm.Barrier()
+            started = time.perf_counter()
+            comm.Allreduce(MPI.IN_PLACE, grads, op=MPI.SUM)
+            alone.append(time.perf_counter() - started)
     if rank == 0:
         result = {"ranks": size, "threads_per_rank": args.threads, "batch_per_rank": batch,
                   "global_batch": batch * size, "samples": X.shape[0] * size,
@@ -123,6 +134,7 @@ def bench(args):
                   "runs": [round(r) for r in rates]}
         if allreduce_ms:
             result.update(allreduce_ms_per_step=round(statistics.median(allreduce_ms), 4),
+                          allreduce_alone_ms=round(1e3 * statistics.median(alone), 4),
                           allreduce_bytes_per_step=byte_counts[0], steps_per_epoch=steps[0],
                           step_ms=round(1e3 * batch * size / statistics.median(rates), 4))
         else:
@@ -132,11 +144,12 @@ def bench(args):
 
 def model(args):
     bandwidth = args.gbits * 1e9 / 8
-    print(f"ring allreduce of {args.bytes} bytes at {args.gbits} Gbit/s, {args.latency_us} us per message; "
-          f"compute {args.step_ms} ms per step")
+    print(f"ring allreduce of {args.bytes} bytes at {args.gbits} Gbit/s, {args.latency_us} us per message, plus "
+          f"{args.local_ms} ms of on-node copying and summing; compute {args.step_ms} ms per step")
     print("ranks  allreduce ms  step ms  allreduce share")
     for p in args.ranks:
         comm_ms = 1e3 * (2 * (p - 1) / p * args.bytes / bandwidth + 2 * (p - 1) * args.latency_us * 1e-6)
+        comm_ms += args.local_ms
         step = args.step_ms + comm_ms
         print(f"{p:5d}  {comm_ms:12.3f}  {step:7.3f}  {comm_ms / step:14.1%}")
 
@@ -149,11 +162,14 @@ def main():
     parser.add_argument("--epochs", type=int, default=5, help="curve: epochs")
     parser.add_argument("--batch", type=int, default=64, help="curve: batch per rank")
     parser.add_argument("--repeats", type=int, default=5, help="bench: timed epochs (after one warm-up)")
-    parser.add_argument("--per-rank-batch", action="store_true", help="bench: batch 128 per rank, not in all")
+    parser.add_argument("--global-batch", type=int, default=128, help="bench: the batch of all ranks together")
+    parser.add_argument("--per-rank-batch", action="store_true", help="bench: --global-batch per rank instead")
     parser.add_argument("--step-ms", type=float, default=None, help="model: compute time of one step")
     parser.add_argument("--bytes", type=int, default=None, help="model: gradient bytes per step")
     parser.add_argument("--gbits", type=float, default=10.0, help="model: network bandwidth")
     parser.add_argument("--latency-us", type=float, default=25.0, help="model: time per message")
+    parser.add_argument("--local-ms", type=float, default=0.0,
+                        help="model: the allreduce's own cost on one node (bench's allreduce_alone_ms)")
     parser.add_argument("--ranks", type=int, nargs="+", default=[2, 8, 64], help="model: rank counts")
     args = parser.parse_args()
     if args.mode == "model":

@@ -31,8 +31,9 @@ def mpirun(scenario, out, timeout=120):
                PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(fastnn.__file__))))
     if "Open MPI" in version or "OpenRTE" in version:
         command.append("--oversubscribe")
+        # waiting ranks yield their core (they may share cores with each other and with other work)
         env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-                   OMPI_MCA_rmaps_base_oversubscribe="1")
+                   OMPI_MCA_rmaps_base_oversubscribe="1", OMPI_MCA_mpi_yield_when_idle="1")
     command += [sys.executable, RANKS, scenario, str(out)]
     return subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                           timeout=timeout)
