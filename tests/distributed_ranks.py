@@ -101,6 +101,30 @@ def nonfinite(comm, out):
              message=np.array(messages[0] if messages else ""))
 
 
+def step_fails(comm, out):
+    """On the NumPy backend, rank 1's backprop raises in its third step: rank 1 raises that error, rank 0 a
+    DistributedError at the same step, and neither waits for the other."""
+    import fastnn._py.network as twin
+    rank = comm.Get_rank()
+    X, y = data(40, seed=rank)
+    net = network("float64", "python", seed=0)
+    if rank == 1:
+        backprop, calls = twin.net_backprop, []
+
+        def failing(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == 3:
+                raise RuntimeError("injected failure")
+            return backprop(*args, **kwargs)
+        twin.net_backprop = failing
+    try:
+        net.fit(X, y, epochs=2, batch_size=4, shuffle=False, distributed=DataParallel(timeout=30))
+        error = "none"
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+    np.savez(os.path.join(out, f"rank{rank}.npz"), error=np.array(error))
+
+
 def dies(comm, out, how):
     """Rank 1 dies (SIGKILL) or hangs (sleeps) after its second epoch; rank 0 must not wait forever."""
     rank = comm.Get_rank()
@@ -125,6 +149,8 @@ def main():
         equivalence(comm, out)
     elif scenario == "nonfinite":
         nonfinite(comm, out)
+    elif scenario == "step_fails":
+        step_fails(comm, out)
     else:
         dies(comm, out, scenario)
 

@@ -172,6 +172,15 @@ def test_nan_on_one_rank_stops_every_rank_at_the_same_step(tmp_path):
 
 
 @needs_mpi
+def test_a_step_that_fails_on_one_rank_stops_the_others_at_the_same_step(tmp_path):
+    done = mpirun("step_fails", tmp_path, timeout=60)
+    assert done.returncode == 0, done.stdout[-4000:]
+    errors = [str(np.load(os.path.join(tmp_path, f"rank{r}.npz"))["error"]) for r in range(2)]
+    assert errors[1] == "RuntimeError: injected failure"
+    assert errors[0].startswith("DistributedError: net_train_epoch: another rank's training step failed")
+
+
+@needs_mpi
 @pytest.mark.parametrize("how", ["kill", "hang"])
 def test_a_dead_rank_makes_the_others_fail_instead_of_hanging(tmp_path, how):
     done = mpirun(how, tmp_path, timeout=90)  # a hang would raise subprocess.TimeoutExpired
