@@ -71,6 +71,21 @@ def equivalence(comm, out):
                           learning_rate=0.2, distributed=strategy)
         results[name] = net._params.copy()
         results[name + "_loss"] = np.array(history["loss"])
+    # validation, metrics and early stopping on shards whose losses differ: the ranks must agree
+    Xr, yr = data(48, seed=10 + rank)
+    net = network("float64", None, seed=0)
+    stopping = fastnn.EarlyStopping(patience=2, min_delta=10.0, restore_best_weights=False)
+    history = net.fit(Xr, yr, epochs=10, batch_size=8, validation_split=0.25, early_stopping=stopping,
+                      metrics=["accuracy"], distributed=DataParallel())
+    results["early_val_loss"] = np.array(history["val_loss"])
+    results["early_val_accuracy"] = np.array(history["val_accuracy"])
+    results["early_local_val_loss"] = np.array(net.evaluate(Xr[36:], yr[36:]))
+    results["early_params"] = net._params.copy()
+    # a callback that stops rank 1 only, after epoch 3, stops both
+    net = network("float64", None, seed=0)
+    history = net.fit(Xr, yr, epochs=10, batch_size=8, distributed=DataParallel(),
+                      callbacks=[lambda epoch, history: not (rank == 1 and epoch == 2)])
+    results["callback_epochs"] = np.array(len(history["loss"]))
     # a communicator of one rank changes nothing
     from mpi4py import MPI
     for name, strategy in [("self_dp", DataParallel(comm=MPI.COMM_SELF)), ("self_plain", None)]:

@@ -153,6 +153,20 @@ def test_fedavg_local_epochs_and_fraction_follow_the_algorithm(equivalence):
 
 
 @needs_mpi
+def test_ranks_agree_on_validation_metrics_early_stopping_and_callbacks(equivalence):
+    rank0, rank1 = equivalence
+    for key in ("early_val_loss", "early_val_accuracy", "early_params"):
+        assert np.array_equal(rank0[key], rank1[key])
+    # min_delta=10 never counts as an improvement after the first epoch: patience 2 stops after epoch 3
+    assert len(rank0["early_val_loss"]) == 3
+    # the validation loss is the mean over both ranks' validation shards (12 rows each)
+    local = [float(rank0["early_local_val_loss"]), float(rank1["early_local_val_loss"])]
+    assert rank0["early_local_val_loss"] != rank1["early_local_val_loss"]
+    np.testing.assert_allclose(rank0["early_val_loss"][-1], np.mean(local), rtol=1e-12)
+    assert int(rank0["callback_epochs"]) == int(rank1["callback_epochs"]) == 3
+
+
+@needs_mpi
 def test_a_communicator_of_one_rank_changes_nothing(equivalence):
     for rank in equivalence:
         assert np.array_equal(rank["self_dp"], rank["self_plain"])
@@ -194,6 +208,14 @@ def test_import_fastnn_does_not_import_mpi4py():
     code = "import sys, fastnn, fastnn.distributed; assert 'mpi4py' not in sys.modules"
     env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(fastnn.__file__))))
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+def test_without_mpi4py_the_error_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "mpi4py", None)
+    with pytest.raises(ImportError, match=r"pip install 'fastnn\[mpi\]'"):
+        fastnn.distributed.DataParallel()
+    with pytest.raises(ImportError, match="mpi4py"):
+        fastnn.distributed.FedAvg(local_epochs=2)
 
 
 def test_fit_refuses_an_unknown_distributed_strategy():
