@@ -293,10 +293,11 @@ class _StepSync:
             return
         self.mpi_allreduce = address
         self.mpi_int_handles = int(handle_size == ctypes.sizeof(ctypes.c_int) != ctypes.sizeof(ctypes.c_void_p))
-        self.comm_handle = MPI._handleof(self.comm)
-        self.op_sum = MPI._handleof(MPI.SUM)
-        self.type_float, self.type_double = MPI._handleof(MPI.FLOAT), MPI._handleof(MPI.DOUBLE)
-        self.in_place = int(MPI.IN_PLACE)
+        signed = lambda value: ctypes.c_ssize_t(int(value)).value  # noqa: E731  (MPICH's IN_PLACE is (void *)-1)
+        self.comm_handle = signed(MPI._handleof(self.comm))
+        self.op_sum = signed(MPI._handleof(MPI.SUM))
+        self.type_float, self.type_double = signed(MPI._handleof(MPI.FLOAT)), signed(MPI._handleof(MPI.DOUBLE))
+        self.in_place = signed(MPI.IN_PLACE)
         self.hook = "c"
 
     def allreduce(self, buf):
