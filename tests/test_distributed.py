@@ -6,6 +6,7 @@ import functools
 import importlib.util
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -26,7 +27,10 @@ needs_mpi = pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None or shu
 def mpirun(scenario, out, timeout=120):
     """Runs the scenario on 2 ranks; returns the CompletedProcess (stdout and stderr together)."""
     command = ["mpirun", "-n", "2"]
-    version = subprocess.run(["mpirun", "--version"], capture_output=True, text=True).stdout
+    try:
+        version = subprocess.run(["mpirun", "--version"], capture_output=True, text=True, timeout=30).stdout
+    except subprocess.TimeoutExpired:
+        version = ""
     env = dict(os.environ, OMP_NUM_THREADS="1",
                PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(fastnn.__file__))))
     if "Open MPI" in version or "OpenRTE" in version:
@@ -35,8 +39,16 @@ def mpirun(scenario, out, timeout=120):
         env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
                    OMPI_MCA_rmaps_base_oversubscribe="1", OMPI_MCA_mpi_yield_when_idle="1")
     command += [sys.executable, RANKS, scenario, str(out)]
-    return subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                          timeout=timeout)
+    # a session of its own, so that on a timeout the launcher and every rank are killed, not the launcher only
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                          start_new_session=True) as process:
+        try:
+            output, _ = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            output, _ = process.communicate()
+            pytest.fail(f"mpirun {scenario} did not finish within {timeout} s:\n{output[-4000:]}")
+    return subprocess.CompletedProcess(command, process.returncode, output)
 
 
 def relative(a, b):
