@@ -241,12 +241,10 @@ class _Run:
         return (seed ^ (self.rank * 0x9E3779B97F4A7C15)) & (2**63 - 1) if seed else 0
 
     def allreduce(self, values, where):
-        values = np.ascontiguousarray(values, dtype=np.float64)
-        self._collective(where, self.comm.Allreduce, self._MPI_IN_PLACE(), values)
+        """The sums over the ranks of `values` (float64), under the watchdog."""
+        values = np.array(values, dtype=np.float64)
+        self._collective(where, self.comm.Allreduce, self.strategy._MPI.IN_PLACE, values)
         return values
-
-    def _MPI_IN_PLACE(self):
-        return self.strategy._MPI.IN_PLACE
 
     def any(self, flag, where="fit (a stop decision)"):
         """Whether `flag` is true on any rank."""
@@ -344,7 +342,7 @@ class _DataParallelRun(_Run):
         # the C step already agreed on finiteness; the sums make the history the same on every rank
         self.combine_metrics(seen, "fit (training metrics)")
         total = self.allreduce([loss_sum, n_done, 0.0 if finite else 1.0], "fit (the epoch's loss)")
-        return float(total[0]), float(total[1]) if finite else self.n_total, bool(total[2] == 0) and finite
+        return float(total[0]), float(total[1]), bool(total[2] == 0)
 
     def close(self):
         sync = getattr(self, "sync", None)
