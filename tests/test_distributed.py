@@ -2,7 +2,6 @@
 tests/distributed_ranks.py, compared here with single-process training on the same global batches), a rank
 that gets a NaN, dies or hangs, and the hyper-parameter searches under joblib's dask and ray backends and
 Optuna. Each part is skipped when what it needs (mpi4py and mpirun, dask, ray, optuna) is missing."""
-import functools
 import importlib.util
 import os
 import shutil
@@ -17,7 +16,6 @@ import fastnn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RANKS = os.path.join(HERE, "distributed_ranks.py")
-sys.path.insert(0, HERE)
 import distributed_ranks as ranks  # noqa: E402  (the data and networks the ranks use)
 
 needs_mpi = pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None or shutil.which("mpirun") is None,
@@ -56,16 +54,13 @@ def relative(a, b):
 
 
 # ------------------------------------------------------------------------------------------------- MPI
-@functools.lru_cache(maxsize=None)
-def _equivalence_results(out):
+@pytest.fixture(scope="module")
+def equivalence(tmp_path_factory):
+    """What each rank of the "equivalence" scenario saved (one 2-rank run for all the tests that use it)."""
+    out = str(tmp_path_factory.mktemp("equivalence"))
     done = mpirun("equivalence", out)
     assert done.returncode == 0, done.stdout[-4000:]
     return [dict(np.load(os.path.join(out, f"rank{r}.npz"))) for r in range(2)]
-
-
-@pytest.fixture(scope="module")
-def equivalence(tmp_path_factory):
-    return _equivalence_results(str(tmp_path_factory.mktemp("equivalence")))
 
 
 def single_process_reference(dtype, backend, n_rows, epochs=20, batch=4):
