@@ -26,7 +26,8 @@ typedef enum {
     FASTNN_EINVAL = 1,   /* an argument is out of its domain (unknown code, negative size, NULL pointer) */
     FASTNN_ESHAPE = 2,   /* sizes are inconsistent with each other */
     FASTNN_ENOMEM = 3,   /* an allocation failed */
-    FASTNN_ENONFINITE = 4 /* training stopped: a batch loss was NaN or infinite (nothing was updated by it) */
+    FASTNN_ENONFINITE = 4, /* training stopped: a batch loss was NaN or infinite (nothing was updated by it) */
+    FASTNN_EDIST = 5      /* data-parallel training stopped: the allreduce failed, or a step failed on another rank */
 } fastnn_status;
 
 /* Activation codes. The derivative of each is computed from the activation's *output* a = f(z),
@@ -249,6 +250,33 @@ typedef struct {
     const void *teacher;  /* (n_rows, out_size) */
     void *teacher_batch;  /* (batch, out_size) */
 } fastnn_distill;
+
+/* Data-parallel training (fastnn/distributed.py, fastnn_net_train_epoch_dist): every rank of a communicator runs
+ * the same epoch on its own shard, and between each step's backprop and its update the ranks sum, in place,
+ * (1) three doubles: the loss's normaliser (the rows the batch loss is a mean over), a non-finite-loss flag and a
+ *     failed-step flag, and then, unless a flag is set,
+ * (2) the flat gradient buffer, each rank's first scaled by its normaliser over the global one, so the sum is the
+ *     gradient of the mean loss over the union of the ranks' batches, as one process would compute it.
+ * The sum is MPI_Allreduce of the MPI library already loaded in the process, called directly with raw handles
+ * (mpi_allreduce != NULL; Open MPI's handles are pointers, MPICH's are ints: mpi_int_handles), so a step makes no
+ * Python call; or else the caller's callback. Every rank makes n_steps steps: a rank whose shard is out of
+ * batches takes part with an empty batch (zero gradient, normaliser 0). */
+typedef int (*fastnn_allreduce_fn)(void *ctx, void *buf, int64_t count, int is_double); /* 0 = success */
+typedef struct {
+    void *mpi_allreduce;       /* the address of MPI_Allreduce, or NULL to call `allreduce` */
+    int mpi_int_handles;       /* 1: MPI handles are C ints (MPICH); 0: pointers (Open MPI) */
+    intptr_t comm, op_sum, type_float, type_double, in_place; /* raw handles and MPI_IN_PLACE's value */
+    fastnn_allreduce_fn allreduce;
+    void *ctx;
+    int64_t n_steps;           /* steps of this epoch, the same on every rank; >= this rank's batches */
+    volatile int64_t *progress;/* NULL, or incremented after every allreduce (a watchdog thread reads it) */
+    double seconds;            /* accumulated wall time of the gradient allreduces */
+    int64_t calls, bytes;      /* gradient allreduces made and the bytes each rank passed to them */
+    int error;                 /* the MPI (or callback) error code of a failed allreduce, else 0 */
+} fastnn_dist;
+
+/* Sums count values (double if is_double, else float) over the ranks of d in place; FASTNN_EDIST on failure. */
+int fastnn_dist_allreduce(fastnn_dist *d, void *buf, int64_t count, int is_double);
 
 /* Fortran BLAS gemm, as SciPy's scipy.linalg.cython_blas exports it (LP64: int dimensions). */
 typedef void (*fastnn_sgemm_fn)(char *transa, char *transb, int *m, int *n, int *k, float *alpha, float *a,
@@ -490,6 +518,17 @@ int fastnn_net_train_epoch_distill_##SFX(const fastnn_net *net, fastnn_optimizer
                                          int64_t n, int64_t batch, uint64_t dropout_seed,                     \
                                          fastnn_metrics *metrics, double *loss_sum, int64_t *n_done,          \
                                          int n_threads);                                                      \
+/* fastnn_net_train_epoch (with the distillation loss when distill != NULL) as one rank of data-parallel      \
+ * training: each step's gradients are summed over the ranks by `dist` before the update (see fastnn_dist), and \
+ * the epoch makes dist->n_steps steps. *loss_sum, *n_done and the metrics stay this rank's. A non-finite loss on \
+ * any rank gives FASTNN_ENONFINITE on every rank at the same step; a failed allreduce, or a step that failed    \
+ * on another rank, gives FASTNN_EDIST (the failing rank returns its own status). */                           \
+int fastnn_net_train_epoch_dist_##SFX(const fastnn_net *net, fastnn_optimizer *opt, const REAL *X,             \
+                                      const fastnn_csr *Xs, const REAL *T, const REAL *W,                      \
+                                      const fastnn_distill *distill, int64_t n_rows, const int64_t *order,     \
+                                      int64_t n, int64_t batch, uint64_t dropout_seed,                        \
+                                      fastnn_metrics *metrics, double *loss_sum, int64_t *n_done,             \
+                                      fastnn_dist *dist, int n_threads);                                      \
 /* Prediction for a batch: x (n, in_size) -> y (n, out_size), the output layer's predict activation applied.   \
  * Uses only `scratch` (fastnn_net_infer_scratch_size(net, n) REALs), never the network's workspaces, so any    \
  * number of threads may predict with one network at once. */                                                 \

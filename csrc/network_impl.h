@@ -339,12 +339,68 @@ int SFX(fastnn_net_update)(const fastnn_net *net, fastnn_optimizer *opt, int n_t
     return SFX(fastnn_mask_apply)((REAL *)net->params, net->keep, net->n_decay, n_threads);
 }
 
-/* distill: NULL for the network's own loss. */
+/* Data-parallel training (fastnn_dist). The count a batch's loss is a mean over, as fastnn_loss counts it: its
+ * rows (times the steps of a sequence output), or with ignore_index the rows that are not padding. */
+static double SFX(dist_loss_count)(const fastnn_net *net, const REAL *t, int64_t rows)
+{
+    const fastnn_layer *last = &net->layers[net->n_layers - 1];
+    int64_t m = SFX(rows)(last, rows), d = SFX(width_out)(last), i, j, count = 0;
+    if (net->loss_kind != FASTNN_LOSS_CROSS_ENTROPY_IGNORE) return (double)m;
+    for (i = 0; i < m; i++) {
+        for (j = 0; j < d && t[i * d + j] == 0; j++) {
+        }
+        count += j < d;
+    }
+    return (double)count;
+}
+
+/* Between backprop and update: agree on the step's flags, then sum the gradients, each rank's weighted by its
+ * share of the global loss count. step_rc: this rank's backprop status (a failed rank still takes part, so no
+ * rank waits for it forever). */
+static int SFX(dist_sync)(const fastnn_net *net, fastnn_dist *dist, double count, double loss, int step_rc,
+                          int n_threads)
+{
+    double flags[3] = {count, isfinite(loss) ? 0.0 : 1.0, step_rc != FASTNN_OK ? 1.0 : 0.0};
+    REAL *g = (REAL *)net->grads;
+    int64_t i, n_params = net->n_params;
+    if (fastnn_dist_allreduce(dist, flags, 3, 1) != FASTNN_OK) return FASTNN_EDIST;
+    if (step_rc != FASTNN_OK) return step_rc;
+    if (flags[2] > 0) return FASTNN_EDIST;
+    if (flags[1] > 0) return FASTNN_ENONFINITE;
+    if (count != flags[0]) {
+        REAL scale = flags[0] > 0 ? (REAL)(count / flags[0]) : (REAL)0;
+        int nt = fastnn_threads_for(n_params, n_params, n_threads);
+#pragma omp parallel for schedule(static) num_threads(nt)
+        for (i = 0; i < n_params; i++) g[i] *= scale;
+    }
+    double started = fastnn_wall_seconds();
+    int rc = fastnn_dist_allreduce(dist, g, n_params, sizeof(REAL) == sizeof(double));
+    dist->seconds += fastnn_wall_seconds() - started;
+    dist->calls += 1;
+    dist->bytes += n_params * (int64_t)sizeof(REAL);
+    return rc;
+}
+
+/* The steps of a data-parallel epoch after this rank's batches ran out: an empty batch each. */
+static int SFX(dist_empty_steps)(const fastnn_net *net, fastnn_optimizer *opt, fastnn_dist *dist, int64_t done,
+                                 int n_threads)
+{
+    int64_t b, i;
+    int rc;
+    for (b = done; b < dist->n_steps; b++) {
+        for (i = 0; i < net->n_params; i++) ((REAL *)net->grads)[i] = 0;
+        if ((rc = SFX(dist_sync)(net, dist, 0.0, 0.0, FASTNN_OK, n_threads)) != FASTNN_OK) return rc;
+        if ((rc = SFX(fastnn_net_update)(net, opt, n_threads)) != FASTNN_OK) return rc;
+    }
+    return FASTNN_OK;
+}
+
+/* distill: NULL for the network's own loss. dist: NULL, or data-parallel training (fastnn_dist). */
 static int SFX(train_epoch)(const fastnn_net *net, fastnn_optimizer *opt, const REAL *X, const fastnn_csr *Xs,
                             const REAL *T, const REAL *W, const fastnn_distill *distill, int64_t n_rows,
                             const int64_t *order, int64_t n, int64_t batch,
                             uint64_t dropout_seed, fastnn_metrics *metrics, double *loss_sum, int64_t *n_done,
-                            int n_threads)
+                            fastnn_dist *dist, int n_threads)
 {
     int rc = SFX(check_net)(net);
     if (rc != FASTNN_OK) return rc;
@@ -390,6 +446,9 @@ static int SFX(train_epoch)(const fastnn_net *net, fastnn_optimizer *opt, const 
         }
         rc = SFX(net_backprop)(net, &loss, xb, tb, wb, distill, ub, rows, 1,
                                fastnn_dropout_batch_key(dropout_seed, b), n_threads);
+        if (dist != NULL &&
+            (rc = SFX(dist_sync)(net, dist, SFX(dist_loss_count)(net, tb, rows), loss, rc, n_threads)) != FASTNN_OK)
+            return rc;
         if (rc != FASTNN_OK) return rc;
         if (!isfinite(loss)) return FASTNN_ENONFINITE;
         /* the batch's outputs are still in the output layer's workspace: its metrics before the update */
@@ -402,7 +461,7 @@ static int SFX(train_epoch)(const fastnn_net *net, fastnn_optimizer *opt, const 
         *loss_sum += loss * (double)rows;
         *n_done += rows;
     }
-    return FASTNN_OK;
+    return dist != NULL ? SFX(dist_empty_steps)(net, opt, dist, b, n_threads) : FASTNN_OK;
 }
 
 int SFX(fastnn_net_train_epoch)(const fastnn_net *net, fastnn_optimizer *opt, const REAL *X, const fastnn_csr *Xs,
@@ -411,7 +470,7 @@ int SFX(fastnn_net_train_epoch)(const fastnn_net *net, fastnn_optimizer *opt, co
                                 int64_t *n_done, int n_threads)
 {
     return SFX(train_epoch)(net, opt, X, Xs, T, W, NULL, n_rows, order, n, batch, dropout_seed, metrics, loss_sum,
-                            n_done, n_threads);
+                            n_done, NULL, n_threads);
 }
 
 int SFX(fastnn_net_train_epoch_distill)(const fastnn_net *net, fastnn_optimizer *opt, const REAL *X,
@@ -422,7 +481,18 @@ int SFX(fastnn_net_train_epoch_distill)(const fastnn_net *net, fastnn_optimizer 
 {
     if (distill == NULL) return FASTNN_EINVAL;
     return SFX(train_epoch)(net, opt, X, Xs, T, W, distill, n_rows, order, n, batch, dropout_seed, metrics,
-                            loss_sum, n_done, n_threads);
+                            loss_sum, n_done, NULL, n_threads);
+}
+
+int SFX(fastnn_net_train_epoch_dist)(const fastnn_net *net, fastnn_optimizer *opt, const REAL *X,
+                                     const fastnn_csr *Xs, const REAL *T, const REAL *W,
+                                     const fastnn_distill *distill, int64_t n_rows, const int64_t *order,
+                                     int64_t n, int64_t batch, uint64_t dropout_seed, fastnn_metrics *metrics,
+                                     double *loss_sum, int64_t *n_done, fastnn_dist *dist, int n_threads)
+{
+    if (dist == NULL || batch < 1 || dist->n_steps < (n + batch - 1) / batch) return FASTNN_EINVAL;
+    return SFX(train_epoch)(net, opt, X, Xs, T, W, distill, n_rows, order, n, batch, dropout_seed, metrics,
+                            loss_sum, n_done, dist, n_threads);
 }
 
 /* Inference through a pruned dense layer's CSR copy (fastnn_layer.sparse) for batches it pays for. */

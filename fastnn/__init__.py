@@ -3,7 +3,7 @@
 The hot loops are C99 with OpenMP (csrc/), wrapped by Cython (fastnn._core); a NumPy twin (fastnn._py) gives the
 same numbers where the extension cannot build. See README.md.
 """
-from . import _backend, datasets
+from . import _backend, datasets, distributed, search
 from . import _threads
 from ._threads import get_num_threads, set_num_threads
 from .io import load

@@ -1,5 +1,5 @@
 # Declarations of csrc/fastnn.h for the Cython layer. The C functions never set Python errors, hence noexcept.
-from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint64_t
+from libc.stdint cimport int8_t, int32_t, int64_t, intptr_t, uint8_t, uint64_t
 
 cdef extern from "fastnn.h" nogil:
     enum:
@@ -8,6 +8,7 @@ cdef extern from "fastnn.h" nogil:
         FASTNN_ESHAPE
         FASTNN_ENOMEM
         FASTNN_ENONFINITE
+        FASTNN_EDIST
 
     ctypedef struct fastnn_window:
         int64_t in_c, in_h, in_w, out_c, out_h, out_w
@@ -83,6 +84,21 @@ cdef extern from "fastnn.h" nogil:
         double temperature, alpha
         const void *teacher
         void *teacher_batch
+
+    ctypedef int (*fastnn_allreduce_fn)(void *ctx, void *buf, int64_t count, int is_double) noexcept nogil
+    ctypedef struct fastnn_dist:
+        void *mpi_allreduce
+        int mpi_int_handles
+        intptr_t comm, op_sum, type_float, type_double, in_place
+        fastnn_allreduce_fn allreduce
+        void *ctx
+        int64_t n_steps
+        int64_t *progress
+        double seconds
+        int64_t calls, bytes
+        int error
+
+    int fastnn_dist_allreduce(fastnn_dist *d, void *buf, int64_t count, int is_double) noexcept
 
     enum:
         FASTNN_MAX_METRICS
@@ -267,6 +283,18 @@ cdef extern from "fastnn.h" nogil:
                                            int64_t n, int64_t batch, uint64_t dropout_seed,
                                            fastnn_metrics *metrics, double *loss_sum, int64_t *n_done,
                                            int n_threads) noexcept
+    int fastnn_net_train_epoch_dist_f32(const fastnn_net *net, fastnn_optimizer *opt, const float *X,
+                                        const fastnn_csr *Xs, const float *T, const float *W,
+                                        const fastnn_distill *distill, int64_t n_rows, const int64_t *order,
+                                        int64_t n, int64_t batch, uint64_t dropout_seed,
+                                        fastnn_metrics *metrics, double *loss_sum, int64_t *n_done,
+                                        fastnn_dist *dist, int n_threads) noexcept
+    int fastnn_net_train_epoch_dist_f64(const fastnn_net *net, fastnn_optimizer *opt, const double *X,
+                                        const fastnn_csr *Xs, const double *T, const double *W,
+                                        const fastnn_distill *distill, int64_t n_rows, const int64_t *order,
+                                        int64_t n, int64_t batch, uint64_t dropout_seed,
+                                        fastnn_metrics *metrics, double *loss_sum, int64_t *n_done,
+                                        fastnn_dist *dist, int n_threads) noexcept
     int fastnn_net_update_f32(const fastnn_net *net, fastnn_optimizer *opt, int n_threads) noexcept
     int fastnn_net_update_f64(const fastnn_net *net, fastnn_optimizer *opt, int n_threads) noexcept
     int fastnn_net_train_epoch_f32(const fastnn_net *net, fastnn_optimizer *opt, const float *X,

@@ -13,6 +13,8 @@ from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint64_t
 
 from fastnn._core cimport *
 
+import ctypes
+
 import numpy as np
 
 NAME = "c"
@@ -1124,8 +1126,53 @@ def csr_gather(x, X, const int64_t[::1] rows, int n_threads):
     _check(rc, "csr_gather")
 
 
+cdef int _callback_allreduce(void *ctx, void *buf, int64_t count, int is_double) noexcept nogil:
+    """fastnn_dist's callback when MPI_Allreduce cannot be called directly: the GIL, then sync.allreduce on a
+    NumPy view of the buffer. A Python exception is kept on sync.exception and reported as a failed step."""
+    with gil:
+        sync = <object>ctx
+        try:
+            dtype = np.float64 if is_double else np.float32
+            size = count * (8 if is_double else 4)
+            view = np.frombuffer((ctypes.c_char * size).from_address(<size_t>buf), dtype=dtype)
+            sync.allreduce(view)
+            return 0
+        except BaseException as exc:
+            sync.exception = exc
+            return -1
+
+
+cdef int _load_dist(fastnn_dist *d, sync, int64_t progress_address) except -1:
+    """The fastnn_dist of a fastnn.distributed step synchroniser (see _DataParallelRun there)."""
+    d.mpi_allreduce = <void *><size_t>sync.mpi_allreduce
+    d.mpi_int_handles = sync.mpi_int_handles
+    d.comm, d.op_sum = sync.comm_handle, sync.op_sum
+    d.type_float, d.type_double, d.in_place = sync.type_float, sync.type_double, sync.in_place
+    d.allreduce = _callback_allreduce
+    d.ctx = <void *>sync
+    d.n_steps = sync.n_steps
+    d.progress = <int64_t *><size_t>progress_address
+    d.seconds = 0.0
+    d.calls = d.bytes = 0
+    d.error = 0
+    return 0
+
+
+def dist_allreduce(sync, double[::1] values):
+    """Sums `values` over the ranks in place through the fastnn_dist hook the C step uses (fastnn.distributed
+    checks the direct MPI_Allreduce call with it before training)."""
+    cdef fastnn_dist d
+    cdef int rc
+    _load_dist(&d, sync, 0)
+    with nogil:
+        rc = fastnn_dist_allreduce(&d, &values[0], values.shape[0], 1)
+    if rc != FASTNN_OK:
+        sync.error = d.error
+        raise sync.failure("dist_allreduce")
+
+
 def net_train_epoch(NetHandle h, state, X, T, const int64_t[::1] order, Py_ssize_t batch, int n_threads,
-                    W=None, uint64_t dropout_seed=0, metrics=None, distill=None):
+                    W=None, uint64_t dropout_seed=0, metrics=None, distill=None, sync=None):
     """One epoch of minibatch training in C with the GIL released throughout, over the rows of X, T (and W, sample
     weights, or None) that `order` lists, in its order (a permutation, or a subset).
     X is a dense (n, in_size) array or a scipy.sparse CSR matrix (data of the network's dtype, int64 indices and
@@ -1133,8 +1180,13 @@ def net_train_epoch(NetHandle h, state, X, T, const int64_t[::1] order, Py_ssize
     accumulator (fastnn.training.MetricAccumulator) to which each batch adds the metrics of its outputs.
     Returns (loss_sum, n_done, finite): finite is False when a batch loss was not finite (training stopped
     before that batch's update). distill: None, or (teacher logits (n_rows, out_size), temperature, alpha) to
-    train a cross_entropy network by the distillation loss, each batch's teacher rows gathered as T's."""
+    train a cross_entropy network by the distillation loss, each batch's teacher rows gathered as T's.
+    sync: None, or data-parallel training (fastnn.distributed): each step's gradients are summed over the ranks
+    in C between backprop and update (fastnn_net_train_epoch_dist), and the epoch makes sync.n_steps steps;
+    sync.seconds, .calls, .bytes (allreduce statistics) and .error are updated."""
     cdef fastnn_optimizer opt
+    cdef fastnn_dist dsync
+    cdef fastnn_dist *ps = NULL
     cdef fastnn_distill dist
     cdef const fastnn_distill *pd = NULL
     cdef fastnn_csr A
@@ -1174,8 +1226,21 @@ def net_train_epoch(NetHandle h, state, X, T, const int64_t[::1] order, Py_ssize
         _load_metrics(&m, metrics)
         pm = &m
     _load_optimizer(&opt, state, h)
+    if sync is not None:
+        progress = sync.progress
+        _load_dist(&dsync, sync, progress.ctypes.data if progress is not None else 0)
+        ps = &dsync
     with nogil:
-        if pd != NULL:
+        if ps != NULL:
+            if h.is_f32:
+                rc = fastnn_net_train_epoch_dist_f32(&h.net, &opt, <const float *>px, pA, <const float *>pt,
+                                                     <const float *>pw, pd, n_rows, &order[0], n, batch,
+                                                     dropout_seed, pm, &loss_sum, &n_done, ps, n_threads)
+            else:
+                rc = fastnn_net_train_epoch_dist_f64(&h.net, &opt, <const double *>px, pA, <const double *>pt,
+                                                     <const double *>pw, pd, n_rows, &order[0], n, batch,
+                                                     dropout_seed, pm, &loss_sum, &n_done, ps, n_threads)
+        elif pd != NULL:
             if h.is_f32:
                 rc = fastnn_net_train_epoch_distill_f32(&h.net, &opt, <const float *>px, pA, <const float *>pt,
                                                         <const float *>pw, pd, n_rows, &order[0], n, batch,
@@ -1197,6 +1262,13 @@ def net_train_epoch(NetHandle h, state, X, T, const int64_t[::1] order, Py_ssize
         _store_metrics(pm, metrics)
         if rc == FASTNN_EINVAL:
             _metrics_status(rc, "net_train_epoch")
+    if ps != NULL:
+        sync.seconds += dsync.seconds
+        sync.calls += dsync.calls
+        sync.bytes += dsync.bytes
+        sync.error = dsync.error
+        if rc == FASTNN_EDIST:
+            raise sync.failure("net_train_epoch")
     if rc == FASTNN_ENONFINITE:
         return loss_sum, n_done, False
     _check(rc, "net_train_epoch")

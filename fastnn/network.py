@@ -1150,7 +1150,7 @@ class Network(ThreadSetting):
             nesterov=False, weight_decay=0.0, shuffle=True, validation_data=None, verbose=False, *,
             validation_split=0.0, early_stopping=False, callbacks=None, lr_schedule=None, class_weight=None,
             sample_weight=None, reset_optimizer=True, clip_norm=None, metrics=None, teacher=None,
-            temperature=None, alpha=None, _order=None, **options):
+            temperature=None, alpha=None, distributed=None, _order=None, **options):
         """Train by minibatch gradient descent; returns a History with per-epoch "loss" (the mean of the
         epoch's batch losses, weighted by batch size), "val_loss" with validation data, and "lr".
 
@@ -1196,8 +1196,16 @@ class Network(ThreadSetting):
         averaged over the samples (times their sample weights, as without a teacher); temperature T > 0
         (default 4.0), alpha in [0, 1] (default 0.9). history["loss"] is this combined loss; "val_loss" stays the
         plain cross-entropy of the validation data (the teacher gives no logits for it). y still holds the hard
-        labels (with alpha = 1 they are not used by the loss, only by the metrics)."""
+        labels (with alpha = 1 they are not used by the loss, only by the metrics).
+
+        distributed: train on several processes (MPI ranks), each calling fit with its own shard of X, y:
+        fastnn.distributed.DataParallel() (one allreduce of the gradients per step, batch_size per rank) or
+        fastnn.distributed.FedAvg(local_epochs) (each epoch a round of local training and averaging). See
+        fastnn.distributed for what the ranks agree on."""
         opts = training.check_optimizer(optimizer, learning_rate, momentum, nesterov, weight_decay, options)
+        if distributed is not None and not hasattr(distributed, "_start"):
+            raise TypeError("distributed must be None, fastnn.distributed.DataParallel() or "
+                            f"fastnn.distributed.FedAvg(), got {distributed!r}")
         epochs = check.check_int("epochs", epochs, 0)
         batch_size = check.check_int("batch_size", batch_size, 1)
         validation_split = check.check_float("validation_split", validation_split, 0.0, 1.0)
@@ -1261,12 +1269,24 @@ class Network(ThreadSetting):
         state = self._optimizer(opts)
         state.clip_norm = clip_norm
         self._drop_sparse()
+        run = None
+        if distributed is not None:  # agrees with the other ranks on the network, the shards and the start
+            run = distributed._start(self, n, batch_size, optimizer == "irprop-")
+            batch = run.batch
+            if run.rank != 0:
+                verbose = False
         self._training = True  # no sparse copies while the weights move (validation passes stay dense)
         handle = self._workspace(batch)
         self._tune_products(batch, training=True)
         snapshot = np.empty_like(self._params)
         n_threads = self._n_threads_now()
         progress = training.Progress(verbose, epochs)
+
+        def make_order():
+            if _order is not None:
+                return _order
+            return (self._rng.permutation(n) if shuffle else np.arange(n)).astype(np.int64, copy=False)
+
         try:
             for epoch in range(epochs):
                 progress.epoch_started()
@@ -1274,16 +1294,18 @@ class Network(ThreadSetting):
                 state.lr = check.check_float("the learning rate from lr_schedule", lr, 0.0, include_minimum=False)
                 snapshot[...] = self._params
                 clipped_before = state.clipped
-                if _order is not None:
-                    order = _order
-                else:
-                    order = (self._rng.permutation(n) if shuffle else np.arange(n)).astype(np.int64, copy=False)
                 seen = training.MetricAccumulator(metric_specs) if metric_specs else None
-                loss_sum, n_done, finite = self._kernels.net_train_epoch(handle, state, X, T, order, batch,
-                                                                         n_threads, W, self._dropout_seed(), seen,
-                                                                         distill)
+                if run is None:
+                    loss_sum, n_done, finite = self._kernels.net_train_epoch(handle, state, X, T, make_order(),
+                                                                             batch, n_threads, W,
+                                                                             self._dropout_seed(), seen, distill)
+                    count = n
+                else:
+                    loss_sum, count, finite = run.train_epoch(self._kernels, handle, state, X, T, make_order, batch,
+                                                              n_threads, W, self._dropout_seed(), seen, distill)
+                    n_done = n if finite else 0
                 self._note_mask_rows(min(batch, n - n_done) if not finite else (n - 1) % batch + 1)
-                epoch_loss = loss_sum / n if finite else math.nan
+                epoch_loss = loss_sum / count if finite else math.nan
                 if not (finite and math.isfinite(epoch_loss) and check._all_finite(self._params)):
                     self._params[...] = snapshot
                     warnings.warn(f"training diverged in epoch {epoch + 1} (the loss became NaN or infinite); "
@@ -1299,7 +1321,10 @@ class Network(ThreadSetting):
                         history[name].append(value)
                 if has_validation:
                     held_out = training.MetricAccumulator(metric_specs) if metric_specs else None
-                    history["val_loss"].append(self._mean_loss(X_val, T_val, n_threads, metrics=held_out))
+                    val_loss = self._mean_loss(X_val, T_val, n_threads, metrics=held_out)
+                    if run is not None:
+                        val_loss = run.validation_loss(val_loss, X_val.shape[0], held_out)
+                    history["val_loss"].append(val_loss)
                     if held_out is not None:
                         for name, value in held_out.values().items():
                             history["val_" + name].append(value)
@@ -1308,12 +1333,16 @@ class Network(ThreadSetting):
                 for callback in callbacks:
                     if callback(epoch, history) is False:
                         stop = True
+                if run is not None:  # a callback may stop one rank: then every rank stops
+                    stop = run.any(stop)
                 if stop:
                     history.stopped_epoch = epoch
                     break
         finally:
             progress.close()
             self._training = False
+            if run is not None:
+                run.close()
         if watcher is not None:
             watcher.finish(self._params)
             history.best_epoch = watcher.best_epoch

@@ -62,6 +62,7 @@ import numpy as np
 
 from ._sparse import CSRRows, as_csr, is_sparse
 from .network import Network
+from .search import cluster_worker_threads
 
 try:
     import scipy.optimize
@@ -292,10 +293,15 @@ class _BaseMLP(BaseEstimator):
         """A sparse X converted once to the CSR arrays the C epoch gathers from (dense X unchanged)."""
         return as_csr("X", X, X.shape[1], self._network.dtype) if is_sparse(X) else X
 
+    def _threads(self):
+        """n_threads, or for None one thread in a Dask or Ray worker (fastnn.search.cluster_worker_threads), so
+        the searches joblib spreads over such workers do not oversubscribe the cores."""
+        return self.n_threads if self.n_threads is not None else cluster_worker_threads()
+
     def _forward(self, X):
         """Network outputs for validated X: probabilities for the classifier, values for the regressor, in X's
         floating type as scikit-learn's (a float32 Network computes in float32 either way)."""
-        self._network.n_threads = self.n_threads
+        self._network.n_threads = self._threads()
         outputs = self._network.predict(self._as_network_input(X))
         return outputs.astype(X.dtype, copy=False)
 
@@ -332,7 +338,7 @@ class _BaseMLP(BaseEstimator):
                              f"({self._network.dtype.name}); the parameters and data now give {layer_units} "
                              f"({dtype}). Set warm_start=False to start afresh.")
         X = self._as_network_input(X)
-        self._network.n_threads = self.n_threads
+        self._network.n_threads = self._threads()
         if self.solver in _STOCHASTIC_SOLVERS:
             self._fit_stochastic(X, T, y, sample_weight, incremental, random_state)
         else:
@@ -667,7 +673,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         The Network's floating type (weights, arithmetic). None follows the training data as scikit-learn does:
         float32 X trains in float32, any other X in float64 (later warm_start / partial_fit calls keep it).
     n_threads : int or None, default=None
-        fastnn kernel threads while fitting and predicting (None: fastnn.get_num_threads()).
+        fastnn kernel threads while fitting and predicting (None: fastnn.get_num_threads(), or one thread in a
+        Dask or Ray worker, see fastnn.search).
     backend : {None, "c", "python"}, default=None
         fastnn's backend (None: the best available).
     class_weight : None, "balanced" or dict {label: weight}, default=None

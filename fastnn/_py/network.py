@@ -2,6 +2,7 @@
 one-sample prediction (twin of csrc/network.c). Built from the layer, loss and optimizer twins exactly as the C
 code is: the same walk over the layer table, the same switch on each layer's kind."""
 import math
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -226,11 +227,56 @@ def _accumulate(h, metrics, out, t, w):
                        last.act != last.predict_act, h.loss_kind == CROSS_ENTROPY_IGNORE)
 
 
-def net_train_epoch(h, state, X, T, order, batch, n_threads, W=None, dropout_seed=0, metrics=None, distill=None):
+def _dist_loss_count(h, tb, rows):
+    """The count a batch's loss is a mean over (csrc/network_impl.h dist_loss_count)."""
+    last = h.layers[-1]
+    m, d = rows * last.steps, last.out_size // last.steps
+    if h.loss_kind != CROSS_ENTROPY_IGNORE:
+        return float(m)
+    return float(np.count_nonzero(np.any(tb[:rows].reshape(m, d) != 0, axis=1)))
+
+
+def _dist_sync(h, sync, count, loss, failed, n_threads):
+    """Between backprop and update in data-parallel training (csrc/network_impl.h dist_sync): agree on the
+    flags, then sum the gradients scaled by this rank's share of the global loss count. Returns a status name:
+    "ok", "nonfinite" or "failed" (another rank's step failed)."""
+    flags = np.array([count, 0.0 if math.isfinite(loss) else 1.0, 1.0 if failed else 0.0])
+    _dist_allreduce(sync, flags)
+    if failed:
+        return "failed"
+    if flags[2] > 0:
+        return "failed"
+    if flags[1] > 0:
+        return "nonfinite"
+    if count != flags[0]:
+        h.grads *= h.grads.dtype.type(count / flags[0] if flags[0] > 0 else 0.0)
+    started = time.perf_counter()
+    _dist_allreduce(sync, h.grads)
+    sync.seconds += time.perf_counter() - started
+    sync.calls += 1
+    sync.bytes += h.grads.nbytes
+    return "ok"
+
+
+def _dist_allreduce(sync, buf):
+    try:
+        sync.allreduce(buf)
+    except BaseException as exc:
+        sync.exception = exc
+        raise sync.failure("net_train_epoch") from exc
+    finally:
+        if sync.progress is not None:
+            sync.progress[0] += 1
+
+
+def net_train_epoch(h, state, X, T, order, batch, n_threads, W=None, dropout_seed=0, metrics=None, distill=None,
+                    sync=None):
     """One epoch of minibatch training. Returns (loss_sum, n_done, finite), as the C twin does. X is dense or a
     scipy.sparse CSR matrix, whose batches are densified one at a time; `order` lists the rows to train on, in
     its order (a permutation of X's rows, or a subset). distill: None, or (teacher logits (n_rows, out_size),
-    temperature, alpha): each batch's teacher rows are gathered as T's and it trains by the distillation loss."""
+    temperature, alpha): each batch's teacher rows are gathered as T's and it trains by the distillation loss.
+    sync: None, or data-parallel training (fastnn.distributed): each step's gradients are summed over the ranks
+    by sync.allreduce between backprop and update, and the epoch makes sync.n_steps steps (see the C twin)."""
     n = order.shape[0]
     if n == 0 or np.any(order < 0) or np.any(order >= X.shape[0]):
         raise ValueError("net_train_epoch: order must list rows of X")
@@ -265,7 +311,20 @@ def net_train_epoch(h, state, X, T, order, batch, n_threads, W=None, dropout_see
         if distill is not None:
             np.take(distill[0], idx, axis=0, out=teacher_batch[:rows])
             batch_distill = (teacher_batch[:rows], distill[1], distill[2])
-        value = net_backprop(h, xb, tb, n_threads, wb, True, dropout_batch_key(dropout_seed, b), batch_distill)
+        if sync is None:
+            value = net_backprop(h, xb, tb, n_threads, wb, True, dropout_batch_key(dropout_seed, b), batch_distill)
+        else:
+            try:
+                value = net_backprop(h, xb, tb, n_threads, wb, True, dropout_batch_key(dropout_seed, b),
+                                     batch_distill)
+            except Exception:  # the other ranks still wait for this step: tell them, then raise
+                _dist_sync(h, sync, 0.0, 0.0, True, n_threads)
+                raise
+            status = _dist_sync(h, sync, _dist_loss_count(h, tb, rows), value, False, n_threads)
+            if status == "failed":
+                raise sync.failure("net_train_epoch")
+            if status == "nonfinite":
+                return loss_sum, n_done, False
         if not math.isfinite(value):
             return loss_sum, n_done, False
         if metrics is not None:  # the batch's outputs, before its update
@@ -273,6 +332,15 @@ def net_train_epoch(h, state, X, T, order, batch, n_threads, W=None, dropout_see
         net_update(h, state, n_threads)
         loss_sum += value * rows
         n_done += rows
+    if sync is not None:  # the steps after this rank's batches ran out: an empty batch each
+        for b in range(-(-n // batch), sync.n_steps):
+            h.grads[...] = 0
+            status = _dist_sync(h, sync, 0.0, 0.0, False, n_threads)
+            if status == "failed":
+                raise sync.failure("net_train_epoch")
+            if status == "nonfinite":
+                return loss_sum, n_done, False
+            net_update(h, state, n_threads)
     return loss_sum, n_done, True
 
 
