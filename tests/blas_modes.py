@@ -71,8 +71,16 @@ def installed(c_kernels, param):
     try:
         yield mode
     finally:
-        if had_blas and gemm is not None:
-            install_gemm(c_kernels, gemm, lib_split)
-        else:
-            c_kernels.set_blas(None, None)
+        restore(c_kernels, had_blas, gemm, lib_split)
         assert c_kernels.blas_enabled() == had_blas
+
+
+def restore(c_kernels, had_blas, gemm, lib_split):
+    """Put back the BLAS fastnn/_blas.py installed at import (MKL or SciPy's), or none."""
+    from fastnn import _blas
+    if had_blas and hasattr(_blas, "reinstall"):
+        _blas.reinstall(c_kernels)
+    elif had_blas and gemm is not None:
+        install_gemm(c_kernels, gemm, lib_split)
+    else:
+        c_kernels.set_blas(None, None)
