@@ -14,11 +14,10 @@ from fastnn import _backend, _blas
 
 LOOPS, BLAS = 1, 3  # fastnn/_gemm.py ENGINES
 
-pytestmark = [
-    pytest.mark.skipif(not _backend.c_available() or os.environ.get("FASTNN_BACKEND", "").lower() == "python",
-                       reason="needs the C backend"),
-    pytest.mark.skipif(_blas.mkl_path() is None, reason="the mkl wheel is not installed (pip install fastnn[mkl])"),
-]
+pytestmark = pytest.mark.skipif(not _backend.c_available() or os.environ.get("FASTNN_BACKEND", "").lower() == "python",
+                                reason="needs the C backend")
+needs_mkl = pytest.mark.skipif(_blas.mkl_path() is None,
+                               reason="the mkl wheel is not installed (pip install fastnn[mkl])")
 
 # (m, n, k): single rows and columns, odd sizes around the kernels' register blocks, the compare.py layer shapes
 # (batch 128 through 784-256-128-10) and products large enough that fastnn cuts them into one band per thread
@@ -56,6 +55,7 @@ def _error_bound(A, B, trans_a, trans_b, dtype, k):
     return 2 * (k + 1) * np.finfo(dtype).eps * (a @ b)
 
 
+@needs_mkl
 def test_import_chooses_mkl():
     """With the wheel installed and FASTNN_BLAS unset, the import installs MKL (it passed the self-test)."""
     if os.environ.get("FASTNN_BLAS", "").strip().lower() not in ("", "1", "auto", "mkl"):
@@ -67,6 +67,7 @@ def test_import_chooses_mkl():
         assert _blas.SPLIT and _blas.num_threads() == 1  # sequential MKL, products split by fastnn
 
 
+@needs_mkl
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("trans_a,trans_b", [(False, False), (False, True), (True, False), (True, True)],
                          ids=["nn", "nt", "tn", "tt"])
@@ -83,6 +84,7 @@ def test_mkl_matches_the_loops(mkl_core, m, n, k, trans_a, trans_b, dtype):
         assert np.all(np.abs(got.astype(np.float64) - expected) <= bound), f"{threads} threads"
 
 
+@needs_mkl
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 def test_mkl_accumulate_bias_activation(mkl_core, dtype):
     """C = C + op(A) op(B), and bias + product: the BLAS call's beta = 1. (No activation here: _core.gemm leaves
@@ -101,6 +103,7 @@ def test_mkl_accumulate_bias_activation(mkl_core, dtype):
             assert np.all(np.abs(got.astype(np.float64) - expected) <= bound + np.abs(expected) * 1e-6), kwargs
 
 
+@needs_mkl
 def test_use_switches_and_restores(mkl_core):
     """_blas.use swaps the BLAS at run time and back; an unknown source is refused."""
     assert _blas.SOURCE == "mkl"
@@ -136,6 +139,7 @@ def _train(blas):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@needs_mkl
 def test_network_trained_on_mkl_matches_scipy():
     """A network trained with FASTNN_BLAS=mkl agrees with one trained with FASTNN_BLAS=scipy to float32
     tolerance (the choice is made at import, so each runs in its own interpreter)."""
@@ -146,3 +150,25 @@ def test_network_trained_on_mkl_matches_scipy():
     np.testing.assert_allclose(mkl["out"], scipy["out"], rtol=1e-3, atol=1e-5)
     for a, b in zip(mkl["w"], scipy["w"]):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=2e-4)  # Adam moves a weight by about lr per step
+
+
+def test_without_mkl_scipy_stays(monkeypatch):
+    """Where the mkl wheel is missing, FASTNN_BLAS=mkl warns and keeps SciPy's BLAS, and use("mkl") refuses
+    without changing the BLAS in use (the library lookup is made to find nothing)."""
+    pytest.importorskip("scipy")
+    core = _backend.get("c")
+    before = _blas.SOURCE
+    monkeypatch.setattr(_blas, "_mkl_candidates", lambda: [])
+    monkeypatch.setattr(_blas, "_mkl", None)
+    monkeypatch.setattr(_blas, "_mkl_error", None)
+    monkeypatch.setenv("FASTNN_BLAS", "mkl")
+    try:
+        with pytest.warns(RuntimeWarning, match="FASTNN_BLAS=mkl"):
+            assert _blas.install(core) == "scipy"
+        assert "mkl" not in _blas.available()
+        with pytest.raises(RuntimeError, match="not installed"):
+            _blas.use("mkl")
+        assert _blas.SOURCE == "scipy" and core.blas_enabled()
+    finally:
+        monkeypatch.undo()
+        _blas.use(before)
