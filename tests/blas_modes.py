@@ -26,9 +26,12 @@ def library_split():
 
 def scipy_blas_single_threaded():
     """Whether SciPy's BLAS runs on one thread (what the split mode needs), asked of threadpoolctl directly: the
-    library's own flag stays False when its import-time self-test rejected the BLAS."""
+    library's own flag stays False when its import-time self-test rejected the BLAS. When the import chose MKL,
+    SciPy's BLAS was left alone: it is set to one thread here, as fastnn/_blas.py would have done."""
     try:
-        from fastnn import _threads
+        from fastnn import _blas, _threads
+        if getattr(_blas, "SOURCE", None) == "mkl" and _blas._want_split() and _threads.blas_num_threads() != 1:
+            _blas._single_thread_scipy_blas()
         return _threads.blas_num_threads() == 1
     except (ImportError, AttributeError):
         return library_split()
