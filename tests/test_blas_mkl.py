@@ -172,3 +172,31 @@ def test_without_mkl_scipy_stays(monkeypatch):
     finally:
         monkeypatch.undo()
         _blas.use(before)
+
+
+FIRST_USER = """
+import ctypes, sys
+lib = ctypes.CDLL(sys.argv[1])
+print(lib.{call}({value}))  # another library sets MKL up first
+lib.MKL_Get_Max_Threads()
+import fastnn
+from fastnn import _blas
+print(_blas.SOURCE, _blas.SPLIT)
+"""
+
+
+@needs_mkl
+@pytest.mark.parametrize("call,value,expected", [
+    ("MKL_Set_Threading_Layer", 3, ["3", "mkl", "False"]),  # GNU threads: fastnn calls MKL from serial code
+    ("MKL_Set_Interface_Layer", 1, ["1", "scipy", None]),  # ILP64: MKL refused, SciPy's gemm instead
+], ids=["threaded-layer", "ilp64"])
+def test_mkl_set_up_by_another_library_first(call, value, expected):
+    env = {k: v for k, v in os.environ.items() if k not in ("FASTNN_BACKEND", "FASTNN_BLAS", "FASTNN_BLAS_SPLIT")}
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    if expected[1] == "scipy":
+        pytest.importorskip("scipy")
+    done = subprocess.run([sys.executable, "-c", FIRST_USER.format(call=call, value=value), _blas.mkl_path()],
+                          env=env, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    got = done.stdout.split()
+    assert len(got) == 3 and all(e is None or g == e for g, e in zip(got, expected)), got
