@@ -11,7 +11,10 @@ Every (library, workload) pair runs in its own subprocess (`compare.py --worker 
 one JSON line), so no library's threads, allocator or JIT state leaks into another's timing. The runs are
 interleaved (round r runs every workload for every library, the library order rotated by r), repeated --repeats
 times, and the medians are reported. The sgemm peak (a float32 2048^3 matmul through NumPy with the same threads)
-is measured once per round, in the same run. Every library gets the same thread count: OMP_NUM_THREADS,
+is measured once per round, in the same run, and so is each library's own best float32 2048^3 product (torch.mm
+for PyTorch, the faster of fastnn's engines through fastnn._core.gemm for fastnn's C backend, NumPy's matmul for
+the libraries whose products are NumPy's). The notes say which matrix-product engine fastnn ran each workload's
+products on (fastnn._gemm: the shapes its networks tuned, else the default engine of each dense product). Every library gets the same thread count: OMP_NUM_THREADS,
 OPENBLAS_NUM_THREADS and MKL_NUM_THREADS in the subprocess environment, plus torch.set_num_threads and
 fastnn.set_num_threads. Libraries that are not installed are skipped with a note.
 
@@ -52,6 +55,8 @@ initial weights (see rnn_initial_weights).
 "% of peak" = 6 x multiply-adds per sample x samples/s / sgemm FLOP/s (forward 2, backward 4 flops per multiply-add;
 a dense layer does one per weight, a convolution one per weight and output position; for the recurrent workloads
 the sample is one token: the recurrent layer's weight_ih and weight_hh and the output layer's weights, once per step).
+"% of own sgemm peak" is the same figure over the library's own peak instead of NumPy's (none for FANN and
+onnxruntime, which have no float32 product measured here).
 """
 import argparse
 import ctypes
@@ -927,6 +932,128 @@ def run_peak(threads, quick):
     return {"value": 2.0 * k ** 3 / best, "seconds": best, "version": np.__version__}
 
 
+# where each library's own products run: its own best float32 2048^3 product is its "own sgemm peak"
+# (libraries absent here have none: FANN multiplies in scalar loops, onnxruntime is not measured)
+OWN_PEAK_OF = {"numpy": "numpy", "sklearn": "numpy", "fastnn-python": "numpy", "torch": "torch",
+               "fastnn-c": "fastnn-c", "fastnn-c-f32": "fastnn-c", BEFORE: BEFORE}
+
+
+def best_of(call, quick):
+    call()
+    best = float("inf")
+    for _ in range(3 if quick else 5):
+        with Timer() as t:
+            call()
+        best = min(best, t.seconds)
+    return best
+
+
+def run_own_peak(lib, threads, quick):
+    """The library's own best float32 2048^3 product as FLOP/s (after one warm-up, the best of 5): torch.mm for
+    torch; for fastnn's C backend the faster of its engines (own kernels, BLAS) through fastnn._core.gemm, the
+    call its layers make; NumPy's matmul for the libraries whose products are NumPy's."""
+    if OWN_PEAK_OF.get(lib, lib) == "numpy":
+        return run_peak(threads, quick)
+    import numpy as np
+    k = 2048
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((k, k), dtype=np.float32)
+    B = rng.standard_normal((k, k), dtype=np.float32)
+    C = np.empty((k, k), dtype=np.float32)
+    if lib == "torch":
+        import torch
+        torch.set_num_threads(threads)
+        At, Bt, Ct = torch.from_numpy(A), torch.from_numpy(B), torch.from_numpy(C)
+        seconds = best_of(lambda: torch.mm(At, Bt, out=Ct), quick)
+        return {"value": 2.0 * k ** 3 / seconds, "seconds": seconds, "engine": "torch.mm",
+                "version": torch.__version__}
+    if lib in ("fastnn-c", "fastnn-c-f32", BEFORE):
+        import fastnn
+        from fastnn import _backend
+        fastnn.set_num_threads(threads)
+        core = _backend.get("c")
+        if not hasattr(core, "gemm"):  # a fastnn before the engines: no product of its own to time
+            return {"error": "this fastnn has no fastnn._core.gemm"}
+        from fastnn import _gemm
+        seconds = {}
+        for name in ("own", "blas") if core.blas_enabled() else ("own",):
+            seconds[name] = best_of(lambda: core.gemm(_gemm.ENGINES[name], False, False, A, B, C,
+                                                      n_threads=threads), quick)
+        best = min(seconds, key=seconds.get)
+        return {"value": 2.0 * k ** 3 / seconds[best], "seconds": seconds[best],
+                "engine": engine_label(best), "version": fastnn.__version__}
+    return {"error": f"no own sgemm peak for {lib}"}
+
+
+def engine_label(engine):
+    """"own (avx512)", "blas (mkl)", "loops": an engine of fastnn._gemm with what it runs on here."""
+    from fastnn import _blas, _gemm
+    if engine == "own":
+        return f"own ({_gemm.isa()})"
+    if engine == "blas":
+        return f"blas ({getattr(_blas, 'SOURCE', None) or 'scipy'})"
+    return engine
+
+
+def dense_products(workload):
+    """(trans_a, trans_b, m, n, k) of the products of a dense workload (asv_bench/benchmarks/gemm.py), or []."""
+    if workload not in ("tiny_online", "mnist_mlp", "wide_mlp", "infer_latency", "infer_batch"):
+        return []
+    sizes, batch = SPECS[workload]["sizes"], SPECS[workload]["batch"]
+    train = workload in ("tiny_online", "mnist_mlp", "wide_mlp")
+    products = []
+    for d_in, d_out in zip(sizes[:-1], sizes[1:]):
+        if workload == "infer_batch":  # predict runs in chunks of at most INFER_ROWS (4,096) rows
+            rows = sorted({min(batch, 4096), batch % 4096} - {0})
+            products += [(False, False, r, d_out, d_in) for r in rows]
+            continue
+        products.append((False, False, batch, d_out, d_in))
+        if train:
+            products.append((True, False, d_in, d_out, batch))
+            if d_in != sizes[0]:
+                products.append((False, True, batch, d_in, d_out))
+    return products
+
+
+def fastnn_engines(workload, threads):
+    """The engine of each of the workload's products in this (finished) run, from fastnn._gemm: the products
+    the networks tuned (fastnn._gemm.tuned()), else the dense workload's own shapes through engine_for.
+    Returns {"summary": "own (avx512) for all 8 products", "products": [[dtype, ta, tb, m, n, k, threads, engine]]}
+    or None for a fastnn before the engines."""
+    try:
+        from fastnn import _gemm
+    except ImportError:
+        return None
+    entries = []
+    tuned = _gemm.tuned() if hasattr(_gemm, "tuned") else {}
+    if tuned:
+        for key, (engine, _) in sorted(tuned.items(), key=str):
+            entries.append([*key, engine])
+    else:
+        for trans_a, trans_b, m, n, k in dense_products(workload):
+            entries.append(["float32", trans_a, trans_b, m, n, k, threads,
+                            _gemm.engine_for("float32", trans_a, trans_b, m, n, k, threads)])
+    forced = _gemm.forced() if hasattr(_gemm, "forced") else None
+    if not entries:
+        summary = (f"{engine_label(forced)} for every product (FASTNN_GEMM)" if forced
+                   else "not tuned in this run (each product on its default engine)")
+        return {"summary": summary, "products": []}
+    counts = {}
+    for entry in entries:
+        label = engine_label(entry[-1])
+        counts[label] = counts.get(label, 0) + 1
+    if len(counts) == 1:
+        summary = f"{next(iter(counts))} for all {len(entries)} products"
+    else:
+        summary = ", ".join(f"{label} for {c}" for label, c in sorted(counts.items(), key=lambda x: -x[1]))
+        summary += f" of {len(entries)} products"
+    if not tuned:
+        summary += " (untuned: the default per shape)"
+    if forced:
+        summary += " (forced by FASTNN_GEMM)"
+    return {"summary": summary, "products": entries}
+
+
 def probe(lib):
     """Is `lib` usable here? Returns {"ok": True, "version": ...} or {"ok": False, "why": ...}."""
     try:
@@ -959,10 +1086,20 @@ def probe(lib):
 
 
 def worker(lib, workload, threads, quick):
+    out = run_worker(lib, workload, threads, quick)
+    if (lib in ("fastnn-c", BEFORE) and workload not in ("probe", "peak") + INT8_WORKLOADS
+            and "error" not in out):
+        engines = fastnn_engines(workload, threads)
+        if engines is not None:
+            out["engines"] = engines
+    return out
+
+
+def run_worker(lib, workload, threads, quick):
     if workload == "probe":
         return probe(lib)
     if workload == "peak":
-        return run_peak(threads, quick)
+        return run_own_peak(lib, threads, quick)
     n = SPECS[workload]["n"][1 if quick else 0]
     if workload in INT8_WORKLOADS:
         out = run_int8(lib, workload, n, threads)
@@ -1105,8 +1242,20 @@ def load_average():
         return "n/a"
 
 
-def render(args, libs, workloads, results, peaks, notes, versions, started, elapsed, loads):
+def own_peak_of(lib, peak, own_peaks):
+    """The median own sgemm peak (FLOP/s) of a library: its own measurement, NumPy's for the libraries whose
+    products are NumPy's, None where there is none."""
+    source = OWN_PEAK_OF.get(lib)
+    if source == "numpy":
+        return peak
+    values = own_peaks.get(source) if source else None
+    return statistics.median(values) if values else None
+
+
+def render(args, libs, workloads, results, peaks, notes, versions, started, elapsed, loads, own_peaks=None,
+           own_peak_engines=None):
     lines = []
+    own_peaks, own_peak_engines = own_peaks or {}, own_peak_engines or {}
     peak = statistics.median(peaks) if peaks else None
     lines.append(f"fastnn vs peers, float32, {args.threads} thread(s) per library, median of {args.repeats} "
                  f"interleaved run(s){' (--quick: small workloads)' if args.quick else ''}")
@@ -1120,6 +1269,19 @@ def render(args, libs, workloads, results, peaks, notes, versions, started, elap
     if peak:
         lines.append(f"- sgemm peak (NumPy float32 2048³ matmul, {args.threads} thread(s)): {peak / 1e9:,.1f} "
                      f"GFLOP/s (median of {len(peaks)}; range {min(peaks) / 1e9:,.1f}–{max(peaks) / 1e9:,.1f})")
+    shown_peak = any(w in PEAK_WORKLOADS for w in workloads)
+    if shown_peak and (peak or own_peaks):
+        parts = []
+        for lib in libs:
+            value = own_peak_of(lib, peak, own_peaks)
+            if value is None or lib not in versions:  # not measured, or not usable here
+                continue
+            how = OWN_PEAK_OF.get(lib)
+            how = ", ".join(own_peak_engines.get(lib, {})) if how == lib else f"{how}'s"
+            parts.append(f"{lib} {value / 1e9:,.1f}" + (f" ({how})" if how else ""))
+        if parts:
+            lines.append(f"- own sgemm peaks (each library's own best float32 2048³ product, {args.threads} "
+                         f"thread(s), median over rounds; GFLOP/s): " + "; ".join(parts))
     if any(w in INT8_WORKLOADS for w in workloads):
         lines.append("- int8 workloads: fastnn-c is the int8 QuantizedNetwork; fastnn-c-f32 fastnn's float32 "
                      "network; torch quantize_dynamic (qint8); onnxruntime quantize_dynamic (QInt8, per channel)")
@@ -1129,28 +1291,32 @@ def render(args, libs, workloads, results, peaks, notes, versions, started, elap
     lines.append("- units: " + ", ".join(f"{u} ({', '.join(w for w in workloads if SPECS[w]['unit'] == u)})"
                                          for u in units))
     lines.append("")
-    lines.append("| workload | library | median | range (min–max) | % of sgemm peak | × (fastnn-C ÷ lib) |")
-    lines.append("|---|---|---:|---:|---:|---:|")
+    lines.append("| workload | library | median | range (min–max) | % of sgemm peak | × (fastnn-C ÷ lib) "
+                 "| % of own sgemm peak |")
+    lines.append("|---|---|---:|---:|---:|---:|---:|")
     for workload in workloads:
         unit = SPECS[workload]["unit"]
         meds = {lib: statistics.median(v) for lib, v in results.get(workload, {}).items() if v}
         fast = meds.get("fastnn-c")
         for lib in libs:
             if (lib, workload) in NOT_APPLICABLE:
-                lines.append(f"| {workload} | {lib} | {NOT_APPLICABLE[lib, workload]} | — | — | — |")
+                lines.append(f"| {workload} | {lib} | {NOT_APPLICABLE[lib, workload]} | — | — | — | — |")
                 continue
             if lib not in meds:
                 continue
             vals = results[workload][lib]
             med = meds[lib]
-            pct = "—"
+            pct = own_pct = "—"
             if workload in PEAK_WORKLOADS and peak:
                 pct = f"{100.0 * 6 * macs_per_sample(workload) * med / peak:.1f}%"
+            own = own_peak_of(lib, peak, own_peaks)
+            if workload in PEAK_WORKLOADS and own:
+                own_pct = f"{100.0 * 6 * macs_per_sample(workload) * med / own:.1f}%"
             ratio = speed_ratio(fast, med, unit)
             ratio_s = "—" if ratio is None or lib == "fastnn-c" else f"{ratio:,.2f}"
             rng = f"{fmt_value(min(vals), unit)} – {fmt_value(max(vals), unit)}" if len(vals) > 1 else "—"
             name = f"**{lib}**" if lib == "fastnn-c" else lib
-            lines.append(f"| {workload} | {name} | {fmt_value(med, unit)} | {rng} | {pct} | {ratio_s} |")
+            lines.append(f"| {workload} | {name} | {fmt_value(med, unit)} | {rng} | {pct} | {ratio_s} | {own_pct} |")
     if notes:
         lines.append("")
         lines.append("Notes:")
@@ -1269,12 +1435,31 @@ def main(argv=None):
 
     results = {w: {lib: [] for lib in usable} for w in workloads}
     raw, peaks = [], []
+    # each library's own best sgemm, once per round, for the libraries whose products are not NumPy's
+    own_peak_libs = sorted({OWN_PEAK_OF[lib] for lib in usable if lib in OWN_PEAK_OF} - {"numpy"})
+    if not any(w in PEAK_WORKLOADS for w in workloads):
+        own_peak_libs = []
+    own_peaks = {lib: [] for lib in own_peak_libs}
+    own_peak_engines = {}
+    engines_seen = {}  # workload -> {summary: rounds}
     for r in range(args.repeats):
         out = spawn("numpy", "peak", args)
         if "value" in out:
             peaks.append(out["value"])
         raw.append({"round": r, "lib": "numpy", "workload": "peak", **out})
         print(f"[round {r + 1}/{args.repeats}] sgemm peak {out.get('value', 0) / 1e9:.1f} GFLOP/s", file=sys.stderr)
+        for lib in own_peak_libs:
+            out = spawn(lib, "peak", args)
+            raw.append({"round": r, "lib": lib, "workload": "own_peak", **out})
+            if "value" in out:
+                own_peaks[lib].append(out["value"])
+                if out.get("engine"):
+                    own_peak_engines.setdefault(lib, {}).setdefault(out["engine"], 0)
+                    own_peak_engines[lib][out["engine"]] += 1
+                print(f"[round {r + 1}/{args.repeats}] own sgemm peak {lib} {out['value'] / 1e9:.1f} GFLOP/s "
+                      f"({out.get('engine', '')})", file=sys.stderr)
+            else:
+                notes.append(f"{lib} own sgemm peak round {r + 1} failed: {out.get('error')}")
         for w in workloads:
             order = [lib for lib in usable if (lib, w) not in UNSUPPORTED and (lib, w) not in NOT_APPLICABLE
                      and (lib not in INT8_ONLY_LIBS or w in INT8_WORKLOADS)]
@@ -1286,15 +1471,24 @@ def main(argv=None):
                 if "value" in out:
                     results[w][lib].append(out["value"])
                     versions.setdefault(lib, out.get("version", "?"))
+                    if lib == "fastnn-c" and out.get("engines"):
+                        seen = engines_seen.setdefault(w, {})
+                        seen[out["engines"]["summary"]] = seen.get(out["engines"]["summary"], 0) + 1
                     print(f"[round {r + 1}/{args.repeats}] {w:14s} {lib:14s} "
                           f"{fmt_value(out['value'], SPECS[w]['unit'])}", file=sys.stderr)
                 else:
                     print(f"[round {r + 1}/{args.repeats}] {w:14s} {lib:14s} ERROR {out.get('error')}",
                           file=sys.stderr)
                     notes.append(f"{lib} {w} round {r + 1} failed: {out.get('error')}")
+    for w in workloads:
+        seen = engines_seen.get(w)
+        if seen:
+            text = "; ".join(f"{summary}" + (f" ({count} of {args.repeats} rounds)" if len(seen) > 1 else "")
+                             for summary, count in seen.items())
+            notes.append(f"fastnn-c matrix-product engines, {w}: {text}")
     elapsed = time.perf_counter() - t0
     table = render(args, libs, workloads, results, peaks, notes, versions, started, elapsed,
-                   (load_start, load_average()))
+                   (load_start, load_average()), own_peaks, own_peak_engines)
     print(table)
     if args.output:
         with open(args.output, "w") as f:

@@ -23,10 +23,7 @@ def _blas_source():
     if BACKEND == "python":
         return "numpy"
     from . import _blas
-    if not _blas.SOURCE:
-        return None
-    how = "single-threaded, split over fastnn's threads" if _blas.SPLIT else "OpenBLAS's own thread pool"
-    return f"scipy (cython_blas sgemm/dgemm; {how})"
+    return _blas.describe() if _blas.SOURCE else None
 
 
 def _gemm_engines():
@@ -61,7 +58,7 @@ def show_config(file=None):
         "openmp": bool(kernels.openmp_enabled()),
         "threads": get_num_threads(),
         "omp_wait_policy": __import__("os").environ.get("OMP_WAIT_POLICY"),
-        "blas_threads": _threads.blas_num_threads() if BACKEND == "c" else None,
+        "blas_threads": __import__("fastnn._blas", fromlist=["_blas"]).num_threads() if BACKEND == "c" else None,
         "blas": _blas_source(),
         "int8": _int8_path(kernels),
         "gemm": _gemm_engines(),

@@ -67,6 +67,18 @@ def set_blas(sgemm, dgemm, bint split=False):
                     <fastnn_dgemm_fn>PyCapsule_GetPointer(dgemm, dname), split)
 
 
+def set_blas_addresses(size_t sgemm, size_t dgemm, bint split=False):
+    """Use the Fortran sgemm/dgemm at these raw addresses (a library loaded with ctypes, e.g. MKL's sgemm_) for
+    large products, or none when both are 0. Nothing here can check the signature: the caller guarantees LP64 int
+    dimensions and runs a self-test before keeping them (fastnn/_blas.py). split: as for set_blas."""
+    if sgemm == 0 and dgemm == 0:
+        fastnn_set_blas(NULL, NULL, 0)
+        return
+    if sgemm == 0 or dgemm == 0:
+        raise ValueError("set_blas_addresses: give both gemm addresses, or neither")
+    fastnn_set_blas(<fastnn_sgemm_fn><void *>sgemm, <fastnn_dgemm_fn><void *>dgemm, split)
+
+
 def blas_enabled():
     """True when large products go to the BLAS installed by set_blas."""
     return bool(fastnn_have_blas())

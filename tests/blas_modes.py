@@ -26,9 +26,12 @@ def library_split():
 
 def scipy_blas_single_threaded():
     """Whether SciPy's BLAS runs on one thread (what the split mode needs), asked of threadpoolctl directly: the
-    library's own flag stays False when its import-time self-test rejected the BLAS."""
+    library's own flag stays False when its import-time self-test rejected the BLAS. When the import chose MKL,
+    SciPy's BLAS was left alone: it is set to one thread here, as fastnn/_blas.py would have done."""
     try:
-        from fastnn import _threads
+        from fastnn import _blas, _threads
+        if getattr(_blas, "SOURCE", None) == "mkl" and _blas._want_split() and _threads.blas_num_threads() != 1:
+            _blas._single_thread_scipy_blas()
         return _threads.blas_num_threads() == 1
     except (ImportError, AttributeError):
         return library_split()
@@ -71,8 +74,16 @@ def installed(c_kernels, param):
     try:
         yield mode
     finally:
-        if had_blas and gemm is not None:
-            install_gemm(c_kernels, gemm, lib_split)
-        else:
-            c_kernels.set_blas(None, None)
+        restore(c_kernels, had_blas, gemm, lib_split)
         assert c_kernels.blas_enabled() == had_blas
+
+
+def restore(c_kernels, had_blas, gemm, lib_split):
+    """Put back the BLAS fastnn/_blas.py installed at import (MKL or SciPy's), or none."""
+    from fastnn import _blas
+    if had_blas and hasattr(_blas, "reinstall"):
+        _blas.reinstall(c_kernels)
+    elif had_blas and gemm is not None:
+        install_gemm(c_kernels, gemm, lib_split)
+    else:
+        c_kernels.set_blas(None, None)

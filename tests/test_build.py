@@ -84,8 +84,8 @@ def test_show_config(capsys):
 def test_scipy_blas_single_threaded_numpy_blas_untouched():
     pytest.importorskip("threadpoolctl")
     from fastnn import _blas, _threads
-    if fastnn.BACKEND != "c" or not _blas.SPLIT:
-        pytest.skip("needs the C backend with SciPy's BLAS split over fastnn's threads")
+    if fastnn.BACKEND != "c" or _blas.SOURCE != "scipy" or not _blas.SPLIT:
+        pytest.skip("needs the C backend with SciPy's BLAS split over fastnn's threads (not MKL's)")
     from threadpoolctl import threadpool_info
     assert _threads.blas_num_threads() == 1
     numpy_blas = [lib["num_threads"] for lib in threadpool_info() if "numpy" in lib["filepath"]]

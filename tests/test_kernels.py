@@ -111,6 +111,7 @@ def test_blas_split_switch(c_kernels):
     import sys
     code = "import fastnn, fastnn._blas as b; print(b.SOURCE, b.SPLIT)"
     env = {k: v for k, v in os.environ.items() if k not in ("FASTNN_BLAS_SPLIT", "FASTNN_BACKEND")}
+    env["FASTNN_BLAS"] = "scipy"  # MKL, when installed, would be chosen first (tests/test_blas_mkl.py)
     default = subprocess.run([sys.executable, "-I", "-c", code], env=env, capture_output=True, text=True, check=True)
     pool = subprocess.run([sys.executable, "-I", "-c", code], env={**env, "FASTNN_BLAS_SPLIT": "0"},
                           capture_output=True, text=True, check=True)
@@ -137,7 +138,8 @@ def test_blas_survives_the_import_self_test(c_kernels):
         finally:
             if not had:
                 c_kernels.set_blas(None, None)
-    assert _blas.SOURCE == "scipy", "the BLAS self-test failed at import: the dense kernels' BLAS path is wrong"
+    # MKL goes first when installed (tests/test_blas_mkl.py checks it); SciPy's gemm is the fallback
+    assert _blas.SOURCE in ("scipy", "mkl"), "the BLAS self-test failed at import: the BLAS path is wrong"
 
 
 def test_large_cases_open_an_openmp_region():

@@ -193,8 +193,7 @@ def own_loops(c_kernels):
     try:
         yield c_kernels
     finally:
-        if had_blas and gemm is not None:
-            blas_modes.install_gemm(c_kernels, gemm, lib_split)
+        blas_modes.restore(c_kernels, had_blas, gemm, lib_split)
         assert c_kernels.blas_enabled() == had_blas
 
 
