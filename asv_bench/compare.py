@@ -1027,12 +1027,12 @@ def fastnn_engines(workload, threads):
     entries = []
     tuned = _gemm.tuned() if hasattr(_gemm, "tuned") else {}
     if tuned:
-        for key, (engine, _) in sorted(tuned.items(), key=str):
-            entries.append([*key, engine])
+        for key, (engine, _, tuned_threads) in sorted(tuned.items(), key=str):
+            entries.append([*key, tuned_threads, engine])
     else:
         for trans_a, trans_b, m, n, k in dense_products(workload):
             entries.append(["float32", trans_a, trans_b, m, n, k, threads,
-                            _gemm.engine_for("float32", trans_a, trans_b, m, n, k, threads)])
+                            _gemm.engine_for("float32", trans_a, trans_b, m, n, k)])
     forced = _gemm.forced() if hasattr(_gemm, "forced") else None
     if not entries:
         summary = (f"{engine_label(forced)} for every product (FASTNN_GEMM)" if forced

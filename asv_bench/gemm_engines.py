@@ -44,14 +44,14 @@ def measure(engines, products, threads, repeats, budget, log):
 
 
 def tuner_choices(products, threads):
-    """{(product, threads): engine label} as fastnn._gemm.tune picks them (with the import's BLAS)."""
+    """{(product, threads): engine label} as fastnn._gemm.tune picks them when timed on that many threads."""
     from fastnn import _blas, _gemm
-    _gemm.forget()
     picks = {}
     for n_threads in threads:
+        _gemm.forget()  # a shape keeps its first choice for the process: time again at this thread count
         for name, (trans_a, trans_b, m, n, k) in products.items():
             shape = ("float32", trans_a, trans_b, m, n, k)
-            engine = _gemm.tune([shape], n_threads).get(shape) or _gemm.engine_for(*shape, n_threads)
+            engine = _gemm.tune([shape], n_threads).get(shape) or _gemm.engine_for(*shape)
             picks[name, n_threads] = f"blas ({_blas.SOURCE})" if engine == "blas" else engine
     return picks
 
