@@ -4,6 +4,9 @@ the thread counts alternated round by round, medians reported with the ratio to 
     python -I asv_bench/thread_scaling.py                       # threads 1 and 2, 3 rounds
     python -I asv_bench/thread_scaling.py --threads 1 2 4 8 --rounds 5
     python -I asv_bench/thread_scaling.py --wait-policy ACTIVE  # OMP_WAIT_POLICY for the workers (default: fastnn's)
+    python -I asv_bench/thread_scaling.py --spin 0              # GOMP_SPINCOUNT for the workers (fastnn's: 3000)
+
+It measures the installed fastnn (-I): `pip install .` first after changing the sources.
 """
 import argparse
 import json
@@ -46,6 +49,7 @@ def main():
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--wait-policy", choices=["ACTIVE", "PASSIVE"], default=None)
+    parser.add_argument("--spin", type=int, default=None, help="GOMP_SPINCOUNT for the workers")
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker is not None:
@@ -53,6 +57,8 @@ def main():
     env = dict(os.environ)
     if args.wait_policy:
         env["OMP_WAIT_POLICY"] = args.wait_policy
+    if args.spin is not None:
+        env["GOMP_SPINCOUNT"] = str(args.spin)
     runs = {t: [] for t in args.threads}
     for round_ in range(args.rounds):
         for t in args.threads:
@@ -63,7 +69,8 @@ def main():
                   ", ".join(f"{k} {v:,.0f}/s" for k, v in runs[t][-1].items()), flush=True)
     base = args.threads[0]
     print(f"\nmedians of {args.rounds} rounds (samples/s), ratio to {base} thread(s); "
-          f"OMP_WAIT_POLICY={env.get('OMP_WAIT_POLICY', 'fastnn default (PASSIVE)')}")
+          f"OMP_WAIT_POLICY={env.get('OMP_WAIT_POLICY', 'fastnn default (PASSIVE)')}, "
+          f"GOMP_SPINCOUNT={env.get('GOMP_SPINCOUNT', 'fastnn default (3000 when fastnn sets the policy)')}")
     print("| workload | " + " | ".join(f"{t} thread(s)" for t in args.threads) + " |")
     print("|---|" + "---:|" * len(args.threads))
     for name in WORKLOADS:

@@ -58,6 +58,7 @@ def show_config(file=None):
         "openmp": bool(kernels.openmp_enabled()),
         "threads": get_num_threads(),
         "omp_wait_policy": __import__("os").environ.get("OMP_WAIT_POLICY"),
+        "gomp_spincount": __import__("os").environ.get("GOMP_SPINCOUNT"),
         "blas_threads": __import__("fastnn._blas", fromlist=["_blas"]).num_threads() if BACKEND == "c" else None,
         "blas": _blas_source(),
         "int8": _int8_path(kernels),

@@ -7,12 +7,18 @@ import warnings
 
 from . import _py
 
-# Threads that finish a parallel region sleep instead of spinning (unless the user chose otherwise). A spinning
-# thread holds a core that another process, or fastnn's own next serial step, needs: with one other busy
-# process on a 2-core machine, mnist_mlp on 2 threads ran at 3.4k samples/s spinning and 51.7k sleeping. libgomp
-# reads this when it loads, which for most programs is the import of fastnn._core just below; the setting is the
-# process's, so it also applies to other libraries that use libgomp after this point.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Threads that finish a parallel region spin for about 30 microseconds (GOMP_SPINCOUNT 3000; libgomp counts some
+# 100 spins per microsecond) and then sleep, unless the user chose a policy. Unbounded spinning (libgomp's default
+# spins for 3 ms) holds a core that another process, or fastnn's own next serial step, needs: with one other busy
+# process on a 2-core machine, mnist_mlp on 2 threads ran at 3.4k samples/s spinning and 51.7k sleeping. Sleeping
+# at once costs a wake-up of tens of microseconds at the next region, which on a virtual machine ate the whole
+# gain of a second thread on mnist_mlp; a short spin covers the gaps between the regions of one training step.
+# asv_bench/thread_scaling.py --spin measures both. libgomp reads these when it loads, which for most programs is
+# the import of fastnn._core just below; the setting is the process's, so it also applies to other libraries
+# that use libgomp after this point.
+if "OMP_WAIT_POLICY" not in os.environ:
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    os.environ.setdefault("GOMP_SPINCOUNT", "3000")
 
 try:
     from . import _core
