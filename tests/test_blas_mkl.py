@@ -5,11 +5,13 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import fastnn
 from fastnn import _backend, _blas
 
 LOOPS, BLAS = 1, 3  # fastnn/_gemm.py ENGINES
@@ -23,7 +25,9 @@ needs_mkl = pytest.mark.skipif(_blas.mkl_path() is None,
 # (batch 128 through 784-256-128-10) and products large enough that fastnn cuts them into one band per thread
 SHAPES = [(1, 1, 1), (1, 10, 128), (7, 1, 5), (3, 5, 7), (17, 33, 65), (40, 31, 33), (128, 256, 784),
           (128, 10, 128), (784, 256, 128), (130, 67, 1), (256, 300, 129), (96, 512, 200)]
-ROOT = Path(__file__).resolve().parents[1]
+# the fastnn under test (installed, or the source tree with its built extension); children run in another folder
+# so that a source tree without the extension in the current folder does not shadow it
+ROOT = Path(fastnn.__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -133,8 +137,8 @@ def _train(blas):
     env = {k: v for k, v in os.environ.items() if k not in ("FASTNN_BACKEND", "FASTNN_BLAS_SPLIT")}
     # every product on the BLAS engine, so the two runs differ exactly in their BLAS
     env.update(FASTNN_BLAS=blas, FASTNN_GEMM="blas", PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""))
-    done = subprocess.run([sys.executable, "-c", TRAIN], env=env, capture_output=True, text=True, cwd=ROOT,
-                          timeout=300)
+    done = subprocess.run([sys.executable, "-c", TRAIN], env=env, capture_output=True, text=True,
+                          cwd=tempfile.gettempdir(), timeout=300)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -196,7 +200,7 @@ def test_mkl_set_up_by_another_library_first(call, value, expected):
     if expected[1] == "scipy":
         pytest.importorskip("scipy")
     done = subprocess.run([sys.executable, "-c", FIRST_USER.format(call=call, value=value), _blas.mkl_path()],
-                          env=env, capture_output=True, text=True, cwd=ROOT, timeout=120)
+                          env=env, capture_output=True, text=True, cwd=tempfile.gettempdir(), timeout=120)
     assert done.returncode == 0, done.stderr
     got = done.stdout.split()
     assert len(got) == 3 and all(e is None or g == e for g, e in zip(got, expected)), got

@@ -246,7 +246,7 @@ def test_many_python_threads_share_the_packing_space():
 
 @c_only
 @pytest.mark.parametrize("engine", ["own", "loops", "blas"])
-def test_forced_engine_trains_the_same_network(engine):
+def test_forced_engine_trains_the_same_network(engine, tmp_path):
     """FASTNN_GEMM forces one engine at import: every engine trains a network to the same weights (within
     rounding) as the NumPy backend does."""
     script = ("import json, numpy as np, fastnn\n"
@@ -258,8 +258,11 @@ def test_forced_engine_trains_the_same_network(engine):
               "    net.fit(X, y, epochs=3, batch_size=100, optimizer='sgd', learning_rate=0.05, shuffle=False)\n"
               "    out[backend] = np.concatenate([w.ravel() for w in net.weights]).tolist()\n"
               "print(json.dumps(out))\n")
-    env = dict(os.environ, FASTNN_GEMM=engine)
-    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    # the fastnn under test (installed, or the source tree with its built extension), not the current folder's
+    root = os.path.dirname(os.path.dirname(os.path.abspath(fastnn.__file__)))
+    env = dict(os.environ, FASTNN_GEMM=engine, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
+    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300,
+                         cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     out = json.loads(run.stdout.strip().splitlines()[-1])
     assert np.allclose(out["c"], out["python"], rtol=1e-9, atol=1e-10)
