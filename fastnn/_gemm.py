@@ -21,6 +21,7 @@ ISA_NAMES = {v: k for k, v in ISAS.items()}
 # Another engine must be this much faster on a shape to be chosen over the own kernels: timing noise on a busy
 # machine should not flip the choice from run to run (results would then differ in their last bits).
 MARGIN = 1.10
+TABLE_SIZE = 512  # FASTNN_GEMM_TABLE: the shapes the C table records; later ones keep the default engine
 
 _core = None
 _tuned = {}  # (dtype name, trans_a, trans_b, m, n, k) -> (engine name, {engine: seconds}, threads timed on)
@@ -90,6 +91,9 @@ def tune(shapes, threads, budget=0.003):
     for shape in shapes:
         dtype, trans_a, trans_b, m, n, k = shape
         key = (np.dtype(dtype).name, bool(trans_a), bool(trans_b), int(m), int(n), int(k))
+        if key not in _tuned and len(_tuned) >= TABLE_SIZE:
+            chosen[shape] = engine_for(*key)  # as many shapes as the C table holds were timed: no more
+            continue
         if key not in _tuned:
             if not blas or min(m, n, k) < 1 or max(m, n, k) >= 2**31:
                 _tuned[key] = (engine_for(*key), {}, threads)
@@ -102,7 +106,10 @@ def tune(shapes, threads, budget=0.003):
                     t = _time_engine(ENGINES[name], trans_a, trans_b, A, B, C, threads, budget)
                     seconds[name] = min(seconds.get(name, t), t)
                 best = "blas" if seconds["blas"] * MARGIN < seconds["own"] else "own"
-                _core.gemm_record(key[0] == "float64", trans_a, trans_b, m, n, k, ENGINES[best])
+                try:
+                    _core.gemm_record(key[0] == "float64", trans_a, trans_b, m, n, k, ENGINES[best])
+                except MemoryError:  # the table is full (many batch sizes): this shape keeps the default
+                    best = engine_for(*key)
                 _tuned[key] = (best, seconds, threads)
         chosen[shape] = _tuned[key][0]
     return chosen

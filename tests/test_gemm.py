@@ -221,6 +221,26 @@ def test_tune_records_a_choice_per_shape():
 
 
 @c_only
+def test_more_shapes_than_the_table_holds():
+    """A server predicting at ever new batch sizes must not fail once the C table is full: later shapes keep the
+    default engine, and the table keeps what it recorded."""
+    try:
+        _gemm.forget()
+        for i in range(_gemm.TABLE_SIZE):
+            core.gemm_record(False, False, False, 1000 + i, 7, 5, ENGINE["loops"])
+        with pytest.raises(MemoryError):
+            core.gemm_record(False, False, False, 5000, 7, 5, ENGINE["loops"])
+        chosen = _gemm.tune([(np.float32, 0, 0, 33, 40, 50)], threads=1, budget=0.0002)
+        assert list(chosen.values()) == [_gemm.engine_for(np.float32, 0, 0, 33, 40, 50)]
+        assert core.gemm_recorded(False, False, False, 1000, 7, 5) == ENGINE["loops"]
+        net = fastnn.Network([50, 40, 3], loss="cross_entropy", seed=0)
+        X = np.random.default_rng(0).standard_normal((33, 50)).astype(np.float32)
+        assert np.isfinite(net.predict(X)).all()
+    finally:
+        _gemm.forget()
+
+
+@c_only
 def test_many_python_threads_share_the_packing_space():
     """More callers at once than slots were reserved for: each waits for a slot, none gets a wrong answer."""
     rng = np.random.default_rng(5)
