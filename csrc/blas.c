@@ -19,9 +19,8 @@ int fastnn_have_blas(void) { return g_sgemm != NULL && g_dgemm != NULL; }
 /* 1 when the BLAS runs single-threaded and fastnn shares products out over its own threads */
 int fastnn_blas_split(void) { return g_blas_split; }
 
-/* When fastnn splits a product over its threads, bands of C are a multiple of BLAS_BAND_UNIT rows or columns
- * (the BLAS kernels' register blocks) and a thread is only given a band of at least BLAS_MIN_BAND of them. */
-#define BLAS_BAND_UNIT 16
+/* When fastnn splits a product over its threads, a thread is only given a band of at least BLAS_MIN_BAND rows or
+ * columns of C (fastnn_gemm_share cuts the bands). */
 #define BLAS_MIN_BAND 32
 
 static int fits_int(int64_t a, int64_t b, int64_t c) { return a <= INT_MAX && b <= INT_MAX && c <= INT_MAX; }
@@ -34,8 +33,8 @@ int fastnn_blas_fits(int64_t m, int64_t n, int64_t k)
 
 /* How to share C (m, n) = op(A) op(B) (inner size k) out over fastnn's threads: 0 when no BLAS is set or a
  * size does not fit in int, else the number of threads, each of which makes one BLAS call on its own band of C
- * (see fastnn_blas_own_block). 1 when the BLAS runs its own threads (fastnn_set_blas's `split` is 0) or the product
- * is too small to share.
+ * (fastnn_gemm_share in gemm.c cuts the bands). 1 when the BLAS runs its own threads (fastnn_set_blas's
+ * `split` is 0) or the product is too small to share.
  *
  * Every call packs the operand it does not cut again, so C is cut across the smaller one: into bands of rows
  * (*by_rows = 1; each call packs all of op(B), k x n) when n < m, into bands of columns (each packs all of op(A),
@@ -50,28 +49,6 @@ int fastnn_blas_plan(int64_t m, int64_t n, int64_t k, int n_threads, int *by_row
     if (!fastnn_have_blas() || !fits_int(m, n, k) || m < 1 || n < 1 || k < 1) return 0;
     if (!g_blas_split) return 1;
     return fastnn_threads_for(m * n * k, (*by_rows ? m : n) / BLAS_MIN_BAND, n_threads);
-}
-
-/* Thread t's band [*first, *last) of [0, extent) in a team of n_teams: balanced bands of a multiple of
- * BLAS_BAND_UNIT, the last one shorter, possibly empty. */
-static void blas_band(int64_t extent, int t, int n_teams, int64_t *first, int64_t *last)
-{
-    int64_t units = (extent + BLAS_BAND_UNIT - 1) / BLAS_BAND_UNIT;
-    int64_t band = (units + n_teams - 1) / n_teams * BLAS_BAND_UNIT;
-    *first = t * band < extent ? t * band : extent;
-    *last = *first + band < extent ? *first + band : extent;
-}
-
-/* Inside a parallel region: the block [*r0, *r1) x [*c0, *c1) of C (m, n) that the calling thread owns under
- * fastnn_blas_plan's cut (by_rows: a band of rows, else of columns). Cut by the team OpenMP really gives
- * (fewer threads than asked, or one in a build without OpenMP). */
-void fastnn_blas_own_block(int64_t m, int64_t n, int by_rows, int64_t *r0, int64_t *r1, int64_t *c0, int64_t *c1)
-{
-    *r0 = 0, *r1 = m, *c0 = 0, *c1 = n;
-    if (by_rows)
-        blas_band(m, omp_get_thread_num(), omp_get_num_threads(), r0, r1);
-    else
-        blas_band(n, omp_get_thread_num(), omp_get_num_threads(), c0, c1);
 }
 
 #define FASTNN_TEMPLATE "blas_impl.h"

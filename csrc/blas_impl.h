@@ -24,24 +24,3 @@ void SFX(fastnn_blas_gemm_block)(int trans_a, int trans_b, int64_t m, int64_t n,
         g_dgemm(&tb, &ta, &M, &N, &K, (double *)&one, (double *)B_cols, &ld_b, (double *)A_rows, &ld_a,
                 (double *)&beta, (double *)C_block, &ld_c);
 }
-
-/* C = op(A) @ op(B) + beta * C over up to n_threads threads (see fastnn_blas_plan). Returns 0 (and does
- * nothing) when no BLAS is set or a size does not fit in int; the caller then uses its own loops. Must not be
- * called inside an OpenMP region. */
-int SFX(fastnn_blas_gemm)(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, const REAL *A,
-                          const REAL *B, REAL beta, REAL *C, int n_threads)
-{
-    int by_rows, nt = fastnn_blas_plan(m, n, k, n_threads, &by_rows);
-    if (nt == 0) return 0;
-    if (nt == 1) {
-        SFX(fastnn_blas_gemm_block)(trans_a, trans_b, m, n, k, A, B, beta, C, 0, m, 0, n);
-        return 1;
-    }
-    FASTNN_PRAGMA(omp parallel num_threads(nt))
-    {
-        int64_t r0, r1, c0, c1;
-        fastnn_blas_own_block(m, n, by_rows, &r0, &r1, &c0, &c1);
-        SFX(fastnn_blas_gemm_block)(trans_a, trans_b, m, n, k, A, B, beta, C, r0, r1, c0, c1);
-    }
-    return 1;
-}

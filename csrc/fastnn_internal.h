@@ -73,11 +73,6 @@ static inline void fastnn_chunk(int64_t n, int t, int nt, int64_t *lo, int64_t *
 /* blas.c: products through the BLAS installed by fastnn_set_blas, shared out over fastnn's threads */
 int fastnn_blas_split(void);
 int fastnn_blas_plan(int64_t m, int64_t n, int64_t k, int n_threads, int *by_rows);
-void fastnn_blas_own_block(int64_t m, int64_t n, int by_rows, int64_t *r0, int64_t *r1, int64_t *c0, int64_t *c1);
-int fastnn_blas_gemm_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, const float *A,
-                         const float *B, float beta, float *C, int n_threads);
-int fastnn_blas_gemm_f64(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, const double *A,
-                         const double *B, double beta, double *C, int n_threads);
 void fastnn_blas_gemm_block_f32(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, const float *A,
                                 const float *B, float beta, float *C, int64_t r0, int64_t r1, int64_t c0, int64_t c1);
 void fastnn_blas_gemm_block_f64(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, const double *A,

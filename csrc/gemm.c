@@ -145,7 +145,7 @@ static gemm_choice *gemm_slot(int64_t m, int64_t n, int64_t k, int flags, int fo
 {
     uint64_t h = (uint64_t)m * 0x9E3779B97F4A7C15ull ^ (uint64_t)n * 0xC2B2AE3D27D4EB4Full ^
                  (uint64_t)k * 0x165667B19E3779F9ull ^ (uint64_t)flags * 0x27D4EB2F165667C5ull;
-    int probe, i;
+    int probe;
     for (probe = 0; probe < FASTNN_GEMM_TABLE; probe++) {
         gemm_choice *c = &g_table[(h + (uint64_t)probe) % FASTNN_GEMM_TABLE];
 #if defined(__GNUC__)
@@ -156,7 +156,6 @@ static gemm_choice *gemm_slot(int64_t m, int64_t n, int64_t k, int flags, int fo
         if (!used) return for_insert ? c : NULL;
         if (c->m == m && c->n == n && c->k == k && c->flags == flags) return c;
     }
-    (void)i;
     return NULL;
 }
 

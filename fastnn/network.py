@@ -595,11 +595,10 @@ class Network(ThreadSetting):
         Shapes not seen before are timed first (fastnn._gemm.tune): fit and predict do this for their batch
         sizes, so this reports what they run."""
         batch_size = check.check_int("batch_size", batch_size, 1)
+        from . import _gemm
         shapes = self._product_shapes(batch_size, training)
         if self.backend == "c":
-            from . import _gemm
             _gemm.tune([shape for _, _, shape in shapes], self._n_threads_now())
-        from . import _gemm
         engine = (lambda shape: "numpy") if self.backend != "c" else (lambda shape: _gemm.engine_for(*shape))
         return [(i, what, shape[3:], engine(shape)) for i, what, shape in shapes]
 
